@@ -1,0 +1,42 @@
+# bakery: `make demo` runs the main job, `make test` the test suite; both
+# install what they need first (scripts/setup, idempotent).
+GO      ?= go
+BIN     := bin/bakery
+PREFIX  ?= /usr/local
+UNITDIR ?= /etc/systemd/system
+
+.PHONY: all build setup test demo bench lint fuzz install clean
+
+all: build
+
+setup:
+	./scripts/setup
+
+build:
+	$(GO) build -o $(BIN) ./cmd/bakery
+
+test: setup
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+demo: setup build
+	./$(BIN) demo
+
+bench: setup build
+	./bench/run
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+# Short fuzzing of every parser; corpora that found bugs live in testdata/fuzz.
+fuzz:
+	$(GO) test ./sysext -run '^$$' -fuzz FuzzParseRelease -fuzztime 30s
+	$(GO) test ./recipes -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s
+	$(GO) test ./bakery/unpack -run '^$$' -fuzz FuzzArchive -fuzztime 30s
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/bakery
+
+clean:
+	rm -rf bin demo-out

@@ -1,0 +1,257 @@
+// Package bakery is the build pipeline: it fetches and verifies a recipe's
+// sources, stages a tree per arch, validates it, has a sysext.Builder write
+// the images and records their checksums.
+package bakery
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/sysext-bakery/bakery/internal/atomicfile"
+	"github.com/sysext-bakery/bakery/recipes"
+	"github.com/sysext-bakery/bakery/sysext"
+)
+
+// Options say what to bake and where.
+type Options struct {
+	// Version overrides the recipe's version when not empty.
+	Version string
+	// Arches are systemd architecture names; empty means the recipe's.
+	Arches []string
+	// OutDir receives NAME-VERSION-ARCH.raw files and SHA256SUMS.
+	OutDir string
+	// Build is passed to the Builder; its Format also names the images.
+	Build sysext.BuildOptions
+	// Builder writes the images.
+	Builder sysext.Builder
+	// Fetcher downloads and verifies url sources.
+	Fetcher *Fetcher
+	// Progress, if not nil, is told what the pipeline is doing.
+	Progress Progress
+}
+
+// Progress receives the steps of a bake, for the CLI to show.
+type Progress interface {
+	// Step is called as each step starts: arch is empty for steps that
+	// concern every arch.
+	Step(arch, step, detail string)
+}
+
+// Image is one baked image.
+type Image struct {
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	Architecture string `json:"architecture"`
+	Path         string `json:"path"`
+	SHA256       string `json:"sha256"`
+	Size         int64  `json:"size"`
+	Format       string `json:"format"`
+	Builder      string `json:"builder"`
+}
+
+// Result is what a bake wrote.
+type Result struct {
+	Images    []Image `json:"images"`
+	Checksums string  `json:"checksums"`
+}
+
+// FileName is the Flatcar-style name of an image: NAME-VERSION-ARCH.raw.
+func FileName(name, version, arch string) string {
+	return fmt.Sprintf("%s-%s-%s.raw", name, version, arch)
+}
+
+// ReleasePath is where an extension's extension-release file lives in
+// its tree.
+func ReleasePath(name string) string {
+	return path.Join("usr/lib/extension-release.d", "extension-release."+name)
+}
+
+// Bake builds the recipe's images for every requested arch. The output
+// directory changes only when every arch succeeded: images are written to
+// temporary files and renamed into place at the end, then SHA256SUMS.
+func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error) {
+	if opts.Builder == nil || opts.Fetcher == nil {
+		return nil, fmt.Errorf("bakery: Options.Builder and Options.Fetcher are required")
+	}
+	arches := opts.Arches
+	if len(arches) == 0 {
+		arches = r.Arches
+	}
+	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("output directory: %w", err)
+	}
+	var pending []*atomicfile.File
+	defer func() {
+		for _, f := range pending {
+			f.Abort()
+		}
+	}()
+	res := &Result{Checksums: filepath.Join(opts.OutDir, "SHA256SUMS")}
+	for _, arch := range arches {
+		b, err := r.Expand(opts.Version, arch)
+		if err != nil {
+			return nil, err
+		}
+		img, tmp, err := bakeArch(ctx, b, opts)
+		if err != nil {
+			return nil, fmt.Errorf("recipe %s, arch %s: %w", r.Path, arch, err)
+		}
+		pending = append(pending, tmp)
+		res.Images = append(res.Images, img)
+	}
+	for _, f := range pending {
+		if err := f.Commit(0o644); err != nil {
+			return nil, err
+		}
+	}
+	sums := map[string]string{}
+	for _, img := range res.Images {
+		sums[filepath.Base(img.Path)] = img.SHA256
+	}
+	if err := UpdateChecksums(res.Checksums, sums); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// bakeArch stages, validates and builds one arch's image into a temporary
+// file in the output directory.
+func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atomicfile.File, error) {
+	step := func(s, detail string) {
+		if opts.Progress != nil {
+			opts.Progress.Step(b.Arch, s, detail)
+		}
+	}
+	stageDir, err := os.MkdirTemp("", "bakery-stage-")
+	if err != nil {
+		return Image{}, nil, err
+	}
+	defer os.RemoveAll(stageDir)
+	// The staging root itself must not depend on the umask.
+	if err := os.Chmod(stageDir, 0o755); err != nil {
+		return Image{}, nil, err
+	}
+	step("fetch", fmt.Sprintf("%d sources", len(b.Sources)))
+	if err := Stage(ctx, b, stageDir, opts.Fetcher); err != nil {
+		return Image{}, nil, err
+	}
+	step("validate", stageDir)
+	if err := writeRelease(b, stageDir); err != nil {
+		return Image{}, nil, err
+	}
+	if err := Validate(os.DirFS(stageDir), b.Arch); err != nil {
+		return Image{}, nil, err
+	}
+	name := FileName(b.Recipe.Name, b.Version, b.Arch)
+	dst := filepath.Join(opts.OutDir, name)
+	tmp, err := atomicfile.Create(dst)
+	if err != nil {
+		return Image{}, nil, err
+	}
+	step("build", fmt.Sprintf("%s with %s", name, opts.Builder.Name()))
+	if err := opts.Builder.Build(ctx, stageDir, tmp.Name(), opts.Build); err != nil {
+		tmp.Abort()
+		return Image{}, nil, err
+	}
+	sum, size, err := hashFile(tmp.Name())
+	if err != nil {
+		tmp.Abort()
+		return Image{}, nil, err
+	}
+	format := opts.Build.Format
+	if format == "" {
+		format = sysext.Squashfs
+	}
+	return Image{
+		Name: b.Recipe.Name, Version: b.Version, Architecture: b.Arch,
+		Path: dst, SHA256: sum, Size: size, Format: string(format), Builder: opts.Builder.Name(),
+	}, tmp, nil
+}
+
+// writeRelease writes usr/lib/extension-release.d/extension-release.NAME.
+func writeRelease(b *recipes.Build, stageDir string) error {
+	rel := sysext.ExtensionRelease{
+		ID:              b.Recipe.Release.ID,
+		VersionID:       b.Recipe.Release.VersionID,
+		SysextLevel:     b.Recipe.Release.SysextLevel,
+		Architecture:    b.Arch,
+		Scope:           b.Recipe.Release.Scope,
+		ReloadManager:   b.Recipe.Release.ReloadManager,
+		SysextID:        b.Recipe.Name,
+		SysextVersionID: b.Version,
+	}
+	if err := rel.Validate(); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	root, err := os.OpenRoot(stageDir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	p := ReleasePath(b.Recipe.Name)
+	if _, err := root.Lstat(p); err == nil {
+		return fmt.Errorf("%s: a source already ships this file; bakery writes it from the recipe's release: section, remove it from the source", p)
+	}
+	if err := mkdirs(root, path.Dir(p)); err != nil {
+		return err
+	}
+	f, err := root.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(rel.Release().Render())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = root.Chmod(p, 0o644)
+	}
+	return err
+}
+
+// hashFile returns a file's sha256 (hex) and size.
+func hashFile(p string) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("hash %s: %w", p, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// mkdirs creates the missing directories of dir (slash-separated, relative
+// to root) with mode 0755 whatever the umask, leaving existing ones alone.
+func mkdirs(root *os.Root, dir string) error {
+	if dir == "." {
+		return nil
+	}
+	if err := mkdirs(root, path.Dir(dir)); err != nil {
+		return err
+	}
+	fi, err := root.Lstat(dir)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil
+	case err == nil:
+		return fmt.Errorf("%s: is not a directory", dir)
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	if err := root.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	return root.Chmod(dir, 0o755)
+}

@@ -1,0 +1,259 @@
+package bakery
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"sync/atomic"
+	"testing"
+
+	"github.com/sysext-bakery/bakery/recipes"
+	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/mkfs"
+)
+
+// repoRoot is the module root, two levels up from this package.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	abs, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// needTool skips the test when a command is not installed.
+func needTool(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (scripts/setup installs it)", tool)
+		}
+	}
+}
+
+// needRoot skips the test unless it runs as root with loop devices.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (loop mounts in a private mount namespace)")
+	}
+	if _, err := os.Stat("/dev/loop-control"); err != nil {
+		t.Skip("needs loop devices (/dev/loop-control is missing)")
+	}
+	needTool(t, "unshare", "mount")
+}
+
+// copyTree copies a directory tree (files, dirs, symlinks) for a test.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	out, err := exec.Command("cp", "-a", src+"/.", dst).CombinedOutput()
+	if err != nil {
+		t.Fatalf("cp -a %s %s: %v: %s", src, dst, err, out)
+	}
+}
+
+// helloRecipe copies testdata/hello into a fresh directory and loads it.
+func helloRecipe(t *testing.T) *recipes.Recipe {
+	t.Helper()
+	dir := t.TempDir()
+	copyTree(t, filepath.Join(repoRoot(t), "testdata", "hello"), dir)
+	r, err := recipes.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// bakeOptions are the options tests bake with: a private cache, the given
+// builder, a fixed epoch.
+func bakeOptions(t *testing.T, out string, b sysext.Builder) Options {
+	format := sysext.Squashfs
+	comp := sysext.Zstd
+	if _, ok := b.(mkfs.MkfsErofs); ok {
+		format, comp = sysext.Erofs, sysext.None
+	}
+	return Options{
+		OutDir:  out,
+		Build:   sysext.BuildOptions{Format: format, Compression: comp, Epoch: 1700000000, AllRoot: true},
+		Builder: b,
+		Fetcher: &Fetcher{Cache: Cache{Dir: t.TempDir()}, Backoff: 1},
+	}
+}
+
+// writeRecipe writes a recipe.yaml (and the files it names) into a new
+// directory and loads it.
+func writeRecipe(t *testing.T, yaml string, files map[string]string) *recipes.Recipe {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(dir, "recipe.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := recipes.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// fileServer serves fixed documents over loopback and counts requests.
+type fileServer struct {
+	*httptest.Server
+	requests atomic.Int64
+}
+
+func serveFiles(t *testing.T, docs map[string][]byte) *fileServer {
+	t.Helper()
+	s := &fileServer{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
+		doc, ok := docs[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(doc)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// tarEntry is one member of a test archive.
+type tarEntry struct {
+	hdr  tar.Header
+	body string
+}
+
+// tarGz builds a gzip-compressed tar of entries. A member whose header
+// claims more bytes than its body has gets a short body and ends the
+// archive, as a hostile archive would.
+func tarGz(t *testing.T, entries ...tarEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, e := range entries {
+		h := e.hdr
+		if h.Typeflag == tar.TypeReg && h.Size == 0 {
+			h.Size = int64(len(e.body))
+		}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+		}
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > int64(len(e.body)) {
+			tw.Write(make([]byte, 4096)) // the rest never comes
+			tw.Flush()
+			gz.Close()
+			return buf.Bytes()
+		}
+		tw.Write([]byte(e.body))
+	}
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// elfHeader returns a minimal 64-bit little-endian ELF header for machine.
+func elfHeader(machine uint16) []byte {
+	h := make([]byte, 64)
+	copy(h, "\x7fELF")
+	h[4], h[5], h[6] = 2, 1, 1 // ELFCLASS64, ELFDATA2LSB, EV_CURRENT
+	le := binary.LittleEndian
+	le.PutUint16(h[16:], 2) // ET_EXEC
+	le.PutUint16(h[18:], machine)
+	le.PutUint32(h[20:], 1)
+	le.PutUint16(h[52:], 64) // e_ehsize
+	le.PutUint16(h[54:], 56) // e_phentsize
+	le.PutUint16(h[58:], 64) // e_shentsize
+	return h
+}
+
+// dirListing describes a tree, one sorted line per entry: path, type,
+// mode, size and content hash of files, target of symlinks. It reads the
+// tree through a shell so that it can run inside a mount namespace.
+const dirListing = `cd "$1" && find . -mindepth 1 \( -type f -printf '%P f %#m %s ' -exec sh -c 'sha256sum < "$1" | cut -c1-16' _ {} \; \) -o \( -type l -printf '%P l %l\n' \) -o \( -type d -printf '%P d %#m\n' \) | sort`
+
+// listTree lists a directory as dirListing does.
+func listTree(t *testing.T, dir string) string {
+	t.Helper()
+	out, err := exec.Command("sh", "-c", dirListing, "_", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("list %s: %v: %s", dir, err, out)
+	}
+	return string(out)
+}
+
+// listImage loop-mounts an image read-only in a private mount namespace and
+// lists it as listTree does, plus a last line with the owners found; the
+// namespace's end unmounts it and frees the loop device.
+func listImage(t *testing.T, image, fstype string) string {
+	t.Helper()
+	mnt := t.TempDir()
+	script := `set -e; mount -t "$3" -o loop,ro "$2" "$1"; ` + dirListing + `; echo owners $(find "$1" -printf '%U:%G\n' | sort -u)`
+	out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script, "_", mnt, image, fstype).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mount and list %s: %v: %s", image, err, out)
+	}
+	return string(out)
+}
+
+// snapshot describes everything below dir (path, mode, content hash), for
+// "left unchanged" checks.
+func snapshot(t *testing.T, dir string) []string {
+	t.Helper()
+	var lines []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		line := p + " " + fi.Mode().String()
+		if fi.Mode().IsRegular() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			line += " " + sha256Hex(data)
+		}
+		lines = append(lines, line)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(lines)
+	return lines
+}
+
+// bakeCtx is the context tests bake with.
+var bakeCtx = context.Background()

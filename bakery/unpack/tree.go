@@ -1,0 +1,49 @@
+package unpack
+
+import (
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// Tree copies the local directory tree srcDir into root under the
+// directory to (a path inside the root; "" means "/"), keeping permission,
+// setuid, setgid and sticky bits and storing symbolic links as they are.
+// Device nodes, fifos and sockets are refused with [ErrDevice], and so is
+// anything that would be written through a symbolic link already in root.
+// The mode of srcDir itself is not copied onto to.
+func Tree(root *os.Root, srcDir string, to string) error {
+	st, err := newStager(root, srcDir, Options{To: to})
+	if err != nil {
+		return err
+	}
+	src, err := newTreeSource(srcDir)
+	if err != nil {
+		return err
+	}
+	return st.run(src)
+}
+
+// File installs the content of src as the regular file to, an absolute
+// path inside root, with mode (0 means 0644; setuid, setgid and sticky bits
+// are kept). Missing parents are created with mode 0755. A file already at
+// to is replaced; a directory or symbolic link there is refused. At most
+// [DefaultMaxBytes] are written.
+func File(root *os.Root, src io.Reader, to string, mode fs.FileMode) error {
+	if mode == 0 {
+		mode = 0o644
+	}
+	st, err := newStager(root, "install", Options{})
+	if err != nil {
+		return err
+	}
+	m := &member{
+		name: strings.TrimLeft(to, "/"),
+		kind: kindFile,
+		mode: normalMode(mode),
+		size: -1,
+		open: func() (io.ReadCloser, error) { return io.NopCloser(src), nil },
+	}
+	return st.run(&listSource{m})
+}

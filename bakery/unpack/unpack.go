@@ -1,0 +1,169 @@
+// Package unpack writes untrusted archives and files into a staging root without ever writing outside it.
+//
+// Every write goes through an [os.Root], so no member can reach outside the
+// staging root whatever its name or the links planted before it. On top of
+// that, hostile members are refused with an error rather than sanitised:
+// absolute paths, ".." that leaves the extraction directory, writes through
+// a symbolic link, hard links to anything but a regular file extracted
+// earlier from the same archive, device nodes, fifos and sockets, sizes
+// over [Options.MaxBytes], and names that are not valid UTF-8 or hold NUL.
+// Each refusal wraps one of the exported sentinel errors, so callers test
+// it with [errors.Is].
+//
+// Owners are left as the process's and modification times are not kept:
+// the image builder sets both. Regular files are written to a temporary
+// name and renamed into place, so no file is ever visible half-written under
+// its final name; they are not fsynced, because a staging root is scratch
+// that is rebuilt from the verified cache after any failure.
+package unpack
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"compress/bzip2"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// DefaultMaxBytes is the limit on the bytes one archive may write when
+// [Options.MaxBytes] is zero: 16 GiB.
+const DefaultMaxBytes int64 = 16 << 30
+
+// Sentinel errors; every refusal wraps exactly one of them.
+var (
+	// ErrEscape: a member path is absolute or its ".." leaves the
+	// extraction directory.
+	ErrEscape = errors.New("path escapes the extraction directory")
+	// ErrDevice: a device node, fifo or socket.
+	ErrDevice = errors.New("special file not allowed")
+	// ErrTooLarge: an entry or the archive's total exceeds the size limit.
+	ErrTooLarge = errors.New("size limit exceeded")
+	// ErrLinkOutside: a hard link whose target is outside the extraction
+	// directory or is not a regular file extracted earlier.
+	ErrLinkOutside = errors.New("hard link target not allowed")
+	// ErrThroughSymlink: a member would be written through, or over, a
+	// symbolic link.
+	ErrThroughSymlink = errors.New("write through a symbolic link")
+	// ErrNoMatch: an include pattern matched no member.
+	ErrNoMatch = errors.New("include pattern matched nothing")
+	// ErrFormat: the input is not a supported archive, or is corrupt or
+	// truncated.
+	ErrFormat = errors.New("unsupported or corrupt archive")
+	// ErrBadName: a member or link name that is not valid UTF-8, holds NUL,
+	// or names nothing.
+	ErrBadName = errors.New("invalid name")
+	// ErrConflict: a member would replace a directory with a non-directory,
+	// or needs a directory where a non-directory exists.
+	ErrConflict = errors.New("file type conflict")
+)
+
+// Options controls how [Archive] unpacks.
+type Options struct {
+	// StripComponents removes that many leading components from every
+	// member name, counted as GNU tar does ("./a/b" has three: ".", "a",
+	// "b"). A member left with no name is skipped.
+	StripComponents int
+	// Include selects members by path.Match globs on the stripped member
+	// path (no leading "/" or "./"). A pattern that matches a directory
+	// also selects everything beneath it: "bin" and "b*" both select
+	// "bin/tool". Empty selects every member. Every pattern must select
+	// at least one member, or Archive fails with [ErrNoMatch]. Members
+	// that are not selected are still checked for hostile names.
+	Include []string
+	// To is the directory inside the root the members are unpacked into,
+	// such as "/usr/libexec/cni"; "" means "/". It and its missing
+	// parents are created with mode 0755.
+	To string
+	// Mode, when not zero, replaces the mode of every regular file.
+	// Either Go's flags (fs.ModeSetuid|0o755) or raw octal (0o4755) may be
+	// used. Zero keeps the archive's permission, setuid, setgid and sticky
+	// bits.
+	Mode fs.FileMode
+	// MaxBytes limits the bytes written, per entry and in total, checked
+	// against each entry's declared size before anything is written.
+	// Zero or less means [DefaultMaxBytes].
+	MaxBytes int64
+}
+
+// Result reports what [Archive] wrote.
+type Result struct {
+	// Paths holds every path written from a member (files, directories,
+	// symbolic and hard links) as an absolute path inside the root, in
+	// archive order, each once. Parents created implicitly are not listed.
+	Paths []string
+	// Bytes is the sum of the sizes of the regular files written.
+	Bytes int64
+}
+
+// Archive unpacks src, a verified local archive whose format is detected
+// from its content (see [DetectFormat]), into root under opts.To.
+// On error, members already unpacked stay in root; the caller discards the
+// staging root.
+func Archive(root *os.Root, src *os.File, opts Options) (Result, error) {
+	name := src.Name()
+	info, err := src.Stat()
+	if err != nil {
+		return Result{}, fmt.Errorf("%s: %w", name, err)
+	}
+	format, err := DetectFormat(src)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s: %w", name, err)
+	}
+	st, err := newStager(root, name, opts)
+	if err != nil {
+		return Result{}, err
+	}
+	var members memberSource
+	if format == Zip {
+		zr, err := zip.NewReader(src, info.Size())
+		if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+			return Result{}, withFix(name, refused(ErrFormat, "reading the zip directory: %v", err))
+		}
+		members = &zipSource{files: zr.File}
+	} else {
+		r, closeFn, err := decompress(format, io.NewSectionReader(src, 0, info.Size()))
+		if err != nil {
+			return Result{}, withFix(name, refused(ErrFormat, "opening the %s stream: %v", format, err))
+		}
+		defer closeFn()
+		members = &tarSource{tr: tar.NewReader(r)}
+	}
+	if err := st.run(members); err != nil {
+		return Result{}, err
+	}
+	return st.result, nil
+}
+
+// decompress returns the tar stream inside a stream of the given format.
+func decompress(format Format, r io.Reader) (io.Reader, func(), error) {
+	noop := func() {}
+	switch format {
+	case Tar:
+		return r, noop, nil
+	case TarGzip:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		return zr, func() { zr.Close() }, nil
+	case TarXz:
+		xr, err := xz.NewReader(r)
+		return xr, noop, err
+	case TarZstd:
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, nil, err
+		}
+		return zr, zr.Close, nil
+	case TarBzip2:
+		return bzip2.NewReader(r), noop, nil
+	}
+	return nil, nil, fmt.Errorf("format %s holds no tar stream", format)
+}

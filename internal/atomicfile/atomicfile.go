@@ -1,0 +1,101 @@
+// Package atomicfile writes files so that readers see either the old
+// content or the whole new content, never a partial file.
+package atomicfile
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// File is a temporary file beside its destination that becomes the
+// destination only on Commit.
+type File struct {
+	*os.File
+	dst  string
+	done bool
+}
+
+// Create opens a temporary file in dst's directory.
+func Create(dst string) (*File, error) {
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	return &File{File: f, dst: dst}, nil
+}
+
+// Commit syncs the file, sets its mode and renames it over the destination,
+// then syncs the directory so the rename survives a crash.
+func (f *File) Commit(mode os.FileMode) error {
+	if f.done {
+		return fmt.Errorf("atomicfile: %s already committed or aborted", f.dst)
+	}
+	f.done = true
+	err := f.Chmod(mode)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), f.dst)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: %w", f.dst, err)
+	}
+	return SyncDir(filepath.Dir(f.dst))
+}
+
+// Abort removes the temporary file; it is a no-op after Commit, so it can
+// be deferred.
+func (f *File) Abort() {
+	if f.done {
+		return
+	}
+	f.done = true
+	f.Close()
+	os.Remove(f.Name())
+}
+
+// WriteFile atomically replaces dst with data.
+func WriteFile(dst string, data []byte, mode os.FileMode) error {
+	f, err := Create(dst)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", dst, err)
+	}
+	return f.Commit(mode)
+}
+
+// Copy atomically replaces dst with everything read from r.
+func Copy(dst string, r io.Reader, mode os.FileMode) error {
+	f, err := Create(dst)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if _, err := io.Copy(f, r); err != nil {
+		return fmt.Errorf("write %s: %w", dst, err)
+	}
+	return f.Commit(mode)
+}
+
+// SyncDir flushes a directory's entries to disk.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,265 @@
+package recipes
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/template"
+	"text/template/parse"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/sysext-bakery/bakery/sysext"
+)
+
+// Build is a recipe expanded for one version and architecture: every
+// template filled in and every value checked.
+type Build struct {
+	Recipe *Recipe
+	// Version is the version built; Arch its systemd ARCHITECTURE name and
+	// GoArch the matching GOARCH.
+	Version, Arch, GoArch string
+	Sources               []BuildSource
+}
+
+// BuildSource is one source of a Build, ready to fetch.
+type BuildSource struct {
+	Kind SourceKind
+	URL  string
+	// SHA256 is the lowercase hex sha256 of the file at URL for this arch,
+	// or "" when SHA256URL names a file holding it (see ParseSHA256File).
+	SHA256    string
+	SHA256URL string
+	// OCI is a container image reference pinned by digest.
+	OCI string
+	// FilesDir is the absolute folder of a files source, inside the
+	// recipe's folder.
+	FilesDir string
+	Install  *Install
+	Extract  *Extract
+	// Line is where the source starts in the recipe file; Index is its
+	// 0-based position in Recipe.Sources (messages count from 1).
+	Line  int
+	Index int
+}
+
+// templateVars are the only names a template may use.
+var templateVars = []string{"Version", "Arch", "GoArch"}
+
+// Expand fills in the recipe's templates for one version and arch (a
+// systemd name from the recipe's arches) and checks the results. An empty
+// version means the recipe's own; with neither it is an error.
+func (r *Recipe) Expand(version, arch string) (*Build, error) {
+	if version == "" {
+		version = r.Version
+	}
+	if version == "" {
+		return nil, &Error{Path: r.Path, Err: errors.New("no version: the recipe has no version: key and none was given; pass --version")}
+	}
+	if err := checkVersion(version); err != nil {
+		return nil, &Error{Path: r.Path, Err: fmt.Errorf("version: %w", err)}
+	}
+	a, err := lookupArch(arch)
+	if err != nil {
+		return nil, &Error{Path: r.Path, Err: err}
+	}
+	if !slices.Contains(r.Arches, arch) {
+		return nil, &Error{Path: r.Path, Err: fmt.Errorf("the recipe does not build for %s (arches: %s); add it to arches", arch, strings.Join(r.Arches, ", "))}
+	}
+	dir, err := filepath.Abs(r.Dir())
+	if err != nil {
+		return nil, &Error{Path: r.Path, Err: fmt.Errorf("find the recipe's folder: %w", err)}
+	}
+	sources, errs := r.expand(dir, version, a)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &Build{Recipe: r, Version: version, Arch: a.Name, GoArch: a.GoArch, Sources: sources}, nil
+}
+
+// expand fills in the templates of every source, recipeDir being the
+// recipe's folder made absolute, and returns the problems found.
+func (r *Recipe) expand(recipeDir, version string, arch sysext.Arch) ([]BuildSource, []error) {
+	x := expander{r: r, dir: recipeDir, vars: map[string]string{"Version": version, "Arch": arch.Name, "GoArch": arch.GoArch}}
+	var sources []BuildSource
+	for i := range r.Sources {
+		sources = append(sources, x.source(&r.Sources[i], i))
+	}
+	return sources, x.errs
+}
+
+// expander expands the sources of one recipe for one set of template
+// variables, collecting every problem.
+type expander struct {
+	r    *Recipe
+	dir  string // the recipe's folder, absolute
+	vars map[string]string
+	errs []error
+}
+
+// source expands source i.
+func (x *expander) source(s *Source, i int) BuildSource {
+	b := BuildSource{Kind: s.Kind(), Line: s.Line, Index: i}
+	where := fmt.Sprintf("source %d", i+1)
+	// get expands the template text of the field key (lineKey locates it)
+	// and checks the result; it returns "" after recording a problem.
+	get := func(key, lineKey, text string, check func(string) error) string {
+		if text == "" {
+			return ""
+		}
+		v, err := fill(key, text, x.vars)
+		if err == nil && check != nil {
+			err = check(v)
+		}
+		if err != nil {
+			x.errs = append(x.errs, &Error{Path: x.r.Path, Line: s.line(lineKey), Err: fmt.Errorf("%s %s: %w", where, key, err)})
+			return ""
+		}
+		return v
+	}
+	b.URL = get("url", "url", s.URL, checkURL)
+	b.SHA256URL = get("sha256-url", "sha256-url", s.SHA256URL, checkURL)
+	b.OCI = get("oci", "oci", s.OCI, checkOCI)
+	if rel := get("files", "files", s.Files, checkLocal); rel != "" {
+		b.FilesDir = filepath.Join(x.dir, rel)
+	}
+	if s.SHA256 != nil {
+		arch := x.vars["Arch"]
+		h, ok := s.SHA256[arch]
+		if !ok {
+			h, ok = s.SHA256["*"]
+		}
+		if !ok {
+			x.errs = append(x.errs, &Error{Path: x.r.Path, Line: s.line("sha256"), Err: missingHash(where+" sha256", arch)})
+		}
+		b.SHA256 = h
+	}
+	if s.Install != nil {
+		b.Install = &Install{Mode: s.Install.Mode, To: get("install.to", "install.to", s.Install.To, func(v string) error { return checkPath(v, false) })}
+	}
+	if s.Extract != nil {
+		b.Extract = &Extract{StripComponents: s.Extract.StripComponents, Mode: s.Extract.Mode, To: get("extract.to", "extract.to", s.Extract.To, func(v string) error { return checkPath(v, true) })}
+		for j, p := range s.Extract.Include {
+			b.Extract.Include = append(b.Extract.Include, get("extract.include", fmt.Sprintf("extract.include.%d", j), p, checkPattern))
+		}
+	}
+	if b.Kind == 0 {
+		x.errs = append(x.errs, &Error{Path: x.r.Path, Line: s.Line, Err: fmt.Errorf("%s has none of url, oci or files", where)})
+	}
+	return b
+}
+
+// line returns the line of key's value, or where the source starts.
+func (s *Source) line(key string) int {
+	if l := s.lines[key]; l != 0 {
+		return l
+	}
+	return s.Line
+}
+
+// fill executes one template field, which may only use {{.Version}},
+// {{.Arch}} and {{.GoArch}}.
+func fill(field, text string, vars map[string]string) (string, error) {
+	t, err := template.New(field).Option("missingkey=error").Parse(text)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range t.Root.Nodes {
+		if err := checkTemplateNode(n); err != nil {
+			return "", err
+		}
+	}
+	var out strings.Builder
+	if err := t.Execute(&out, vars); err != nil {
+		return "", err
+	}
+	return out.String(), nil
+}
+
+// checkTemplateNode allows text and actions that print one variable.
+func checkTemplateNode(n parse.Node) error {
+	switch n := n.(type) {
+	case *parse.TextNode:
+		return nil
+	case *parse.ActionNode:
+		if len(n.Pipe.Decl) == 0 && len(n.Pipe.Cmds) == 1 && len(n.Pipe.Cmds[0].Args) == 1 {
+			if f, ok := n.Pipe.Cmds[0].Args[0].(*parse.FieldNode); ok && len(f.Ident) == 1 {
+				if slices.Contains(templateVars, f.Ident[0]) {
+					return nil
+				}
+				return fmt.Errorf("unknown variable {{.%s}}; the variables are {{.Version}}, {{.Arch}} and {{.GoArch}}", f.Ident[0])
+			}
+		}
+	}
+	return fmt.Errorf("%q is not supported: templates only print {{.Version}}, {{.Arch}} or {{.GoArch}}", n.String())
+}
+
+// checkURL reports whether u is an http, https or file URL bakery can fetch.
+func checkURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil {
+		return err
+	}
+	switch p.Scheme {
+	case "http", "https":
+		if p.Host == "" {
+			return fmt.Errorf("%q has no host", u)
+		}
+	case "file":
+		if p.Host != "" && p.Host != "localhost" || !path.IsAbs(p.Path) {
+			return fmt.Errorf("%q is not a file:///absolute/path URL", u)
+		}
+	default:
+		return fmt.Errorf("%q is not an http, https or file URL", u)
+	}
+	return nil
+}
+
+// checkPath reports whether p is a clean absolute path under /usr or /opt;
+// with dir, "/", "/usr" and "/opt" themselves are allowed too.
+func checkPath(p string, dir bool) error {
+	if !path.IsAbs(p) || path.Clean(p) != p {
+		return fmt.Errorf("%q must be a clean absolute path (no \"..\", \".\", \"//\" or trailing \"/\"); it resolves to %s", p, path.Clean("/"+p))
+	}
+	if dir && (p == "/" || p == "/usr" || p == "/opt") {
+		return nil
+	}
+	if !strings.HasPrefix(p, "/usr/") && !strings.HasPrefix(p, "/opt/") {
+		return fmt.Errorf("%q is not under /usr or /opt, the only trees a system extension can hold", p)
+	}
+	return nil
+}
+
+// checkPattern reports whether p is a path.Match pattern that can match a
+// relative member path.
+func checkPattern(p string) error {
+	if _, err := path.Match(p, ""); err != nil {
+		return fmt.Errorf("%q is not a valid pattern (path.Match syntax): %w", p, err)
+	}
+	if path.IsAbs(p) || path.Clean(p) != p || p == ".." || strings.HasPrefix(p, "../") {
+		return fmt.Errorf("%q must be a clean relative member path such as \"bin/tool\" or \"*.so\" (matched after strip-components)", p)
+	}
+	return nil
+}
+
+// checkOCI reports whether ref is a container image reference pinned by
+// digest, with an explicit registry.
+func checkOCI(ref string) error {
+	if _, err := name.NewDigest(ref, name.StrictValidation); err != nil {
+		return fmt.Errorf("%q is not an image reference pinned by digest (registry/repository@sha256:<hex>): %w", ref, err)
+	}
+	return nil
+}
+
+// checkLocal reports whether the folder of a files source stays inside
+// the recipe's folder.
+func checkLocal(files string) error {
+	if !filepath.IsLocal(files) {
+		return fmt.Errorf("%q must be a folder inside the recipe's folder (relative, without \"..\" leaving it)", files)
+	}
+	return nil
+}

@@ -1,0 +1,50 @@
+package mkfs
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/sysext-bakery/bakery/sysext"
+)
+
+func TestMksquashfsArgs(t *testing.T) {
+	cases := []struct {
+		opts sysext.BuildOptions
+		want string // expected tail after the fixed reproducibility flags
+		err  string
+	}{
+		{sysext.BuildOptions{AllRoot: true}, "-all-root -comp zstd", ""},
+		{sysext.BuildOptions{Compression: sysext.Zstd, Level: 15}, "-comp zstd -Xcompression-level 15", ""},
+		{sysext.BuildOptions{Compression: sysext.Gzip, Level: 9}, "-comp gzip -Xcompression-level 9", ""},
+		{sysext.BuildOptions{Compression: sysext.Xz}, "-comp xz", ""},
+		{sysext.BuildOptions{Compression: sysext.None}, "-noI -noD -noF -noX", ""},
+		{sysext.BuildOptions{Compression: sysext.Lz4, Level: 3}, "", "lz4 takes no --level"},
+		{sysext.BuildOptions{Compression: "brotli"}, "", `unknown compression "brotli"`},
+	}
+	for _, c := range cases {
+		args, err := MksquashfsArgs("src", "dst", c.opts)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%+v: err = %v, want %q", c.opts, err, c.err)
+			}
+			continue
+		}
+		got := strings.Join(args, " ")
+		if !strings.HasPrefix(got, "src dst -noappend -reproducible -quiet -no-progress -mkfs-time 0 -all-time 0 ") || !strings.HasSuffix(got, c.want) {
+			t.Errorf("%+v: args %q, want suffix %q", c.opts, got, c.want)
+		}
+	}
+}
+
+func TestMkfsErofsArgs(t *testing.T) {
+	args, err := MkfsErofsArgs("src", "dst", sysext.BuildOptions{Epoch: 42, AllRoot: true, Compression: sysext.Lz4, Level: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(args, " "), "--quiet -T42 -U"+FixedUUID+" --all-root -zlz4hc,9 dst src"; got != want {
+		t.Errorf("args %q, want %q", got, want)
+	}
+	if _, err := MkfsErofsArgs("src", "dst", sysext.BuildOptions{Compression: sysext.Zstd}); err == nil {
+		t.Error("zstd accepted, but Debian's mkfs.erofs has only lz4")
+	}
+}
