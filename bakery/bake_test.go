@@ -15,13 +15,15 @@ import (
 	"time"
 
 	"github.com/sysext-bakery/bakery/sysext"
-	"github.com/sysext-bakery/bakery/sysext/mkfs"
+	"github.com/sysext-bakery/bakery/sysext/squashfs"
 )
 
 func TestBakeIsReproducible(t *testing.T) {
-	for _, b := range []sysext.Builder{mkfs.Mksquashfs{}, mkfs.MkfsErofs{}} {
-		t.Run(b.Name(), func(t *testing.T) {
-			needTool(t, b.Name())
+	for _, tb := range testBuilders {
+		t.Run(string(tb.format)+"/"+tb.builder.Name(), func(t *testing.T) {
+			if tb.builder.Name() != "native" {
+				needTool(t, tb.builder.Name())
+			}
 			var sums [2][]string
 			for i, umask := range []int{0o022, 0o077} {
 				r := helloRecipe(t)
@@ -31,7 +33,7 @@ func TestBakeIsReproducible(t *testing.T) {
 					return os.Chtimes(p, when, when)
 				})
 				old := syscall.Umask(umask)
-				res, err := Bake(bakeCtx, r, bakeOptions(t, t.TempDir(), b))
+				res, err := Bake(bakeCtx, r, bakeOptions(t, t.TempDir(), tb.builder, tb.format))
 				syscall.Umask(old)
 				if err != nil {
 					t.Fatal(err)
@@ -70,11 +72,13 @@ func checkSums(t *testing.T, res *Result) {
 
 func TestMountedImageShowsStagedTree(t *testing.T) {
 	needRoot(t)
-	for _, b := range []sysext.Builder{mkfs.Mksquashfs{}, mkfs.MkfsErofs{}} {
-		t.Run(b.Name(), func(t *testing.T) {
-			needTool(t, b.Name())
+	for _, tb := range testBuilders {
+		t.Run(string(tb.format)+"/"+tb.builder.Name(), func(t *testing.T) {
+			if tb.builder.Name() != "native" {
+				needTool(t, tb.builder.Name())
+			}
 			r := helloRecipe(t)
-			opts := bakeOptions(t, t.TempDir(), b)
+			opts := bakeOptions(t, t.TempDir(), tb.builder, tb.format)
 			res, err := Bake(bakeCtx, r, opts)
 			if err != nil {
 				t.Fatal(err)
@@ -119,12 +123,12 @@ func TestOracleMergesHostArchAndRefusesOther(t *testing.T) {
 	if _, err := os.Stat(oracle); err != nil {
 		t.Skipf("%s is missing (it lives beside the repo in ../shared)", oracle)
 	}
-	needTool(t, "systemd-sysext", "mksquashfs")
+	needTool(t, "systemd-sysext")
 	if sysext.HostArch().Name != "x86-64" {
 		t.Skipf("host is %s; the test merges an x86-64 image", sysext.HostArch().Name)
 	}
 	r := helloRecipe(t)
-	res, err := Bake(bakeCtx, r, bakeOptions(t, t.TempDir(), mkfs.Mksquashfs{}))
+	res, err := Bake(bakeCtx, r, bakeOptions(t, t.TempDir(), squashfs.Builder{}, sysext.Squashfs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +181,7 @@ func TestOracleMergesHostArchAndRefusesOther(t *testing.T) {
 }
 
 func TestBakeFetchesOverHTTPAndCaches(t *testing.T) {
-	needTool(t, "mksquashfs", "unsquashfs")
+	needTool(t, "unsquashfs")
 	tool := []byte("#!/bin/sh\necho tool\n")
 	archive := tarGz(t,
 		tarEntry{hdr: tar.Header{Name: "pkg-1/", Typeflag: tar.TypeDir, Mode: 0o755}},
@@ -201,7 +205,7 @@ sources:
     sha256-url: %[1]s/SHA256SUMS
     extract: {strip-components: 1, include: ["bin/*"], to: /usr/libexec/pkg}
 `, srv.URL, sha256Hex(tool)), nil)
-	opts := bakeOptions(t, t.TempDir(), mkfs.Mksquashfs{})
+	opts := bakeOptions(t, t.TempDir(), squashfs.Builder{}, sysext.Squashfs)
 	res, err := Bake(bakeCtx, r, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -303,7 +307,7 @@ sources:
 			os.WriteFile(filepath.Join(out, "SHA256SUMS"), []byte(strings.Repeat("a", 64)+"  old.raw\n"), 0o644)
 			os.WriteFile(filepath.Join(out, "old.raw"), []byte("old"), 0o644)
 			before := snapshot(t, parent)
-			_, err := Bake(bakeCtx, r, bakeOptions(t, out, mkfs.Mksquashfs{}))
+			_, err := Bake(bakeCtx, r, bakeOptions(t, out, squashfs.Builder{}, sysext.Squashfs))
 			if err == nil {
 				t.Fatal("hostile archive was baked")
 			}

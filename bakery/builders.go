@@ -4,27 +4,33 @@ import (
 	"fmt"
 
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/erofs"
 	"github.com/sysext-bakery/bakery/sysext/mkfs"
+	"github.com/sysext-bakery/bakery/sysext/squashfs"
 )
 
-// DefaultBuilder is the builder used when none is named.
-const DefaultBuilder = "mksquashfs"
+// DefaultBuilder is the builder used when none is named, except for
+// compressed erofs, which only mkfs.erofs writes.
+const DefaultBuilder = "native"
 
-// SelectBuilder returns the builder named by --builder for a format; an
-// empty name picks the default for the format.
-func SelectBuilder(name string, format sysext.Format) (sysext.Builder, error) {
+// builders lists, per format, the builders that write it.
+var builders = map[sysext.Format][]sysext.Builder{
+	sysext.Squashfs: {squashfs.Builder{}, mkfs.Mksquashfs{}},
+	sysext.Erofs:    {erofs.Builder{}, mkfs.MkfsErofs{}},
+}
+
+// SelectBuilder returns the builder named by --builder for the image opts
+// describe; an empty name picks the default.
+func SelectBuilder(name string, opts sysext.BuildOptions) (sysext.Builder, error) {
+	format := opts.Format
 	if format == "" {
 		format = sysext.Squashfs
 	}
 	if name == "" {
 		name = DefaultBuilder
-		if format == sysext.Erofs {
-			name = "mkfs.erofs"
+		if format == sysext.Erofs && opts.Compression != "" && opts.Compression != sysext.None {
+			name = mkfs.MkfsErofs{}.Name()
 		}
-	}
-	builders := map[sysext.Format][]sysext.Builder{
-		sysext.Squashfs: {mkfs.Mksquashfs{}},
-		sysext.Erofs:    {mkfs.MkfsErofs{}},
 	}
 	candidates, ok := builders[format]
 	if !ok {

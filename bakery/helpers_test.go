@@ -20,7 +20,9 @@ import (
 
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/erofs"
 	"github.com/sysext-bakery/bakery/sysext/mkfs"
+	"github.com/sysext-bakery/bakery/sysext/squashfs"
 )
 
 // repoRoot is the module root, two levels up from this package.
@@ -76,13 +78,24 @@ func helloRecipe(t *testing.T) *recipes.Recipe {
 	return r
 }
 
+// testBuilders are the builders every image test runs with, and the format
+// each writes.
+var testBuilders = []struct {
+	builder sysext.Builder
+	format  sysext.Format
+}{
+	{squashfs.Builder{}, sysext.Squashfs},
+	{mkfs.Mksquashfs{}, sysext.Squashfs},
+	{erofs.Builder{}, sysext.Erofs},
+	{mkfs.MkfsErofs{}, sysext.Erofs},
+}
+
 // bakeOptions are the options tests bake with: a private cache, the given
 // builder, a fixed epoch.
-func bakeOptions(t *testing.T, out string, b sysext.Builder) Options {
-	format := sysext.Squashfs
+func bakeOptions(t *testing.T, out string, b sysext.Builder, format sysext.Format) Options {
 	comp := sysext.Zstd
-	if _, ok := b.(mkfs.MkfsErofs); ok {
-		format, comp = sysext.Erofs, sysext.None
+	if format == sysext.Erofs {
+		comp = sysext.None
 	}
 	return Options{
 		OutDir:  out,

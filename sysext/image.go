@@ -51,6 +51,10 @@ type Builder interface {
 	Build(ctx context.Context, srcDir, dst string, opts BuildOptions) error
 }
 
+// ErofsUUID is the file-system UUID of every erofs image bakery builds,
+// natively or with mkfs.erofs, so that equal trees give equal bytes.
+var ErofsUUID = [16]byte{0xd7, 0xa5, 0xc6, 0xf0, 0x5a, 0x1e, 0x4b, 0x3a, 0x9c, 0x1d}
+
 // squashfs and erofs superblock magics, as found on disk.
 var (
 	squashfsMagic = []byte("hsqs")

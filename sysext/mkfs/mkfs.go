@@ -71,9 +71,8 @@ type MkfsErofs struct{}
 // Name is "mkfs.erofs".
 func (MkfsErofs) Name() string { return "mkfs.erofs" }
 
-// FixedUUID is the file-system UUID of every erofs image bakery builds, so
-// that equal trees give equal bytes.
-const FixedUUID = "d7a5c6f0-5a1e-4b3a-9c1d-000000000000"
+// erofsUUID is sysext.ErofsUUID as mkfs.erofs -U spells it.
+var erofsUUID = fmt.Sprintf("%x-%x-%x-%x-%x", sysext.ErofsUUID[0:4], sysext.ErofsUUID[4:6], sysext.ErofsUUID[6:8], sysext.ErofsUUID[8:10], sysext.ErofsUUID[10:16])
 
 // Build runs mkfs.erofs with a fixed timestamp and UUID.
 func (MkfsErofs) Build(ctx context.Context, srcDir, dst string, opts sysext.BuildOptions) error {
@@ -89,7 +88,7 @@ func (MkfsErofs) Build(ctx context.Context, srcDir, dst string, opts sysext.Buil
 
 // MkfsErofsArgs returns the mkfs.erofs command line for opts.
 func MkfsErofsArgs(srcDir, dst string, opts sysext.BuildOptions) ([]string, error) {
-	args := []string{"--quiet", "-T" + strconv.FormatInt(opts.Epoch, 10), "-U" + FixedUUID}
+	args := []string{"--quiet", "-T" + strconv.FormatInt(opts.Epoch, 10), "-U" + erofsUUID}
 	if opts.AllRoot {
 		args = append(args, "--all-root")
 	}

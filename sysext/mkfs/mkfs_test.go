@@ -41,7 +41,7 @@ func TestMkfsErofsArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Join(args, " "), "--quiet -T42 -U"+FixedUUID+" --all-root -zlz4hc,9 dst src"; got != want {
+	if got, want := strings.Join(args, " "), "--quiet -T42 -Ud7a5c6f0-5a1e-4b3a-9c1d-000000000000 --all-root -zlz4hc,9 dst src"; got != want {
 		t.Errorf("args %q, want %q", got, want)
 	}
 	if _, err := MkfsErofsArgs("src", "dst", sysext.BuildOptions{Compression: sysext.Zstd}); err == nil {

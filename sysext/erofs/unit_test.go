@@ -1,0 +1,340 @@
+package erofs
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sysext-bakery/bakery/sysext"
+)
+
+func TestEncodeDev(t *testing.T) {
+	tests := []struct {
+		major, minor uint32
+		want         uint32
+		wantErr      bool
+	}{
+		{1, 3, 0x103, false},
+		{4, 300, 0x10042c, false},
+		{259, 70000, 0x11110370, false},
+		{0xfff, 0xfffff, 0xffffffff, false},
+		{0x1000, 0, 0, true},
+		{0, 0x100000, 0, true},
+	}
+	for _, tt := range tests {
+		got, err := encodeDev(tt.major, tt.minor)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("encodeDev(%d, %d) error = %v, want error %v", tt.major, tt.minor, err, tt.wantErr)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if got != tt.want {
+			t.Errorf("encodeDev(%d, %d) = %#x, want %#x", tt.major, tt.minor, got, tt.want)
+		}
+		if back := decodeDev(got); back != [2]uint32{tt.major, tt.minor} {
+			t.Errorf("decodeDev(encodeDev(%d, %d)) = %v", tt.major, tt.minor, back)
+		}
+	}
+}
+
+func TestCheckOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    sysext.BuildOptions
+		wantErr string
+	}{
+		{"zero", sysext.BuildOptions{}, ""},
+		{"erofs none", sysext.BuildOptions{Format: sysext.Erofs, Compression: sysext.None, Epoch: 5, AllRoot: true}, ""},
+		{"squashfs", sysext.BuildOptions{Format: sysext.Squashfs}, "--format erofs"},
+		{"compressed", sysext.BuildOptions{Compression: sysext.Zstd}, "--builder mkfs.erofs"},
+		{"level", sysext.BuildOptions{Level: 3}, "drop --level"},
+		{"negative epoch", sysext.BuildOptions{Epoch: -1}, "--epoch 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkOptions(tt.opts)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("checkOptions = %v, want error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestFindDirent(t *testing.T) {
+	// block makes a directory block of the names, in order.
+	block := func(names ...string) []byte {
+		var heads, tail []byte
+		off := len(names) * direntSize
+		for i, n := range names {
+			var d [direntSize]byte
+			binary.LittleEndian.PutUint64(d[:], uint64(100+i))
+			binary.LittleEndian.PutUint16(d[8:], uint16(off+len(tail)))
+			heads = append(heads, d[:]...)
+			tail = append(tail, n...)
+		}
+		return append(heads, tail...)
+	}
+	tests := []struct {
+		name   string
+		blk    []byte
+		lookup string
+		want   int
+		found  bool
+	}{
+		{"first", block(".", "..", "a", "bb"), ".", 0, true},
+		{"middle", block(".", "..", "a", "bb"), "a", 2, true},
+		{"last", block(".", "..", "a", "bb"), "bb", 3, true},
+		{"last padded", append(block(".", "..", "zz"), 0, 0, 0), "zz", 2, true},
+		{"prefix is not a match", block(".", "..", "abc"), "ab", 0, false},
+		{"absent", block(".", ".."), "a", 0, false},
+		{"empty block", nil, "a", 0, false},
+		{"name offset past end", func() []byte { b := block("a", "b"); b[8+direntSize] = 0xff; return b }(), "b", 0, false},
+		{"count past end", []byte{0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0}, "a", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := findDirent(tt.blk, tt.lookup)
+			if got != tt.want || ok != tt.found {
+				t.Errorf("findDirent(%q) = %d, %v; want %d, %v", tt.lookup, got, ok, tt.want, tt.found)
+			}
+		})
+	}
+}
+
+// writeTree creates files (content by path; a path ending in "/" is a
+// directory, "->target" a symlink) under a new directory and returns it.
+func writeTree(t testing.TB, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p, data := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		switch {
+		case strings.HasSuffix(p, "/"):
+			err = os.MkdirAll(full, 0o755)
+		case strings.HasPrefix(data, "->"):
+			err = os.Symlink(data[2:], full)
+		default:
+			err = os.WriteFile(full, []byte(data), 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestReproducible builds equal trees made at different times, in a
+// different order, in different places: the images must be byte-identical,
+// carry the fixed UUID and the epoch, and differ when the epoch does.
+func TestReproducible(t *testing.T) {
+	files := map[string]string{
+		"usr/bin/a":          strings.Repeat("a", 9000),
+		"usr/lib/b":          "b",
+		"usr/lib/l":          "->../bin/a",
+		"usr/share/empty/":   "",
+		"usr/share/data.txt": "data",
+	}
+	newTree := func() string {
+		dir := writeTree(t, files)
+		// A hard link and an xattr, when the file system has them.
+		if err := os.Link(filepath.Join(dir, "usr/bin/a"), filepath.Join(dir, "usr/lib/a-link")); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Lsetxattr(filepath.Join(dir, "usr/lib/b"), "user.x", []byte("1"), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	opts := sysext.BuildOptions{Epoch: 1234567890, AllRoot: true}
+	first, err := os.ReadFile(build(t, newTree(), opts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"second tree", "third tree"} {
+		again, err := os.ReadFile(build(t, newTree(), opts))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(first, again) {
+			t.Errorf("%s: image differs (%d and %d bytes)", name, len(first), len(again))
+		}
+	}
+	if uuid := first[superblockOffset+sbOffUUID:][:16]; !bytes.Equal(uuid, sysext.ErofsUUID[:]) {
+		t.Errorf("UUID = %x, want %x", uuid, sysext.ErofsUUID)
+	}
+	if bt := binary.LittleEndian.Uint64(first[superblockOffset+24:]); bt != uint64(opts.Epoch) {
+		t.Errorf("build time = %d, want %d", bt, opts.Epoch)
+	}
+	if len(first)%4096 != 0 {
+		t.Errorf("image size %d is not a multiple of 4 KiB", len(first))
+	}
+	opts.Epoch++
+	other, err := os.ReadFile(build(t, newTree(), opts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(first, other) {
+		t.Error("images with different epochs are equal")
+	}
+}
+
+// TestBuildErrors checks that what cannot be built is refused with a
+// message naming the problem.
+func TestBuildErrors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		src     string
+		opts    sysext.BuildOptions
+		wantErr string
+	}{
+		{"missing source", context.Background(), filepath.Join(t.TempDir(), "nope"), sysext.BuildOptions{}, "no such file"},
+		{"source is a file", context.Background(), file, sysext.BuildOptions{}, "not a directory"},
+		{"compressed", context.Background(), t.TempDir(), sysext.BuildOptions{Compression: sysext.Xz}, "uncompressed"},
+		{"cancelled", cancelled, t.TempDir(), sysext.BuildOptions{}, context.Canceled.Error()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dst := filepath.Join(t.TempDir(), "out.raw")
+			err := (Builder{}).Build(tt.ctx, tt.src, dst, tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Build = %v, want error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestReaderFile checks Open on files and directories and the full mode of
+// an open file's Stat.
+func TestReaderFile(t *testing.T) {
+	dir := writeTree(t, map[string]string{"usr/bin/tool": "tool", "usr/lib/x": "x"})
+	if err := os.Chmod(filepath.Join(dir, "usr/bin/tool"), 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	im := openImage(t, build(t, dir, sysext.BuildOptions{}))
+	f, err := im.Open("usr/bin/tool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Mode() != 0o755|fs.ModeSetuid {
+		t.Errorf("Stat of open file: mode %v, %v; want %v", fi.Mode(), err, 0o755|fs.ModeSetuid)
+	}
+	if b, err := io.ReadAll(f); err != nil || string(b) != "tool" {
+		t.Errorf("read %q, %v", b, err)
+	}
+	if _, err := f.(fs.ReadDirFile).ReadDir(-1); err == nil {
+		t.Error("ReadDir on a file succeeded")
+	}
+	d, err := im.Open("usr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	entries, err := d.(fs.ReadDirFile).ReadDir(-1)
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("ReadDir(usr) = %v, %v", entries, err)
+	}
+	if fi, err := im.Stat("usr/bin/tool"); err != nil || fi.Mode()&fs.ModeSetuid == 0 {
+		t.Errorf("Stat mode = %v, %v", fi.Mode(), err)
+	}
+	if _, err := Open(bytes.NewReader(make([]byte, 4096))); err == nil {
+		t.Error("Open of zeros succeeded")
+	}
+}
+
+// TestWalkLoop damages an image so that a directory holds its grandparent:
+// Walk and Count must stop with an error instead of descending forever.
+func TestWalkLoop(t *testing.T) {
+	img := build(t, writeTree(t, map[string]string{"a/b/c": "c", "a/d": "d"}), sysext.BuildOptions{})
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sbuf := make([]byte, superblockSize)
+	if _, err := f.ReadAt(sbuf, superblockOffset); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := parseSuperblock(sbuf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, at, err := sb.resolve(f, "a/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nid [8]byte
+	binary.LittleEndian.PutUint64(nid[:], sb.rootNid)
+	if _, err := f.WriteAt(nid[:], at); err != nil {
+		t.Fatal(err)
+	}
+	im, err := Open(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err = im.Walk(func(_ string, _ fs.DirEntry, err error) error { n++; return err })
+	if err == nil || !strings.Contains(err.Error(), "directory loop") {
+		t.Errorf("Walk visited %d entries, err %v; want a directory loop error", n, err)
+	}
+}
+
+// TestFSConformance runs testing/fstest over the scanned tree go-erofs
+// copies from and over the reader of its image.
+func TestFSConformance(t *testing.T) {
+	files := map[string]string{"usr/bin/a": "a", "usr/lib/b": strings.Repeat("b", 5000), "usr/lib/l": "->b", "usr/share/e/": ""}
+	src := writeTree(t, files)
+	tr, err := scan(context.Background(), src, sysext.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fstest.TestFS(tr, "usr/bin/a", "usr/lib/b", "usr/lib/l", "usr/share/e"); err != nil {
+		t.Errorf("scanned tree: %v", err)
+	}
+	im := openImage(t, build(t, src, sysext.BuildOptions{}))
+	if err := fstest.TestFS(im, "usr/bin/a", "usr/lib/b", "usr/lib/l", "usr/share/e"); err != nil {
+		t.Errorf("reader: %v", err)
+	}
+}
+
+// TestReadCancelled checks that file contents stop being read once the
+// build's context is done.
+func TestReadCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	tr, err := scan(ctx, writeTree(t, map[string]string{"f": "content"}), sysext.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := tr.Open("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cancel()
+	if _, err := f.Read(make([]byte, 10)); !errors.Is(err, context.Canceled) {
+		t.Errorf("Read after cancel = %v, want context.Canceled", err)
+	}
+}

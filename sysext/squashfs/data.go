@@ -1,0 +1,262 @@
+package squashfs
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// block is one unit of the data pipeline: a full data block of a file, or
+// a sealed fragment block packing the tails of several files.
+type block struct {
+	seq  int
+	in   []byte
+	out  []byte
+	disk uint32 // on-disk size word: length, uncompressed bit, 0 = sparse
+	err  error
+
+	file  *fileLayout // data block of this file, nil for a fragment
+	index int         // block index in file, or fragment index
+}
+
+// writeData writes every regular file's blocks and the fragment blocks.
+// One goroutine reads files in tree order, Workers goroutines compress, and
+// the caller's goroutine writes blocks in read order. A fixed number of
+// blocks is in flight, so memory does not depend on file sizes.
+func (w *writer) writeData(ctx context.Context) error {
+	bySize := w.sharedSizes()
+	dups, err := w.findDuplicates(ctx, bySize)
+	if err != nil {
+		return err
+	}
+	comps := make([]compressor, w.opts.Workers)
+	for i := range comps {
+		if comps[i], err = w.codec.newCompressor(); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	bs := w.opts.BlockSize
+	slots := make(chan struct{}, 4*w.opts.Workers+2)
+	pool := sync.Pool{New: func() any { return make([]byte, bs) }}
+	outPool := sync.Pool{New: func() any { return make([]byte, 0, bs) }}
+	jobs := make(chan *block, w.opts.Workers)
+	results := make(chan *block, w.opts.Workers)
+
+	var readErr error
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		defer close(jobs)
+		readErr = w.readFiles(ctx, dups, bySize, slots, &pool, jobs)
+	}()
+	var wg sync.WaitGroup
+	for _, c := range comps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			compressBlocks(ctx, c, &outPool, jobs, results)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+
+	pending := map[int]*block{}
+	next := 0
+	var werr error
+	for b := range results {
+		if werr != nil {
+			continue
+		}
+		if b.err != nil {
+			werr = b.err
+			cancel()
+			continue
+		}
+		pending[b.seq] = b
+		for p := pending[next]; p != nil; p = pending[next] {
+			delete(pending, next)
+			next++
+			if err := w.emitBlock(p); err != nil {
+				werr = fmt.Errorf("write data: %w", err)
+				cancel()
+				break
+			}
+			if p.out != nil && &p.out[:1][0] != &p.in[:1][0] {
+				outPool.Put(p.out[:0])
+			}
+			pool.Put(p.in[:cap(p.in)])
+			<-slots
+		}
+	}
+	<-readDone
+	for dup, orig := range dups {
+		w.layout[dup] = w.layout[orig]
+	}
+	if werr != nil {
+		return werr
+	}
+	return readErr
+}
+
+// emitBlock writes one compressed block at the end of the data so far.
+func (w *writer) emitBlock(b *block) error {
+	if b.file == nil {
+		w.frags = le.AppendUint64(w.frags, uint64(w.pos))
+		w.frags = le.AppendUint32(w.frags, b.disk)
+		w.frags = le.AppendUint32(w.frags, 0)
+	} else {
+		if b.index == 0 {
+			b.file.start = uint64(w.pos)
+		}
+		b.file.sizes[b.index] = b.disk
+		if b.disk == 0 {
+			b.file.sparse += uint64(len(b.in))
+			return nil
+		}
+	}
+	return w.put(b.out)
+}
+
+// compressBlocks is one compressing worker.
+func compressBlocks(ctx context.Context, c compressor, outPool *sync.Pool, jobs <-chan *block, results chan<- *block) {
+	for b := range jobs {
+		switch {
+		case b.file != nil && isZero(b.in):
+			b.disk = 0
+		default:
+			out, ok, err := c.compress(outPool.Get().([]byte), b.in)
+			if err != nil {
+				b.err = fmt.Errorf("compress: %w", err)
+			}
+			if ok {
+				b.out, b.disk = out, uint32(len(out))
+			} else {
+				b.out, b.disk = b.in, uint32(len(b.in))|dataUncompressed
+			}
+		}
+		select {
+		case results <- b:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// isZero reports whether p holds only zero bytes.
+func isZero(p []byte) bool {
+	for len(p) >= 8 {
+		if le.Uint64(p) != 0 {
+			return false
+		}
+		p = p[8:]
+	}
+	for _, c := range p {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// readFiles reads every file with content in tree order, cuts it into
+// blocks and packs tails into fragments, and sends the blocks to jobs.
+func (w *writer) readFiles(ctx context.Context, dups map[*Node]*Node, bySize map[int64]int, slots chan struct{}, pool *sync.Pool, jobs chan<- *block) error {
+	bs := w.opts.BlockSize
+	seq := 0
+	acquire := func() ([]byte, error) {
+		select {
+		case slots <- struct{}{}:
+			return pool.Get().([]byte)[:bs], nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	send := func(b *block) error {
+		b.seq = seq
+		seq++
+		select {
+		case jobs <- b:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var frag []byte
+	nfrags := 0
+	// small maps the content of files smaller than a block that share
+	// their size with another file to where it was packed.
+	small := map[contentKey]*fileLayout{}
+	tailBuf := make([]byte, bs)
+	sealFragment := func() error {
+		if len(frag) == 0 {
+			return nil
+		}
+		b := &block{in: frag, index: nfrags}
+		nfrags++
+		frag = nil
+		return send(b)
+	}
+	for _, f := range w.tree.files {
+		if dups[f] != nil {
+			continue
+		}
+		full, tail := f.Size/int64(bs), int(f.Size%int64(bs))
+		l := &fileLayout{sizes: make([]uint32, full), frag: invalidFragment}
+		w.layout[f] = l
+		err := readContent(f, func(r io.Reader) error {
+			for i := range int(full) {
+				buf, err := acquire()
+				if err != nil {
+					return err
+				}
+				if _, err := io.ReadFull(r, buf); err != nil {
+					return fmt.Errorf("read block %d: %w (did the file change while writing?)", i, err)
+				}
+				if err := send(&block{in: buf, file: l, index: i}); err != nil {
+					return err
+				}
+			}
+			if tail == 0 {
+				return nil
+			}
+			t := tailBuf[:tail]
+			if _, err := io.ReadFull(r, t); err != nil {
+				return fmt.Errorf("read tail: %w (did the file change while writing?)", err)
+			}
+			var key contentKey
+			if full == 0 && bySize[f.Size] > 1 {
+				key = contentKey{f.Size, sha256.Sum256(t)}
+				if o := small[key]; o != nil {
+					l.frag, l.fragOffset = o.frag, o.fragOffset
+					return nil
+				}
+				small[key] = l
+			}
+			if len(frag)+tail > bs {
+				if err := sealFragment(); err != nil {
+					return err
+				}
+			}
+			if frag == nil {
+				buf, err := acquire()
+				if err != nil {
+					return err
+				}
+				frag = buf[:0]
+			}
+			l.frag, l.fragOffset = uint32(nfrags), uint32(len(frag))
+			frag = append(frag, t...)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", w.tree.paths[f], err)
+		}
+	}
+	return sealFragment()
+}

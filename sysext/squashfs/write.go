@@ -1,0 +1,460 @@
+package squashfs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/sysext-bakery/bakery/sysext"
+)
+
+// DefaultBlockSize is the data block size when Options.BlockSize is 0, as
+// mksquashfs has it.
+const DefaultBlockSize = 128 << 10
+
+// Options say how Write encodes a tree. The zero value writes zstd level 15
+// with 128 KiB blocks, keeping owners and giving every inode the time 0.
+type Options struct {
+	// Compression is the block compressor; empty means zstd.
+	Compression sysext.Compression
+	// Level is the compressor level (zstd 1..22, gzip 1..9, lz4 0..9 where
+	// 2..9 select high compression); 0 means the compressor's default.
+	Level int
+	// BlockSize is a power of two from 4 KiB to 1 MiB; 0 means 128 KiB.
+	BlockSize int
+	// AllRoot makes every inode owned by root:root.
+	AllRoot bool
+	// Epoch is the superblock's creation time and, unless KeepMtimes is
+	// set, the mtime of every inode.
+	Epoch int64
+	// KeepMtimes stores each node's own Mtime instead of Epoch.
+	KeepMtimes bool
+	// Workers is the number of compressing goroutines; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// fileLayout is where a regular file's data landed.
+type fileLayout struct {
+	start      uint64
+	sizes      []uint32
+	frag       uint32
+	fragOffset uint32
+	sparse     uint64
+}
+
+// writer holds the state of one Write call.
+type writer struct {
+	opts   Options
+	codec  *codec
+	out    io.WriterAt
+	pos    int64
+	tree   *treeInfo
+	layout map[*Node]*fileLayout
+	frags  []byte // fragment table entries
+
+	// metadata state
+	meta     compressor
+	inodes   *metaStream
+	dirs     *metaStream
+	ino      map[*Node]uint32
+	refs     map[*Node]uint64
+	exports  []uint64
+	ids      []uint32
+	idIndex  map[uint32]uint16
+	xattrs   *metaStream
+	xattrIDs []byte
+	xattrSet map[string]uint32
+}
+
+// Write writes the squashfs image of the tree rooted at root to w, starting
+// at offset 0, and returns the image's length (a multiple of 4 KiB).
+func Write(ctx context.Context, w io.WriterAt, root *Node, opts Options) (int64, error) {
+	if opts.BlockSize == 0 {
+		opts.BlockSize = DefaultBlockSize
+	}
+	if opts.BlockSize < 4096 || opts.BlockSize > 1<<20 || opts.BlockSize&(opts.BlockSize-1) != 0 {
+		return 0, fmt.Errorf("block size %d: use a power of two from 4096 to 1048576", opts.BlockSize)
+	}
+	if opts.Epoch < 0 || opts.Epoch > math.MaxUint32 {
+		return 0, fmt.Errorf("epoch %d: squashfs times are 0..%d", opts.Epoch, uint32(math.MaxUint32))
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	k, err := newCodec(opts.Compression, opts.Level, opts.BlockSize)
+	if err != nil {
+		return 0, err
+	}
+	tree, err := scanTree(root)
+	if err != nil {
+		return 0, err
+	}
+	mc, err := k.newCompressor()
+	if err != nil {
+		return 0, err
+	}
+	wr := &writer{opts: opts, codec: k, out: w, tree: tree, layout: map[*Node]*fileLayout{}, meta: mc,
+		ino: map[*Node]uint32{}, refs: map[*Node]uint64{}, idIndex: map[uint32]uint16{}, xattrSet: map[string]uint32{}}
+	return wr.write(ctx, root)
+}
+
+func (w *writer) write(ctx context.Context, root *Node) (int64, error) {
+	w.pos = superblockSize
+	if w.codec.options != nil {
+		w.pos += 2 + int64(len(w.codec.options))
+	}
+	if err := w.writeData(ctx); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	uncompressed := w.codec.name == sysext.None
+	w.inodes = &metaStream{c: w.meta, raw: uncompressed}
+	w.dirs = &metaStream{c: w.meta, raw: uncompressed}
+	w.xattrs = &metaStream{c: w.meta, raw: uncompressed}
+	w.number(root)
+	w.exports = make([]uint64, len(w.ino))
+	rootRef, err := w.writeDir(root, uint32(len(w.ino))+1)
+	if err != nil {
+		return 0, err
+	}
+	sb := superblock{
+		Inodes: uint32(len(w.ino)), MkfsTime: uint32(w.opts.Epoch), BlockSize: uint32(w.opts.BlockSize),
+		Fragments: uint32(len(w.frags) / fragmentEntry), Compression: w.codec.id,
+		BlockLog: uint16(bitsLen(w.opts.BlockSize)), Flags: flagAlwaysFragments | flagDuplicates | flagExportable,
+		IDs: uint16(len(w.ids)), Major: 4, RootInode: rootRef,
+	}
+	if uncompressed {
+		sb.Flags |= flagUncompressedInodes | flagUncompressedData | flagUncompressedFragments | flagUncompressedXattrs | flagUncompressedIDs
+	}
+	if w.codec.options != nil {
+		sb.Flags |= flagCompressorOptions
+	}
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		{"inode table", func() error { sb.InodeTable = uint64(w.pos); return w.put(w.inodes.finish()) }},
+		{"directory table", func() error { sb.DirectoryTable = uint64(w.pos); return w.put(w.dirs.finish()) }},
+		{"fragment table", func() (err error) { sb.FragmentTable, err = w.table(w.frags, nil); return err }},
+		{"export table", func() (err error) {
+			var b []byte
+			for _, r := range w.exports {
+				b = binary.LittleEndian.AppendUint64(b, r)
+			}
+			sb.LookupTable, err = w.table(b, nil)
+			return err
+		}},
+		{"id table", func() (err error) {
+			var b []byte
+			for _, id := range w.ids {
+				b = binary.LittleEndian.AppendUint32(b, id)
+			}
+			sb.IDTable, err = w.table(b, nil)
+			return err
+		}},
+		{"xattr table", func() (err error) {
+			sb.XattrIDTable = invalidBlock
+			if len(w.xattrIDs) == 0 {
+				return nil
+			}
+			start := uint64(w.pos)
+			if err := w.put(w.xattrs.finish()); err != nil {
+				return err
+			}
+			head := binary.LittleEndian.AppendUint64(nil, start)
+			head = binary.LittleEndian.AppendUint32(head, uint32(len(w.xattrIDs)/xattrIDEntry))
+			head = binary.LittleEndian.AppendUint32(head, 0)
+			sb.XattrIDTable, err = w.table(w.xattrIDs, head)
+			return err
+		}},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			return 0, fmt.Errorf("write %s: %w", s.name, err)
+		}
+	}
+	sb.BytesUsed = uint64(w.pos)
+	if pad := (4096 - w.pos%4096) % 4096; pad > 0 {
+		if err := w.put(make([]byte, pad)); err != nil {
+			return 0, fmt.Errorf("write padding: %w", err)
+		}
+	}
+	head := sb.marshal()
+	if w.codec.options != nil {
+		head = binary.LittleEndian.AppendUint16(head, uint16(len(w.codec.options))|metaUncompressed)
+		head = append(head, w.codec.options...)
+	}
+	if _, err := w.out.WriteAt(head, 0); err != nil {
+		return 0, fmt.Errorf("write superblock: %w", err)
+	}
+	return w.pos, nil
+}
+
+// bitsLen is log2 of a power of two.
+func bitsLen(n int) int {
+	l := 0
+	for n > 1 {
+		n >>= 1
+		l++
+	}
+	return l
+}
+
+// put writes p at the current position.
+func (w *writer) put(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if _, err := w.out.WriteAt(p, w.pos); err != nil {
+		return err
+	}
+	w.pos += int64(len(p))
+	return nil
+}
+
+// table writes entries as metadata blocks followed by head and the list of
+// the blocks' positions, and returns where head starts (the superblock's
+// pointer for fragment, export, id and xattr id tables).
+func (w *writer) table(entries, head []byte) (uint64, error) {
+	ptrs := head
+	for off := 0; off < len(entries); off += metadataSize {
+		ptrs = binary.LittleEndian.AppendUint64(ptrs, uint64(w.pos))
+		blk, err := metaBlock(w.meta, nil, entries[off:min(off+metadataSize, len(entries))], w.codec.name == sysext.None)
+		if err != nil {
+			return 0, err
+		}
+		if err := w.put(blk); err != nil {
+			return 0, err
+		}
+	}
+	start := uint64(w.pos)
+	return start, w.put(ptrs)
+}
+
+// metaBlock appends src as one metadata block (2-byte header, then the
+// data compressed when that makes it smaller) to dst.
+func metaBlock(c compressor, dst, src []byte, raw bool) ([]byte, error) {
+	if !raw {
+		out, ok, err := c.compress(make([]byte, 0, len(src)), src)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			dst = binary.LittleEndian.AppendUint16(dst, uint16(len(out)))
+			return append(dst, out...), nil
+		}
+	}
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(src))|metaUncompressed)
+	return append(dst, src...), nil
+}
+
+// metaStream accumulates a metadata table (inodes, directories, xattrs)
+// as a sequence of 8 KiB blocks.
+type metaStream struct {
+	c   compressor
+	raw bool
+	out []byte
+	buf []byte
+	// starts holds each written block's offset in out.
+	starts []uint64
+	err    error
+}
+
+// ref is the position of the next byte: block offset << 16 | offset.
+func (m *metaStream) ref() uint64 { return uint64(len(m.out))<<16 | uint64(len(m.buf)) }
+
+// upos is the position of the next byte in the uncompressed stream.
+func (m *metaStream) upos() int64 { return int64(len(m.starts))*metadataSize + int64(len(m.buf)) }
+
+// blockStart is the offset in out of the block holding uncompressed byte u
+// (at most the block being filled).
+func (m *metaStream) blockStart(u int64) uint64 {
+	if b := u / metadataSize; b < int64(len(m.starts)) {
+		return m.starts[b]
+	}
+	return uint64(len(m.out))
+}
+
+func (m *metaStream) write(p []byte) {
+	m.buf = append(m.buf, p...)
+	for len(m.buf) >= metadataSize {
+		m.flush(metadataSize)
+	}
+}
+
+func (m *metaStream) flush(n int) {
+	if m.err != nil {
+		return
+	}
+	m.starts = append(m.starts, uint64(len(m.out)))
+	m.out, m.err = metaBlock(m.c, m.out, m.buf[:n], m.raw)
+	m.buf = m.buf[:copy(m.buf, m.buf[n:])]
+}
+
+// finish flushes the last block and returns the table.
+func (m *metaStream) finish() []byte {
+	if len(m.buf) > 0 {
+		m.flush(len(m.buf))
+	}
+	if m.err != nil {
+		return nil
+	}
+	return m.out
+}
+
+// number assigns inode numbers in the order writeDir writes inodes:
+// children before their directory, the root last.
+func (w *writer) number(dir *Node) {
+	for _, e := range w.tree.sorted[dir] {
+		if e.Node.Mode.IsDir() {
+			w.number(e.Node)
+		} else if _, ok := w.ino[e.Node]; !ok {
+			w.ino[e.Node] = uint32(len(w.ino)) + 1
+		}
+	}
+	w.ino[dir] = uint32(len(w.ino)) + 1
+}
+
+// sharedSizes counts the regular files of each size.
+func (w *writer) sharedSizes() map[int64]int {
+	bySize := map[int64]int{}
+	for _, f := range w.tree.files {
+		bySize[f.Size]++
+	}
+	return bySize
+}
+
+// findDuplicates maps each file of at least one block whose content equals
+// an earlier file's to that file. Only files sharing a size are read (in
+// parallel); smaller files are checked as they are packed into fragments.
+func (w *writer) findDuplicates(ctx context.Context, bySize map[int64]int) (map[*Node]*Node, error) {
+	var cands []*Node
+	for _, f := range w.tree.files {
+		if bySize[f.Size] > 1 && f.Size >= int64(w.opts.BlockSize) {
+			cands = append(cands, f)
+		}
+	}
+	sums := make([][sha256.Size]byte, len(cands))
+	errs := make([]error, len(cands))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(w.opts.Workers, len(cands)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				h := sha256.New()
+				f := cands[i]
+				errs[i] = readContent(f, func(r io.Reader) error {
+					n, err := io.Copy(h, r)
+					if err == nil && n != f.Size {
+						err = fmt.Errorf("read %d bytes, expected %d (did the file change while writing?)", n, f.Size)
+					}
+					return err
+				})
+				sums[i] = [sha256.Size]byte(h.Sum(nil))
+			}
+		}()
+	}
+	for i := range cands {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	first := map[contentKey]*Node{}
+	dups := map[*Node]*Node{}
+	for i, f := range cands {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("%s: %w", w.tree.paths[f], errs[i])
+		}
+		k := contentKey{f.Size, sums[i]}
+		if o, ok := first[k]; ok {
+			dups[f] = o
+		} else {
+			first[k] = f
+		}
+	}
+	return dups, nil
+}
+
+// contentKey identifies file content.
+type contentKey struct {
+	size int64
+	sum  [sha256.Size]byte
+}
+
+// readContent opens a file's content, hands it to fn and closes it.
+func readContent(n *Node, fn func(io.Reader) error) error {
+	rc, err := n.Open()
+	if err != nil {
+		return err
+	}
+	err = fn(rc)
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// idOf gives the id table index of a uid or gid (0 with AllRoot).
+func (w *writer) idOf(id uint32) (uint16, error) {
+	if w.opts.AllRoot {
+		id = 0
+	}
+	if i, ok := w.idIndex[id]; ok {
+		return i, nil
+	}
+	if len(w.ids) == 1<<16 {
+		return 0, fmt.Errorf("more than 65536 distinct uids and gids")
+	}
+	w.idIndex[id] = uint16(len(w.ids))
+	w.ids = append(w.ids, id)
+	return uint16(len(w.ids) - 1), nil
+}
+
+// xattrOf stores a node's xattrs (once per distinct set) and returns the
+// index of its xattr id entry, or invalidXattr when it has none.
+func (w *writer) xattrOf(x map[string][]byte) uint32 {
+	if len(x) == 0 {
+		return invalidXattr
+	}
+	names := make([]string, 0, len(x))
+	for name := range x {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var kv []byte
+	for _, name := range names {
+		prefix, short, _ := xattrKey(name) // checked by scanTree
+		kv = le.AppendUint16(kv, prefix)
+		kv = le.AppendUint16(kv, uint16(len(short)))
+		kv = append(kv, short...)
+		kv = le.AppendUint32(kv, uint32(len(x[name])))
+		kv = append(kv, x[name]...)
+	}
+	if i, ok := w.xattrSet[string(kv)]; ok {
+		return i
+	}
+	ref := w.xattrs.ref()
+	w.xattrs.write(kv)
+	i := uint32(len(w.xattrIDs) / xattrIDEntry)
+	w.xattrIDs = le.AppendUint64(w.xattrIDs, ref)
+	w.xattrIDs = le.AppendUint32(w.xattrIDs, uint32(len(names)))
+	w.xattrIDs = le.AppendUint32(w.xattrIDs, uint32(len(kv)))
+	w.xattrSet[string(kv)] = i
+	return i
+}

@@ -1,0 +1,400 @@
+package squashfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/sysext-bakery/bakery/sysext"
+)
+
+// memFile is an in-memory image.
+type memFile struct{ b []byte }
+
+func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
+	if end := int(off) + len(p); end > len(m.b) {
+		m.b = append(m.b, make([]byte, end-len(m.b))...)
+	}
+	return copy(m.b[off:], p), nil
+}
+
+func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
+	return bytes.NewReader(m.b).ReadAt(p, off)
+}
+
+// content returns a regular file node holding data.
+func content(data []byte, mode fs.FileMode) *Node {
+	return &Node{Mode: mode, Size: int64(len(data)), Open: func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}}
+}
+
+func dir(entries ...Entry) *Node { return &Node{Mode: fs.ModeDir | 0o755, Entries: entries} }
+
+// dumpNodes describes an in-memory tree the way dumpImage describes an
+// image written from it with KeepMtimes.
+func dumpNodes(root *Node) []string {
+	info, err := scanTree(root)
+	if err != nil {
+		panic(err)
+	}
+	var facts []fileFacts
+	var walk func(p string, n *Node)
+	walk = func(p string, n *Node) {
+		f := fileFacts{path: p, typ: typeLetter(n.Mode), perm: uint32(unixMode(n.Mode)), uid: n.UID, gid: n.GID,
+			nlink: info.nlink[n], size: fmt.Sprint(n.Size), mtime: n.Mtime, dev: "-", sum: "-",
+			inodeKey: fmt.Sprintf("%p", n), xattrs: n.Xattrs}
+		switch f.typ {
+		case "d":
+			f.size = "-"
+		case "l":
+			f.target, f.size = n.Target, fmt.Sprint(len(n.Target))
+		case "b", "c":
+			f.dev = fmt.Sprintf("%d:%d", n.Major, n.Minor)
+		case "f":
+			f.sum = "e3b0c44298fc1c14" // sha256 of nothing
+			if n.Size > 0 {
+				rc, _ := n.Open()
+				f.sum, _ = sumOf(rc)
+			}
+		}
+		if len(f.xattrs) == 0 {
+			f.xattrs = nil
+		}
+		facts = append(facts, f)
+		for _, e := range info.sorted[n] {
+			walk(strings.TrimPrefix(p+"/"+e.Name, "./"), e.Node)
+		}
+	}
+	walk(".", root)
+	return dumpLines(facts)
+}
+
+// byteSource hands out fuzz input bytes, then zeros.
+type byteSource struct{ b []byte }
+
+func (s *byteSource) next() byte {
+	if len(s.b) == 0 {
+		return 0
+	}
+	c := s.b[0]
+	s.b = s.b[1:]
+	return c
+}
+
+// genTree builds a small tree of every node type from fuzz input.
+func genTree(s *byteSource, depth int) *Node {
+	d := dir()
+	d.Mode |= fs.FileMode(s.next() & 0o7)
+	d.Mtime = int64(s.next()) * 1000000
+	var files []*Node
+	n := int(s.next() % 12)
+	for i := range n {
+		name := fmt.Sprintf("e%d", i)
+		if s.next()%16 == 0 {
+			name = strings.Repeat("L", 200+int(s.next()%50)) + name
+		}
+		var c *Node
+		switch k := s.next() % 10; {
+		case k == 0 && depth < 3:
+			c = genTree(s, depth+1)
+		case k <= 4:
+			size := []int{0, 1, 100, 4095, 4096, 4097, 9000, 12288}[s.next()%8]
+			fill := s.next()
+			data := make([]byte, size)
+			for j := range data {
+				if fill%3 != 0 && j/4096 != int(fill%4) {
+					data[j] = fill + byte(j*int(fill|1)>>3)
+				}
+			}
+			c = content(data, fs.FileMode(s.next())&0o777|fs.FileMode(s.next()%2)*fs.ModeSetuid)
+			files = append(files, c)
+		case k == 5:
+			c = &Node{Mode: fs.ModeSymlink | 0o777, Target: strings.Repeat("../t", 1+int(s.next()%5))}
+		case k == 6:
+			c = &Node{Mode: fs.ModeDevice | fs.FileMode(s.next()%2)*fs.ModeCharDevice | 0o600, Major: uint32(s.next()), Minor: uint32(s.next()) * 1000}
+		case k == 7:
+			c = &Node{Mode: []fs.FileMode{fs.ModeNamedPipe, fs.ModeSocket}[s.next()%2] | 0o644}
+		case k == 8 && len(files) > 0:
+			c = files[int(s.next())%len(files)]
+		default:
+			c = content([]byte(name), 0o644)
+		}
+		if c.Mtime == 0 {
+			c.Mtime = int64(s.next()) << 20
+			c.UID, c.GID = uint32(s.next())*300, uint32(s.next())
+			if s.next()%4 == 0 {
+				c.Xattrs = map[string][]byte{"user.k": {s.next()}, "trusted.t" + fmt.Sprint(s.next()%3): bytes.Repeat([]byte{s.next()}, int(s.next()))}
+			}
+		}
+		d.Entries = append(d.Entries, Entry{Name: name, Node: c})
+	}
+	return d
+}
+
+var compressions = []sysext.Compression{sysext.Zstd, sysext.Gzip, sysext.Xz, sysext.Lz4, sysext.None}
+
+// FuzzRoundTrip writes random small trees and reads them back.
+func FuzzRoundTrip(f *testing.F) {
+	for i := range 5 {
+		f.Add(bytes.Repeat([]byte{byte(i*37 + 11), 5, 200, 3, 9}, 40+i*20))
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := &byteSource{b: data}
+		comp := compressions[int(s.next())%len(compressions)]
+		root := genTree(s, 0)
+		img := &memFile{}
+		if _, err := Write(context.Background(), img, root, Options{Compression: comp, BlockSize: 4096, KeepMtimes: true, Workers: 2}); err != nil {
+			t.Fatalf("write (%s): %v", comp, err)
+		}
+		r, err := Open(img)
+		if err != nil {
+			t.Fatalf("open (%s): %v", comp, err)
+		}
+		got, err := dumpImage(r)
+		if err != nil {
+			t.Fatalf("read (%s): %v", comp, err)
+		}
+		diffLines(t, string(comp), dumpNodes(root), got)
+	})
+}
+
+// bigTree is a generated tree of about size bytes in files of mixed
+// compressibility, for determinism tests and benchmarks.
+func bigTree(files, size int) *Node {
+	root := dir()
+	per := size / files
+	for i := range files {
+		data := make([]byte, per+i%5000)
+		x := uint32(i*2654435761 + 1)
+		for j := range data {
+			if i%3 == 0 {
+				x = x*1664525 + 1013904223
+				data[j] = byte(x >> 24)
+			} else {
+				data[j] = "squashfs text "[(i+j)%14]
+			}
+		}
+		sub := fmt.Sprintf("d%02d", i%16)
+		var d *Node
+		for _, e := range root.Entries {
+			if e.Name == sub {
+				d = e.Node
+			}
+		}
+		if d == nil {
+			d = dir()
+			root.Entries = append(root.Entries, Entry{Name: sub, Node: d})
+		}
+		d.Entries = append(d.Entries, Entry{Name: fmt.Sprintf("f%05d", i), Node: content(data, 0o644)})
+	}
+	return root
+}
+
+// TestDeterministic checks that the same tree gives the same bytes for any
+// number of workers and GOMAXPROCS.
+func TestDeterministic(t *testing.T) {
+	tree := bigTree(300, 6<<20)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, comp := range compressions {
+		var first []byte
+		for _, procs := range []int{1, 2, 4} {
+			runtime.GOMAXPROCS(procs)
+			for _, workers := range []int{0, 3} {
+				img := &memFile{}
+				if _, err := Write(context.Background(), img, tree, Options{Compression: comp, Workers: workers, Epoch: 42}); err != nil {
+					t.Fatal(err)
+				}
+				if first == nil {
+					first = img.b
+				} else if !bytes.Equal(first, img.b) {
+					t.Fatalf("%s: GOMAXPROCS=%d workers=%d gives different bytes", comp, procs, workers)
+				}
+			}
+		}
+	}
+}
+
+// TestDuplicatesAndSparse checks that equal files share their data and
+// that zero blocks are stored as sparse blocks.
+func TestDuplicatesAndSparse(t *testing.T) {
+	unique := bigTree(1, 1<<20).Entries[0].Node.Entries[0].Node
+	zeros := &Node{Size: 10 << 20, Open: func() (io.ReadCloser, error) {
+		return io.NopCloser(io.LimitReader(zeroReader{}, 10<<20)), nil
+	}}
+	root := dir(Entry{"a", unique}, Entry{"b", content(mustReadAll(t, unique), 0o600)}, Entry{"zeros", zeros},
+		Entry{"s1", content([]byte("small twin"), 0o644)}, Entry{"s2", content([]byte("other size"), 0o644)},
+		Entry{"s3", content([]byte("small twin"), 0o755)})
+	img := &memFile{}
+	n, err := Write(context.Background(), img, root, Options{Compression: sysext.None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n > 1<<20+64<<10 {
+		t.Errorf("image of two equal 1 MiB files and 10 MiB of zeros is %d bytes: duplicates or zeros were stored", n)
+	}
+	r, err := Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := r.resolve("t", "a", false)
+	b, _ := r.resolve("t", "b", false)
+	z, _ := r.resolve("t", "zeros", false)
+	if a.start != b.start || fmt.Sprint(a.blocks) != fmt.Sprint(b.blocks) {
+		t.Errorf("duplicate files have different data: %d %v vs %d %v", a.start, a.blocks, b.start, b.blocks)
+	}
+	s1, _ := r.resolve("t", "s1", false)
+	s2, _ := r.resolve("t", "s2", false)
+	s3, _ := r.resolve("t", "s3", false)
+	if s1.frag != s3.frag || s1.fragAt != s3.fragAt || s1.fragAt == s2.fragAt {
+		t.Errorf("small files: fragment places %d+%d, %d+%d, %d+%d; want the equal first and last to share one", s1.frag, s1.fragAt, s2.frag, s2.fragAt, s3.frag, s3.fragAt)
+	}
+	for i, s := range z.blocks {
+		if s != 0 {
+			t.Fatalf("zero block %d stored with size %#x, want 0 (sparse)", i, s)
+		}
+	}
+	got, err := dumpImage(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffLines(t, "dump", dumpNodes(root), got)
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func mustReadAll(t *testing.T, n *Node) []byte {
+	t.Helper()
+	rc, err := n.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestWriteErrors checks that bad options and trees are refused with an
+// error naming the problem.
+func TestWriteErrors(t *testing.T) {
+	file := content([]byte("x"), 0o644)
+	short := &Node{Size: 10, Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("abc")), nil }}
+	sub := dir()
+	for _, tc := range []struct {
+		name string
+		root *Node
+		opts Options
+		want string
+	}{
+		{"block size", dir(), Options{BlockSize: 5000}, "block size 5000"},
+		{"small block", dir(), Options{BlockSize: 2048}, "block size 2048"},
+		{"zstd level", dir(), Options{Level: 23}, "zstd level 23"},
+		{"gzip level", dir(), Options{Compression: sysext.Gzip, Level: 10}, "gzip level 10"},
+		{"xz level", dir(), Options{Compression: sysext.Xz, Level: 3}, "xz level 3"},
+		{"compression", dir(), Options{Compression: "brotli"}, `compression "brotli"`},
+		{"epoch", dir(), Options{Epoch: -1}, "epoch -1"},
+		{"root not dir", file, Options{}, "root must be a directory"},
+		{"empty name", dir(Entry{"", file}), Options{}, "invalid name"},
+		{"slash", dir(Entry{"a/b", file}), Options{}, "invalid name"},
+		{"dotdot", dir(Entry{"..", file}), Options{}, "invalid name"},
+		{"long name", dir(Entry{strings.Repeat("x", 257), file}), Options{}, "invalid name"},
+		{"duplicate", dir(Entry{"a", file}, Entry{"a", file}), Options{}, "/a: duplicate entry"},
+		{"dir twice", dir(Entry{"a", sub}, Entry{"b", sub}), Options{}, "/b: directory appears twice"},
+		{"acl", dir(Entry{"f", &Node{Xattrs: map[string][]byte{"system.posix_acl_access": nil}}}), Options{}, `/f: xattr "system.posix_acl_access"`},
+		{"major", dir(Entry{"d", &Node{Mode: fs.ModeDevice, Major: 5000}}), Options{}, "/d: device 5000:0"},
+		{"no open", dir(Entry{"f", &Node{Size: 3}}), Options{}, "/f: regular file of 3 bytes has no Open"},
+		{"shrunk", dir(Entry{"f", short}), Options{}, "/f: read tail"},
+		{"mtime", dir(Entry{"f", &Node{Mtime: -5}}), Options{KeepMtimes: true}, "/f: mtime -5"},
+		{"irregular", dir(Entry{"f", &Node{Mode: fs.ModeIrregular}}), Options{}, "/f: file type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Write(context.Background(), &memFile{}, tc.root, tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestWriteCanceled checks that a canceled context stops the writer.
+func TestWriteCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Write(ctx, &memFile{}, bigTree(20, 4<<20), Options{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+}
+
+// TestBuilder builds a directory with the sysext options: every time is
+// the epoch and owners are root with AllRoot.
+func TestBuilder(t *testing.T) {
+	src := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "usr/lib/extension-release.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rel := []byte("ID=_any\nARCHITECTURE=x86-64\n")
+	if err := os.WriteFile(filepath.Join(src, "usr/lib/extension-release.d/extension-release.test"), rel, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := Builder{}
+	if b.Name() != "native" {
+		t.Errorf("Name() = %q, want native", b.Name())
+	}
+	for _, comp := range compressions {
+		img := filepath.Join(t.TempDir(), "test.raw")
+		if err := b.Build(context.Background(), src, img, sysext.BuildOptions{Compression: comp, Epoch: 1700000000, AllRoot: true}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if format, err := sysext.DetectFormat(f); err != nil || format != sysext.Squashfs {
+			t.Fatalf("DetectFormat = %v, %v", format, err)
+		}
+		r, err := Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sb := r.Superblock(); sb.Compression != comp || sb.BlockSize != DefaultBlockSize || sb.ModTime.Unix() != 1700000000 || sb.Inodes != 5 {
+			t.Errorf("superblock %+v, want %s, 128 KiB blocks, time 1700000000, 5 inodes", sb, comp)
+		}
+		got, err := fs.ReadFile(r, "usr/lib/extension-release.d/extension-release.test")
+		if err != nil || !bytes.Equal(got, rel) {
+			t.Errorf("extension-release = %q, %v", got, err)
+		}
+		err = fs.WalkDir(r, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if st := info.Sys().(*Stat); st.UID != 0 || st.GID != 0 || info.ModTime().Unix() != 1700000000 {
+				t.Errorf("%s: owner %d:%d time %d, want 0:0 and the epoch", p, st.UID, st.GID, info.ModTime().Unix())
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Build(context.Background(), src, filepath.Join(t.TempDir(), "x"), sysext.BuildOptions{Format: sysext.Erofs}); err == nil {
+		t.Error("Build with format erofs succeeded, want an error")
+	}
+}
