@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
+	"github.com/sysext-bakery/bakery/internal/sha256sums"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sysext"
 )
@@ -116,7 +117,7 @@ func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error)
 	for _, img := range res.Images {
 		sums[filepath.Base(img.Path)] = img.SHA256
 	}
-	if err := UpdateChecksums(res.Checksums, sums); err != nil {
+	if err := sha256sums.Update(res.Checksums, sums); err != nil {
 		return nil, err
 	}
 	return res, nil
