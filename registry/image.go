@@ -1,0 +1,215 @@
+package registry
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/sysext-bakery/bakery/internal/sha256sums"
+	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/inspect"
+)
+
+// localImage is one NAME-VERSION-ARCH.raw file about to be pushed.
+type localImage struct {
+	path    string
+	title   string // base name, NAME-VERSION-ARCH.raw
+	name    string
+	version string
+	arch    sysext.Arch
+	release sysext.Release
+	fstype  string
+	layerMT types.MediaType
+	digest  v1.Hash
+	size    int64
+	// checkOnRead: digest came from SHA256SUMS and is checked as the file
+	// is uploaded.
+	checkOnRead bool
+}
+
+// expandImages turns the DIR|IMAGE.raw arguments of push into image files:
+// a directory stands for every *.raw in it. Directories holding SHA256SUMS
+// also give the expected digest of each image.
+func expandImages(args []string) (paths []string, sums map[string]string, err error) {
+	sums = map[string]string{}
+	for _, a := range args {
+		fi, err := os.Stat(a)
+		if err != nil {
+			return nil, nil, fmt.Errorf("image %s: %w", a, err)
+		}
+		if !fi.IsDir() {
+			paths = append(paths, a)
+			continue
+		}
+		found, err := filepath.Glob(filepath.Join(a, "*.raw"))
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(found) == 0 {
+			return nil, nil, fmt.Errorf("directory %s holds no *.raw images: bake into it first (bakery bake RECIPE --out %s)", a, a)
+		}
+		sort.Strings(found)
+		paths = append(paths, found...)
+		data, err := os.ReadFile(filepath.Join(a, "SHA256SUMS"))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		parsed, err := sha256sums.Parse(data)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", filepath.Join(a, "SHA256SUMS"), err)
+		}
+		for n, h := range parsed {
+			sums[filepath.Join(a, n)] = h
+		}
+	}
+	return paths, sums, nil
+}
+
+// inspectImage reads what push needs to know about one image file.
+//
+// When SHA256SUMS gave the file's digest (sum, hex), the file is not hashed
+// here: the digest is checked while the layer is uploaded (and again by
+// the registry), so a file changed after baking fails the push.
+func inspectImage(path, sum string, read releaseReader) (*localImage, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
+	}
+	defer f.Close()
+	img := &localImage{path: path, title: filepath.Base(path)}
+	img.fstype, img.layerMT, err = detectLayerType(f)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
+	}
+	if sum != "" {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		img.size, img.digest, img.checkOnRead = fi.Size(), v1.Hash{Algorithm: "sha256", Hex: sum}, true
+	} else {
+		h := sha256.New()
+		if img.size, err = io.Copy(h, f); err != nil {
+			return nil, fmt.Errorf("image %s: %w", path, err)
+		}
+		img.digest = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
+	}
+	img.name, img.release, err = read(path)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: read extension-release: %w", path, err)
+	}
+	archName := img.release["ARCHITECTURE"]
+	if archName == "" {
+		return nil, fmt.Errorf("image %s: extension-release.%s has no ARCHITECTURE= (bake with --arch, an index entry needs a platform)", path, img.name)
+	}
+	if img.arch, err = sysext.ArchByName(archName); err != nil {
+		return nil, fmt.Errorf("image %s: extension-release.%s: %w", path, img.name, err)
+	}
+	img.version = img.release["SYSEXT_VERSION_ID"]
+	if img.version == "" {
+		img.version = versionFromTitle(img.title, img.name, archName)
+	}
+	if img.version == "" {
+		return nil, fmt.Errorf("image %s: no version: set SYSEXT_VERSION_ID= in extension-release.%s or name the file %s-VERSION-%s.raw", path, img.name, img.name, archName)
+	}
+	return img, nil
+}
+
+// versionFromTitle takes VERSION out of NAME-VERSION-ARCH.raw.
+func versionFromTitle(title, name, arch string) string {
+	v, ok := strings.CutPrefix(title, name+"-")
+	if !ok {
+		return ""
+	}
+	v, ok = strings.CutSuffix(v, "-"+arch+".raw")
+	if !ok {
+		return ""
+	}
+	return v
+}
+
+// detectLayerType tells the image's file system and the layer media type.
+func detectLayerType(f io.ReaderAt) (string, types.MediaType, error) {
+	format, err := sysext.DetectFormat(f)
+	if err == nil {
+		return string(format), types.MediaType(LayerMediaTypePrefix + string(format)), nil
+	}
+	// A DDI is a GPT disk: "EFI PART" at LBA 1.
+	sig := make([]byte, 8)
+	if _, gptErr := f.ReadAt(sig, 512); gptErr == nil && string(sig) == "EFI PART" {
+		return "ddi", LayerMediaTypeDDI, nil
+	}
+	return "", "", fmt.Errorf("not a sysext image: %w", err)
+}
+
+// releaseReader reads an image's extension-release and the NAME of its
+// extension-release.NAME file.
+type releaseReader func(imagePath string) (string, sysext.Release, error)
+
+// fromReleaseReader adapts a ReleaseReader, which only gives the fields:
+// the name is SYSEXT_ID, else taken from the file name.
+func fromReleaseReader(r ReleaseReader) releaseReader {
+	return func(path string) (string, sysext.Release, error) {
+		rel, err := r(path)
+		if err != nil {
+			return "", nil, err
+		}
+		if n := rel["SYSEXT_ID"]; n != "" {
+			return n, rel, nil
+		}
+		title := strings.TrimSuffix(filepath.Base(path), ".raw")
+		suffix := "-" + rel["SYSEXT_VERSION_ID"] + "-" + rel["ARCHITECTURE"]
+		if n, ok := strings.CutSuffix(title, suffix); ok && rel["SYSEXT_VERSION_ID"] != "" && n != "" {
+			return n, rel, nil
+		}
+		return "", nil, fmt.Errorf("cannot tell the extension name: set SYSEXT_ID= and SYSEXT_VERSION_ID= in its extension-release")
+	}
+}
+
+// readReleaseNative is the default releaseReader: it opens the image with
+// bakery's own squashfs or erofs reader and reads only its
+// extension-release.
+func readReleaseNative(path string) (string, sysext.Release, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.Close()
+	fsys, _, err := inspect.Open(f)
+	if err != nil {
+		return "", nil, err
+	}
+	return inspect.Release(fsys)
+}
+
+// tagSafe turns a version into an OCI tag: '+' becomes '_', other
+// characters outside [A-Za-z0-9_.-] become '_', at most 128 characters,
+// not starting with '.' or '-'.
+func tagSafe(version string) string {
+	b := []byte(version)
+	for i, c := range b {
+		ok := c == '_' || c == '.' || c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		if !ok {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 0 && (b[0] == '.' || b[0] == '-') {
+		b = append([]byte{'_'}, b...)
+	}
+	if len(b) > 128 {
+		b = b[:128]
+	}
+	return string(b)
+}

@@ -1,0 +1,224 @@
+package registry
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/sirupsen/logrus"
+
+	"github.com/sysext-bakery/bakery/sysext"
+)
+
+// Option configures Push, Pull, Verify and Catalog.
+type Option func(*options)
+
+// ReleaseReader reads the extension-release fields of an image file. The
+// extension's name is its SYSEXT_ID, else taken from the file name
+// NAME-VERSION-ARCH.raw with VERSION = SYSEXT_VERSION_ID.
+type ReleaseReader func(imagePath string) (sysext.Release, error)
+
+// Progress receives byte counts of a transfer: name is the file, done and
+// total are bytes (total 0 when unknown). It is called from the transfer's
+// goroutine and must be cheap.
+type Progress func(name string, done, total int64)
+
+type options struct {
+	arch        string // systemd architecture to pull; "" = this machine's
+	keys        []crypto.PublicKey
+	signer      crypto.Signer
+	outDir      string
+	dest        string
+	insecure    bool
+	transport   http.RoundTripper
+	keychain    authn.Keychain
+	readRelease releaseReader
+	progress    Progress
+	annotations map[string]string
+	backoff     remote.Backoff
+	catalog     bool
+	// pusher and puller, when set, are reused by every call so that the
+	// registry is pinged and authenticated once per operation.
+	pusher *remote.Pusher
+	puller *remote.Puller
+}
+
+func makeOptions(opts []Option) *options {
+	o := &options{
+		outDir:      ".",
+		transport:   remote.DefaultTransport,
+		keychain:    authn.DefaultKeychain,
+		readRelease: readReleaseNative,
+		backoff:     remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 5},
+		catalog:     true,
+	}
+	for _, opt := range opts {
+		opt(o)
+	}
+	return o
+}
+
+// WithArch selects the systemd architecture (x86-64, arm64, …) to pull;
+// the default is the running machine's.
+func WithArch(systemdArch string) Option { return func(o *options) { o.arch = systemdArch } }
+
+// WithKeys sets the trusted public keys: Pull and Verify then require a
+// signature by one of them, and Catalog checks the catalog's signature.
+func WithKeys(keys ...crypto.PublicKey) Option {
+	return func(o *options) { o.keys = append(o.keys, keys...) }
+}
+
+// WithSigner makes Push sign the index (and the catalog) with key.
+func WithSigner(key crypto.Signer) Option { return func(o *options) { o.signer = key } }
+
+// WithOutDir makes Pull write NAME-VERSION-ARCH.raw into dir (default ".").
+func WithOutDir(dir string) Option { return func(o *options) { o.outDir = dir } }
+
+// WithDest makes Pull write the image to exactly path (e.g.
+// /var/lib/extensions/NAME.raw); it overrides WithOutDir.
+func WithDest(path string) Option { return func(o *options) { o.dest = path } }
+
+// WithInsecure allows plain http (and any TLS certificate) to the registry.
+func WithInsecure() Option { return func(o *options) { o.insecure = true } }
+
+// WithTransport sets the HTTP transport under authentication and retries.
+func WithTransport(t http.RoundTripper) Option { return func(o *options) { o.transport = t } }
+
+// WithKeychain sets where credentials come from (default: the Docker config
+// via authn.DefaultKeychain).
+func WithKeychain(k authn.Keychain) Option { return func(o *options) { o.keychain = k } }
+
+// WithReleaseReader sets how Push reads an image's extension-release
+// (default: bakery's native squashfs and erofs readers; a DDI needs a
+// reader).
+func WithReleaseReader(r ReleaseReader) Option {
+	return func(o *options) { o.readRelease = fromReleaseReader(r) }
+}
+
+// WithProgress reports transfer progress of pushed and pulled images.
+func WithProgress(p Progress) Option { return func(o *options) { o.progress = p } }
+
+// WithAnnotations adds annotations to the pushed index and each entry
+// (e.g. org.opencontainers.image.source, org.bakery.sysext.inputs-digest).
+func WithAnnotations(a map[string]string) Option {
+	return func(o *options) {
+		if o.annotations == nil {
+			o.annotations = map[string]string{}
+		}
+		for k, v := range a {
+			o.annotations[k] = v
+		}
+	}
+}
+
+// WithRetryBackoff sets the backoff between retries of failed requests.
+func WithRetryBackoff(b remote.Backoff) Option { return func(o *options) { o.backoff = b } }
+
+// WithoutCatalog makes Push leave the namespace's catalog artifact alone.
+func WithoutCatalog() Option { return func(o *options) { o.catalog = false } }
+
+// retryStatusCodes are the responses worth another try.
+var retryStatusCodes = []int{
+	http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+	http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout,
+}
+
+// retryable tells failures worth another try (network errors, 429 and
+// 5xx answers) from final ones.
+func retryable(err error) bool {
+	var ne net.Error
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return retryableStatus(te.StatusCode)
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, net.ErrClosed) ||
+		(errors.As(err, &ne) && ne.Timeout())
+}
+
+// remoteOptions are the go-containerregistry options o implies.
+func (o *options) remoteOptions(ctx context.Context) []remote.Option {
+	ropts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithTransport(o.baseTransport()),
+		remote.WithAuthFromKeychain(o.keychain),
+		remote.WithRetryBackoff(o.backoff),
+		remote.WithRetryStatusCodes(retryStatusCodes...),
+		remote.WithRetryPredicate(retryable),
+		remote.WithUserAgent("bakery"),
+	}
+	if o.pusher != nil {
+		ropts = append(ropts, remote.Reuse(o.pusher))
+	}
+	if o.puller != nil {
+		ropts = append(ropts, remote.Reuse(o.puller))
+	}
+	return ropts
+}
+
+// reuseConnections makes the calls of one operation share a pusher and a
+// puller (and so their pings, tokens and connections).
+func (o *options) reuseConnections(ctx context.Context) error {
+	var err error
+	if o.pusher, err = remote.NewPusher(o.remoteOptions(ctx)...); err != nil {
+		return err
+	}
+	o.puller, err = remote.NewPuller(o.remoteOptions(ctx)...)
+	return err
+}
+
+// baseTransport is the configured transport; with WithInsecure, the
+// default one also accepts any TLS certificate.
+func (o *options) baseTransport() http.RoundTripper {
+	if !o.insecure || o.transport != remote.DefaultTransport {
+		return o.transport
+	}
+	t := remote.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // --insecure asks for exactly this
+	return t
+}
+
+// nameOptions are the reference parsing options o implies.
+func (o *options) nameOptions() []name.Option {
+	if o.insecure {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+// ServeOption configures Serve.
+type ServeOption func(*serveOptions)
+
+type serveOptions struct {
+	certFile, keyFile string
+	htpasswd          string
+	ready             func(addr string)
+	logLevel          logrus.Level
+}
+
+// WithTLS serves https with the given PEM certificate and key files.
+func WithTLS(certFile, keyFile string) ServeOption {
+	return func(o *serveOptions) { o.certFile, o.keyFile = certFile, keyFile }
+}
+
+// WithHtpasswd requires basic authentication against an htpasswd file
+// (bcrypt entries, as `htpasswd -B` writes). Use it with WithTLS.
+func WithHtpasswd(path string) ServeOption { return func(o *serveOptions) { o.htpasswd = path } }
+
+// WithReady is called with the listening address once Serve accepts
+// connections (useful with port 0).
+func WithReady(f func(addr string)) ServeOption { return func(o *serveOptions) { o.ready = f } }
+
+// WithVerbose logs the registry's requests and errors to stderr.
+func WithVerbose() ServeOption { return func(o *serveOptions) { o.logLevel = logrus.InfoLevel } }

@@ -1,0 +1,110 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// VerifyResult is the chain Verify checked.
+type VerifyResult struct {
+	Reference string          `json:"reference"`
+	Digest    string          `json:"digest"` // of the signed index (or manifest)
+	Signature string          `json:"signature"`
+	Manifests []VerifiedImage `json:"manifests"`
+}
+
+// VerifiedImage is one arch's manifest and image whose digests Verify checked.
+type VerifiedImage struct {
+	Arch           string `json:"arch"`
+	ManifestDigest string `json:"manifestDigest"`
+	LayerDigest    string `json:"layerDigest"`
+	Size           int64  `json:"size"`
+}
+
+// Verify checks ref against the trusted keys (WithKeys, required): the
+// signature names the index digest, the index's bytes have that digest,
+// each manifest and each image blob has the digest its parent names. It
+// needs the registry only, no transparency log.
+func Verify(ctx context.Context, ref string, opts ...Option) (VerifyResult, error) {
+	o := makeOptions(opts)
+	if err := o.reuseConnections(ctx); err != nil {
+		return VerifyResult{}, err
+	}
+	if len(o.keys) == 0 {
+		return VerifyResult{}, errors.New("verify needs trusted public keys (--key K.pub)")
+	}
+	r, err := name.ParseReference(ref, o.nameOptions()...)
+	if err != nil {
+		return VerifyResult{}, fmt.Errorf("reference %q: %w", ref, err)
+	}
+	ropts := o.remoteOptions(ctx)
+	repo := r.Context()
+	top, err := fetchManifest(r, ropts)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	sig, err := verifySignature(ctx, repo, top.digest, o)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	res := VerifyResult{Reference: ref, Digest: top.digest.String(), Signature: sig.String()}
+	manifests := []*manifestBlob{top}
+	if top.mt.IsIndex() {
+		idx, err := v1.ParseIndexManifest(bytes.NewReader(top.raw))
+		if err != nil {
+			return res, fmt.Errorf("%s: parse index: %w", ref, err)
+		}
+		manifests = manifests[:0]
+		for _, d := range idx.Manifests {
+			mb, err := fetchManifest(repo.Digest(d.Digest.String()), ropts)
+			if err != nil {
+				return res, err
+			}
+			manifests = append(manifests, mb)
+		}
+	}
+	for _, mb := range manifests {
+		m, err := parseImageManifest(mb)
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", ref, err)
+		}
+		for _, blob := range []v1.Descriptor{m.Config, m.Layers[0]} {
+			if err := checkBlob(repo, blob, ropts); err != nil {
+				return res, fmt.Errorf("%s: manifest %s: %w", ref, mb.digest, err)
+			}
+		}
+		res.Manifests = append(res.Manifests, VerifiedImage{Arch: m.Annotations[AnnotationArchitecture],
+			ManifestDigest: mb.digest.String(), LayerDigest: m.Layers[0].Digest.String(), Size: m.Layers[0].Size})
+	}
+	return res, nil
+}
+
+// checkBlob reads blob d of repo and checks its size and sha256.
+func checkBlob(repo name.Repository, d v1.Descriptor, ropts []remote.Option) error {
+	l, err := remote.Layer(repo.Digest(d.Digest.String()), ropts...)
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", d.Digest, err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", d.Digest, err)
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", d.Digest, err)
+	}
+	if got := fmt.Sprintf("%x", h.Sum(nil)); got != d.Digest.Hex || n != d.Size {
+		return fmt.Errorf("blob %s: registry served %d bytes with sha256:%s, want %d bytes", d.Digest, n, got, d.Size)
+	}
+	return nil
+}
