@@ -1,0 +1,229 @@
+package merge
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestRefreshAtomic refreshes a merge over and over, swapping the image
+// between two versions, while a reader loops on files in /usr: the reader
+// must never see a file vanish, must see both versions, and only one merge
+// may remain mounted. A refresh that fails (no host os-release) must leave
+// the previous merge in place.
+func TestRefreshAtomic(t *testing.T) {
+	if !inNamespace(t) {
+		return
+	}
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	writeFiles(t, root, map[string]string{"etc/os-release": "ID=debian\nVERSION_ID=12\n", "usr/bin/host": "host\n"})
+	v1, v2 := filepath.Join(base, "v1.raw"), filepath.Join(base, "v2.raw")
+	buildImage(t, v1, false, false, anyExt("app", "usr/share/app/version", "v1\n"))
+	buildImage(t, v2, false, false, anyExt("app", "usr/share/app/version", "v2\n"))
+	installed := filepath.Join(root, "var/lib/extensions/app.raw")
+	install := func(src string) {
+		data, err := os.ReadFile(src)
+		if err == nil {
+			err = os.MkdirAll(filepath.Dir(installed), 0o755)
+		}
+		if err == nil {
+			err = os.WriteFile(installed+".tmp", data, 0o644)
+		}
+		if err == nil {
+			err = os.Rename(installed+".tmp", installed)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	install(v1)
+	if _, err := Merge(Options{Root: root}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Merge(Options{Root: root}); !errors.Is(err, ErrAlreadyMerged) {
+		t.Errorf("second merge: err = %v, want ErrAlreadyMerged", err)
+	}
+
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var failures []string
+	seen := map[string]bool{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			if _, err := os.ReadFile(filepath.Join(root, "usr/bin/host")); err != nil {
+				failures = append(failures, err.Error())
+			}
+			data, err := os.ReadFile(filepath.Join(root, "usr/share/app/version"))
+			if err != nil {
+				failures = append(failures, err.Error())
+			}
+			seen[string(data)] = true
+		}
+	}()
+	for i := range 20 {
+		install([]string{v2, v1}[i%2])
+		if _, err := Refresh(Options{Root: root}); err != nil {
+			t.Errorf("refresh %d: %v", i, err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Errorf("the reader saw files vanish %d times, first: %s", len(failures), failures[0])
+	}
+	if !seen["v1\n"] || !seen["v2\n"] {
+		t.Errorf("the reader saw versions %v, want both v1 and v2", seen)
+	}
+	if m := mountsUnder(t, root); len(m) != 1 {
+		t.Errorf("mounts after refreshes: %q, want just the current merge", m)
+	}
+
+	// A failed refresh keeps the previous merge.
+	install(v2)
+	osr := filepath.Join(root, "etc/os-release")
+	if err := os.Rename(osr, osr+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Refresh(Options{Root: root}); err == nil {
+		t.Error("refresh without a host os-release succeeded")
+	}
+	if data, err := os.ReadFile(filepath.Join(root, "usr/share/app/version")); err != nil || string(data) != "v1\n" {
+		t.Errorf("after a failed refresh: %q, %v; want the previous merge's v1", data, err)
+	}
+	st, err := Status(root)
+	if err != nil || len(st) != 1 || st[0].Since == nil {
+		t.Errorf("status after a failed refresh = %+v, %v; want /usr merged", st, err)
+	}
+	if done, err := Unmerge(root); err != nil || len(done) != 1 {
+		t.Errorf("unmerge = %v, %v", done, err)
+	}
+
+	// A refresh with no extension left unmerges, as systemd's does.
+	if err := os.Rename(osr+".away", osr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Merge(Options{Root: root}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(installed); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := Refresh(Options{Root: root}); err != nil || len(res.Hierarchies) != 0 {
+		t.Errorf("refresh without extensions = %+v, %v", res, err)
+	}
+	if st, err := Status(root); err != nil || st[0].Extensions != "none" {
+		t.Errorf("status after refreshing to nothing = %+v, %v; want none", st, err)
+	}
+	checkClean(t, base)
+}
+
+// TestMergeAttacks checks that, with signatures required, an image
+// replaced after it was verified, an image never verified and a symlink
+// planted in an extensions directory are all refused with reasons, and the
+// verified image is merged.
+func TestMergeAttacks(t *testing.T) {
+	if !inNamespace(t) {
+		return
+	}
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	writeFiles(t, root, debianHost)
+	ext := filepath.Join(root, "var/lib/extensions")
+	buildImage(t, filepath.Join(ext, "ok.raw"), false, false, anyExt("ok", "usr/bin/ok", "ok\n"))
+	buildImage(t, filepath.Join(ext, "swapped.raw"), false, false, anyExt("swapped", "usr/bin/swapped", "evil\n"))
+	buildImage(t, filepath.Join(ext, "unsigned.raw"), false, false, anyExt("unsigned", "usr/bin/unsigned", "x\n"))
+	elsewhere := filepath.Join(base, "elsewhere.raw")
+	buildImage(t, elsewhere, false, false, anyExt("link", "usr/bin/link", "x\n"))
+	if err := os.Symlink(elsewhere, filepath.Join(ext, "link.raw")); err != nil {
+		t.Fatal(err)
+	}
+	okSum, err := fileDigest(filepath.Join(ext, "ok.raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	linkSum, _ := fileDigest(elsewhere)
+	st := &State{Extensions: map[string]*Installed{
+		"ok":      {Digest: okSum},
+		"swapped": {Digest: "sha256:" + strings.Repeat("0", 64)},
+		"link":    {Digest: linkSum},
+	}}
+	if err := st.Save(root); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Merge(Options{Root: root, RequireSignature: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(res.Extensions, ","); got != "ok" {
+		t.Errorf("merged %q, want only ok", got)
+	}
+	checkRefused(t, res.Refused, []string{
+		"link: is a symlink",
+		"swapped: differs from the verified",
+		"unsigned: not verified",
+	})
+	if _, err := os.Stat(filepath.Join(root, "usr/bin/ok")); err != nil {
+		t.Errorf("verified image not merged: %v", err)
+	}
+	if _, err := Unmerge(root); err != nil {
+		t.Error(err)
+	}
+	checkClean(t, base)
+}
+
+// TestSystemdInterop checks that bakery and systemd-sysext recognise each
+// other's merges: bakery's status reads a merge made by systemd-sysext
+// and refresh replaces it, and systemd-sysext unmerges a merge made by
+// bakery (the marker's dev matches).
+func TestSystemdInterop(t *testing.T) {
+	if !inNamespace(t, "systemd-sysext") {
+		return
+	}
+	// As sysext-oracle does: systemd-sysext merges in a child namespace of
+	// its own, whose mounts reach this one only through shared mounts.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", "/run", "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	writeFiles(t, root, debianHost)
+	buildImage(t, filepath.Join(root, "var/lib/extensions/app.raw"), false, false, anyExt("app", "usr/bin/app", "app\n"))
+	sysext := func(verb string) {
+		if out, err := exec.Command("systemd-sysext", verb, "--root="+root).CombinedOutput(); err != nil {
+			t.Fatalf("systemd-sysext %s: %v\n%s", verb, err, out)
+		}
+	}
+	sysext("merge")
+	st, err := Status(root)
+	if err != nil || len(st) != 1 || fmt.Sprint(st[0].Extensions) != "[app]" {
+		t.Fatalf("status of systemd-sysext's merge = %+v, %v", st, err)
+	}
+	if _, err := Merge(Options{Root: root}); !errors.Is(err, ErrAlreadyMerged) {
+		t.Errorf("merge over systemd-sysext's merge: err = %v, want ErrAlreadyMerged", err)
+	}
+	if _, err := Refresh(Options{Root: root}); err != nil {
+		t.Fatal(err)
+	}
+	if m := mountsUnder(t, root); len(m) != 1 {
+		t.Errorf("after refreshing systemd-sysext's merge: mounts %q, want one", m)
+	}
+	sysext("unmerge")
+	if m := mountsUnder(t, root); len(m) != 0 {
+		t.Errorf("systemd-sysext unmerge left bakery's merge: %q", m)
+	}
+	checkClean(t, base)
+}

@@ -1,0 +1,262 @@
+package merge
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/sysext-bakery/bakery/sysext"
+)
+
+// Tree is the readable content of an opened image: a directory image as
+// is, a .raw image mounted read-only.
+type Tree interface {
+	fs.FS
+	// Close releases the tree (and its mount and loop device, if any).
+	Close() error
+}
+
+// XattrFS is implemented by trees that can read extended attributes; it is
+// needed only for systemd's user.extension-release.strict escape.
+type XattrFS interface {
+	// Xattr returns the value of attribute attr of file name.
+	Xattr(name, attr string) ([]byte, error)
+}
+
+// Opener opens discovered images so their metadata can be read and their
+// trees merged. With digest set it also returns the sha256 of a .raw image
+// ("sha256:HEX"), computed from the same open file that is mounted.
+type Opener interface {
+	Open(img Image, digest bool) (tree Tree, sha256 string, err error)
+}
+
+// Host is what an extension must be compatible with.
+type Host struct {
+	// Release is the host's os-release.
+	Release sysext.Release
+	// Scope is "system", or "initrd" when running in the initrd.
+	Scope string
+	// Arch is the host's systemd architecture name, e.g. "x86-64".
+	Arch string
+}
+
+// Policy says which images may be merged beyond compatibility.
+type Policy struct {
+	// RequireSignature merges only .raw images whose sha256 equals the one
+	// recorded in Verified when sync or pull verified their signature.
+	RequireSignature bool
+	// Verified maps an extension name to its verified digests,
+	// "sha256:HEX".
+	Verified map[string][]string
+}
+
+// Extension is an image that passed every check, ready to merge.
+type Extension struct {
+	Image
+	// Release is the image's extension-release.
+	Release sysext.Release `json:"release"`
+	// Digest is the image's sha256, when it was checked.
+	Digest string `json:"digest,omitempty"`
+	// Tree is the opened image.
+	Tree Tree `json:"-"`
+}
+
+// Plan is what a merge will do: the extensions to stack, lowest first
+// (the last one is on top), and the images refused with their reasons.
+type Plan struct {
+	Extensions []Extension `json:"extensions"`
+	Refused    []Refusal   `json:"refused"`
+}
+
+// Close releases every opened extension.
+func (p *Plan) Close() error {
+	var errs []error
+	for _, e := range p.Extensions {
+		errs = append(errs, e.Tree.Close())
+	}
+	p.Extensions = nil
+	return errors.Join(errs...)
+}
+
+// Names lists the planned extensions, lowest first, as systemd writes them
+// into .systemd-sysext/extensions.
+func (p *Plan) Names() []string {
+	names := make([]string, len(p.Extensions))
+	for i, e := range p.Extensions {
+		names[i] = e.Name
+	}
+	return names
+}
+
+// osReleasePaths are where the host's os-release is looked up, in order.
+var osReleasePaths = []string{"etc/os-release", "usr/lib/os-release"}
+
+// ReadHostRelease reads the os-release of the root file system fsys:
+// /etc/os-release, else /usr/lib/os-release.
+func ReadHostRelease(fsys fs.FS) (sysext.Release, error) {
+	for _, p := range osReleasePaths {
+		data, err := fs.ReadFile(fsys, p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read host os-release /%s: %w", p, err)
+		}
+		rel, err := sysext.ParseRelease(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("host os-release /%s: %w", p, err)
+		}
+		if rel["ID"] == "" {
+			return nil, fmt.Errorf("host os-release /%s has no ID=; extensions cannot be checked against it", p)
+		}
+		return rel, nil
+	}
+	return nil, fmt.Errorf("no host os-release: neither /%s nor /%s exists under the root", osReleasePaths[0], osReleasePaths[1])
+}
+
+// Prepare decides what to merge: it discovers the images under the root
+// file system fsys, checks trust (when the policy asks), opens each image,
+// reads its extension-release and checks it against the host. Each refused
+// image is reported with its reason and the others go ahead, in
+// systemd-sysext's stacking order. The caller closes the plan.
+func Prepare(fsys fs.FS, host Host, opener Opener, policy Policy) (*Plan, error) {
+	images, refused, err := Discover(fsys)
+	if err != nil {
+		return nil, err
+	}
+	plan := &Plan{Extensions: []Extension{}, Refused: append([]Refusal{}, refused...)}
+	for _, img := range images {
+		ext, reason := prepareOne(img, host, opener, policy)
+		if reason != "" {
+			plan.Refused = append(plan.Refused, Refusal{Name: img.Name, Path: img.Path, Reason: reason})
+			continue
+		}
+		plan.Extensions = append(plan.Extensions, ext)
+	}
+	return plan, nil
+}
+
+// prepareOne runs the checks on one image in systemd's phase order: trust,
+// open, read metadata, validate. It returns why the image is refused, or
+// the opened extension.
+func prepareOne(img Image, host Host, opener Opener, policy Policy) (Extension, string) {
+	want := policy.Verified[img.Name]
+	if policy.RequireSignature {
+		if img.Type != Raw {
+			return Extension{}, "a directory image has no digest to verify; with --require-signature only verified .raw images are merged"
+		}
+		if len(want) == 0 {
+			return Extension{}, "not verified: state.json records no verified digest for " + img.Name + "; install it with `bakery sync` (or `bakery pull --key`)"
+		}
+	}
+	tree, digest, err := opener.Open(img, policy.RequireSignature)
+	if err != nil {
+		return Extension{}, err.Error()
+	}
+	ext := Extension{Image: img, Digest: digest, Tree: tree}
+	rel, reason := check(ext, host, policy, want)
+	if reason != "" {
+		tree.Close()
+		return Extension{}, reason
+	}
+	ext.Release = rel
+	return ext, ""
+}
+
+// check validates an opened image; it returns its extension-release, or
+// why it is refused.
+func check(ext Extension, host Host, policy Policy, want []string) (sysext.Release, string) {
+	if policy.RequireSignature && !slices.Contains(want, ext.Digest) {
+		return nil, fmt.Sprintf("digest %s differs from the verified %s recorded in state.json: the image changed after it was verified; run `bakery sync` to reinstall it", ext.Digest, strings.Join(want, " or "))
+	}
+	rel, err := readRelease(ext.Tree, ext.Name)
+	if err != nil {
+		return nil, err.Error()
+	}
+	if _, err := fs.Stat(ext.Tree, "usr/lib/os-release"); err == nil {
+		return nil, "contains usr/lib/os-release, which would replace the host's; rebuild the image without it"
+	}
+	if err := rel.Match(host.Release, host.Scope, host.Arch); err != nil {
+		return nil, "incompatible with the host: " + err.Error()
+	}
+	return rel, ""
+}
+
+// releaseDir is where an image keeps its extension-release file.
+const releaseDir = "usr/lib/extension-release.d"
+
+// strictXattr relaxes the rule that extension-release.NAME must match the
+// image's name when set to a false value on the file.
+const strictXattr = "user.extension-release.strict"
+
+// readRelease reads the extension-release of image name from tree:
+// usr/lib/extension-release.d/extension-release.NAME, or else the one
+// extension-release.* file marked user.extension-release.strict=0.
+func readRelease(tree fs.FS, name string) (sysext.Release, error) {
+	file := path.Join(releaseDir, "extension-release."+name)
+	data, err := fs.ReadFile(tree, file)
+	if errors.Is(err, fs.ErrNotExist) {
+		file, err = relaxedReleaseFile(tree, name)
+		if err != nil {
+			return nil, err
+		}
+		data, err = fs.ReadFile(tree, file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read /%s: %w", file, err)
+	}
+	rel, err := sysext.ParseRelease(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("/%s: %w", file, err)
+	}
+	return rel, nil
+}
+
+// relaxedReleaseFile finds the one extension-release file whose name does
+// not match the image's but which is marked non-strict.
+func relaxedReleaseFile(tree fs.FS, name string) (string, error) {
+	missing := fmt.Errorf("no /%s/extension-release.%s: the image's name must match its extension-release file (rename the image, or mark the file with the xattr %s=0)", releaseDir, name, strictXattr)
+	entries, err := fs.ReadDir(tree, releaseDir)
+	if err != nil {
+		return "", missing
+	}
+	xfs, ok := tree.(XattrFS)
+	if !ok {
+		return "", missing
+	}
+	var found []string
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "extension-release.") || !e.Type().IsRegular() {
+			continue
+		}
+		p := path.Join(releaseDir, e.Name())
+		v, err := xfs.Xattr(p, strictXattr)
+		if err != nil {
+			continue
+		}
+		if isFalse(string(v)) {
+			found = append(found, p)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", missing
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("%d extension-release files are marked %s=0 (%s); keep only one", len(found), strictXattr, strings.Join(found, ", "))
+}
+
+// isFalse tells whether v is one of the spellings of false systemd's
+// parse_boolean() accepts.
+func isFalse(v string) bool {
+	switch strings.ToLower(strings.TrimRight(v, "\x00\n")) {
+	case "0", "no", "n", "false", "f", "off":
+		return true
+	}
+	return false
+}
