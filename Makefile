@@ -2,8 +2,8 @@
 # install what they need first (scripts/setup, idempotent).
 GO      ?= go
 BIN     := bin/bakery
-PREFIX  ?= /usr/local
-UNITDIR ?= /etc/systemd/system
+PREFIX  ?= /usr
+UNITDIR ?= /usr/lib/systemd/system
 
 .PHONY: all build setup test demo bench lint fuzz install clean
 
@@ -35,8 +35,15 @@ fuzz:
 	$(GO) test ./recipes -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s
 	$(GO) test ./bakery/unpack -run '^$$' -fuzz FuzzArchive -fuzztime 30s
 
+# The units run /usr/bin/bakery: with another PREFIX their ExecStart follows.
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/bakery
+	install -d $(DESTDIR)$(UNITDIR)
+	for u in units/*.service units/*.timer; do \
+		sed 's|/usr/bin/bakery|$(PREFIX)/bin/bakery|g' $$u >$(DESTDIR)$(UNITDIR)/$$(basename $$u); \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
+	done
+	if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null; then systemctl daemon-reload || true; fi
 
 clean:
 	rm -rf bin demo-out

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"os"
+	"sort"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/sysext-bakery/bakery/internal/atomicfile"
+	"github.com/sysext-bakery/bakery/sysext/inspect"
+)
+
+func imageCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "image",
+		Usage: "create and inspect extension images",
+		Commands: []*cli.Command{
+			imageCreateCommand(),
+			imageInspectCommand(),
+		},
+	}
+}
+
+func imageCreateCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "create",
+		Usage:     "write an image of a staged tree (holding usr/…), nothing else",
+		ArgsUsage: "SRC_DIR OUT.raw",
+		Description: `The mksquashfs of this project: SRC_DIR becomes OUT.raw as is. No recipe,
+no extension-release is added, no validation beyond what the builder needs.
+
+Examples:
+  bakery image create staged/ out.raw
+  bakery image create staged/ out.raw --compression gzip --level 9 --epoch 0`,
+		Flags: append(buildFlags(),
+			&cli.BoolFlag{Name: "all-root", Value: true, Usage: "make every file owned by root:root"},
+		),
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.NArg() != 2 {
+				return usagef("image create takes SRC_DIR and OUT.raw (see bakery image create --help)")
+			}
+			src, dst := cmd.Args().Get(0), cmd.Args().Get(1)
+			if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
+				return usagef("SRC_DIR %q is not a directory", src)
+			}
+			epoch := cmd.Int64("epoch")
+			if epoch < 0 {
+				var err error
+				if epoch, err = sourceDateEpoch(-1, ""); err != nil {
+					return err
+				}
+			}
+			builder, opts, err := buildOptions(cmd, epoch)
+			if err != nil {
+				return err
+			}
+			opts.AllRoot = cmd.Bool("all-root")
+			tmp, err := atomicfile.Create(dst)
+			if err != nil {
+				return err
+			}
+			defer tmp.Abort()
+			if err := builder.Build(ctx, src, tmp.Name(), opts); err != nil {
+				return err
+			}
+			return tmp.Commit(0o644)
+		},
+	}
+}
+
+func imageInspectCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "inspect",
+		Usage:     "show an image's file system, size, sha256, extension-release and entry count",
+		ArgsUsage: "IMAGE.raw",
+		Description: `Reads the image directly (squashfs or erofs): no root, no mount, no external tool.
+
+Examples:
+  bakery image inspect out/hello-1.0.0-x86-64.raw
+  bakery image inspect out/hello-1.0.0-x86-64.raw --json | jq -r .extension_release.ARCHITECTURE`,
+		Flags: []cli.Flag{jsonFlag},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.NArg() != 1 {
+				return usagef("image inspect takes one IMAGE.raw (see bakery image inspect --help)")
+			}
+			if cmd.Bool("json") {
+				info, err := inspect.Image(cmd.Args().First())
+				if err != nil {
+					return err
+				}
+				return printJSON(os.Stdout, info)
+			}
+			return printInspect(cmd.Args().First())
+		},
+	}
+}
+
+// printInspect shows an image's description on stderr.
+func printInspect(p string) error {
+	info, err := inspect.Image(p)
+	if err != nil {
+		return err
+	}
+	stderrf("%s\n  fstype   %s\n  size     %d bytes\n  sha256   %s\n  name     %s\n  entries  %d\n", info.Path, info.Format, info.Size, info.SHA256, info.Name, info.Entries)
+	keys := make([]string, 0, len(info.Release))
+	for k := range info.Release {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		stderrf("  %s=%s\n", k, info.Release[k])
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/sysext-bakery/bakery/sign"
+)
+
+func keygenCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "keygen",
+		Usage: "make a signing key pair: PREFIX.key (private, 0600) and PREFIX.pub",
+		Description: `Keys are PEM: PKCS#8 private, PKIX public (what cosign verify --key reads).
+With --x509 a self-signed certificate PREFIX.crt is written too, for signing
+DDI verity root hashes (bake --format ddi --key --cert).
+
+Examples:
+  bakery keygen --out bakery
+  bakery keygen --out release --algorithm ed25519 --json`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "out", Usage: "path prefix of the files to write", Required: true},
+			&cli.StringFlag{Name: "algorithm", Value: string(sign.ECDSAP256), Usage: "ecdsa-p256 or ed25519"},
+			&cli.BoolFlag{Name: "x509", Usage: "also write a self-signed certificate PREFIX.crt"},
+			jsonFlag,
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.NArg() != 0 {
+				return usagef("keygen takes no arguments, only --out PREFIX (see bakery keygen --help)")
+			}
+			alg := sign.Algorithm(cmd.String("algorithm"))
+			if alg != sign.ECDSAP256 && alg != sign.Ed25519 {
+				return usagef("--algorithm %q: use ecdsa-p256 or ed25519", alg)
+			}
+			key, err := sign.GenerateKey(alg)
+			if err != nil {
+				return err
+			}
+			prefix := cmd.String("out")
+			res := struct {
+				Key         string `json:"key"`
+				Public      string `json:"public"`
+				Certificate string `json:"certificate,omitempty"`
+				Algorithm   string `json:"algorithm"`
+			}{Algorithm: string(alg)}
+			if res.Key, res.Public, err = sign.WriteKeyPair(prefix, key); err != nil {
+				return err
+			}
+			if cmd.Bool("x509") {
+				if res.Certificate, err = sign.WriteSelfSignedCert(prefix+".crt", key, "bakery"); err != nil {
+					return err
+				}
+			}
+			if cmd.Bool("json") {
+				return printJSON(os.Stdout, res)
+			}
+			stderrf("wrote %s (keep it secret) and %s\n", res.Key, res.Public)
+			if res.Certificate != "" {
+				stderrf("wrote %s\n", res.Certificate)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/sysext-bakery/bakery/registry"
+	"github.com/sysext-bakery/bakery/sign"
+)
+
+// insecureFlag allows plain-http registries.
+var insecureFlag = &cli.BoolFlag{Name: "insecure", Usage: "talk plain http (and accept any TLS certificate): for loopback and test registries"}
+
+func pushCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "push",
+		Usage:     "publish one version's images (all arches) as one signed OCI index",
+		ArgsUsage: "DIR|IMAGE.raw… REF",
+		Description: `REF is host[:port]/ns/name[:tag]. The images (a bake output directory, or
+NAME-VERSION-ARCH.raw files) become one index tagged with the version
+(tag-safe: + becomes _), latest, and REF's tag. With --key the index is signed
+(a Sigstore bundle pushed as its referrer). NAMESPACE/catalog:latest is updated.
+
+Examples:
+  bakery push out/ 127.0.0.1:5000/sysext/hello --insecure
+  bakery push out/ ghcr.io/me/sysext/hello:stable --key bakery.key --json`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "key", Usage: "sign with this private key (PEM, from bakery keygen)"},
+			&cli.StringSliceFlag{Name: "annotation", Usage: "KEY=VALUE added to the index and each entry (e.g. org.opencontainers.image.description=…)"},
+			&cli.BoolFlag{Name: "no-catalog", Usage: "do not update NAMESPACE/catalog:latest"},
+			insecureFlag, jsonFlag,
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.NArg() < 2 {
+				return usagef("push takes DIR|IMAGE.raw… and REF (see bakery push --help)")
+			}
+			args := cmd.Args().Slice()
+			opts := registryOptions(cmd)
+			if k := cmd.String("key"); k != "" {
+				key, err := sign.LoadPrivateKey(k)
+				if err != nil {
+					return err
+				}
+				opts = append(opts, registry.WithSigner(key))
+			}
+			ann := map[string]string{}
+			for _, a := range cmd.StringSlice("annotation") {
+				k, v, ok := strings.Cut(a, "=")
+				if !ok || k == "" {
+					return usagef("--annotation %q: want KEY=VALUE", a)
+				}
+				ann[k] = v
+			}
+			opts = append(opts, registry.WithAnnotations(ann))
+			if cmd.Bool("no-catalog") {
+				opts = append(opts, registry.WithoutCatalog())
+			}
+			res, err := registry.Push(ctx, args[len(args)-1], args[:len(args)-1], opts...)
+			if err != nil {
+				return err
+			}
+			if cmd.Bool("json") {
+				return printJSON(os.Stdout, res)
+			}
+			stderrf("pushed %s %s to %s@%s\n  tags: %s\n", res.Name, res.Version, res.Repository, res.IndexDigest, strings.Join(res.Tags, ", "))
+			for _, img := range res.Images {
+				stderrf("  %-10s %s  %s (%d bytes)\n", img.Arch, img.ManifestDigest, img.File, img.Size)
+			}
+			if res.Signature != "" {
+				stderrf("  signed: %s\n", res.Signature)
+			}
+			return nil
+		},
+	}
+}
+
+// registryOptions are the options every registry command shares:
+// --insecure, and progress bars when stderr is a terminal and --json is
+// not given.
+func registryOptions(cmd *cli.Command) []registry.Option {
+	var opts []registry.Option
+	if cmd.Bool("insecure") {
+		opts = append(opts, registry.WithInsecure())
+	}
+	if !cmd.Bool("json") && stderrIsTerminal() {
+		opts = append(opts, registry.WithProgress(newProgressBar().update))
+	}
+	return opts
+}
+
+// loadPublicKeys reads every --key file as a trusted public key.
+func loadPublicKeys(paths []string) ([]crypto.PublicKey, error) {
+	var keys []crypto.PublicKey
+	for _, p := range paths {
+		k, err := sign.LoadPublicKey(p)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// stderrIsTerminal tells whether progress bars make sense.
+func stderrIsTerminal() bool {
+	fi, err := os.Stderr.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// progressBar draws one line per file on a terminal, redrawn in place.
+type progressBar struct {
+	mu   sync.Mutex
+	last map[string]int // last percentage drawn per file
+}
+
+func newProgressBar() *progressBar { return &progressBar{last: map[string]int{}} }
+
+func (p *progressBar) update(file string, done, total int64) {
+	if total <= 0 {
+		return
+	}
+	pct := int(done * 100 / total)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if prev, ok := p.last[file]; ok && prev == pct {
+		return
+	}
+	p.last[file] = pct
+	const width = 30
+	bar := strings.Repeat("=", pct*width/100) + strings.Repeat(" ", width-pct*width/100)
+	fmt.Fprintf(os.Stderr, "\r%-40s [%s] %3d%%", file, bar, pct)
+	if done >= total {
+		fmt.Fprintln(os.Stderr)
+	}
+}
