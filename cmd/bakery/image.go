@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/urfave/cli/v3"
@@ -56,6 +57,9 @@ Examples:
 				return err
 			}
 			opts.AllRoot = cmd.Bool("all-root")
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
 			tmp, err := atomicfile.Create(dst)
 			if err != nil {
 				return err

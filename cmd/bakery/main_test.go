@@ -120,3 +120,17 @@ func TestBakeAndInspectJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestImageCreateIntoNewDirectory(t *testing.T) {
+	dst := filepath.Join(t.TempDir(), "new", "dir", "x.raw")
+	if _, stderr, code := run(t, "image", "create", "../../testdata/hello/files", dst, "--epoch", "0"); code != 0 {
+		t.Fatalf("image create: %d %s", code, stderr)
+	}
+	data, err := os.ReadFile(dst)
+	if err != nil || !bytes.HasPrefix(data, []byte("hsqs")) {
+		t.Fatalf("%s is not a squashfs image: %v", dst, err)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(dst)); len(ents) != 1 {
+		t.Errorf("image create left %d files beside the image", len(ents)-1)
+	}
+}
