@@ -42,7 +42,10 @@ func (w *writer) writeData(ctx context.Context) error {
 	bs := w.opts.BlockSize
 	slots := make(chan struct{}, 4*w.opts.Workers+2)
 	pool := sync.Pool{New: func() any { return make([]byte, bs) }}
-	outPool := sync.Pool{New: func() any { return make([]byte, 0, bs) }}
+	// Room for a block that does not compress, so the buffer is reused
+	// instead of regrown: zstd, zlib, xz and lz4 add well under bs/8 to
+	// incompressible input.
+	outPool := sync.Pool{New: func() any { return make([]byte, 0, bs+bs/8+4096) }}
 	jobs := make(chan *block, w.opts.Workers)
 	results := make(chan *block, w.opts.Workers)
 
@@ -137,6 +140,7 @@ func compressBlocks(ctx context.Context, c compressor, outPool *sync.Pool, jobs 
 			if ok {
 				b.out, b.disk = out, uint32(len(out))
 			} else {
+				outPool.Put(out[:0])
 				b.out, b.disk = b.in, uint32(len(b.in))|dataUncompressed
 			}
 		}
