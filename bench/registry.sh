@@ -80,7 +80,7 @@ median() { sort -n "$1" | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[N
 
 echo "### Registry push/pull, $((bytes / 1048576)) MiB image, loopback, embedded registry, median of $rounds interleaved rounds"
 echo
-echo "| command | median s | MiB/s | bakery speed-up |"
+echo "| command | median s | MiB/s | its time ÷ bakery's (< 1: faster than bakery) |"
 echo "|---|---:|---:|---:|"
 for dir in push pull; do
   base=$(median "$work/bakery $dir")
