@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/inspect"
 	"github.com/sysext-bakery/bakery/sysext/squashfs"
 )
 
@@ -166,13 +167,12 @@ func TestOracleMergesHostArchAndRefusesOther(t *testing.T) {
 				if merged || !strings.Contains(string(out), "incompatible") {
 					t.Errorf("systemd-sysext should refuse the %s image as incompatible:\n%s", img.Architecture, out)
 				}
-				build, err := r.Expand("", img.Architecture)
+				info, err := inspect.Image(img.Path)
 				if err != nil {
 					t.Fatal(err)
 				}
-				rel := sysext.ExtensionRelease{ID: "_any", SysextLevel: "1.0", Architecture: build.Arch}.Release()
 				var ie *sysext.IncompatibleError
-				if err := rel.Match(host, "system", "x86-64"); !errors.As(err, &ie) || ie.Field != "ARCHITECTURE" {
+				if err := info.Release.Match(host, "system", "x86-64"); !errors.As(err, &ie) || ie.Field != "ARCHITECTURE" {
 					t.Errorf("Match = %v, want an ARCHITECTURE mismatch", err)
 				}
 			}

@@ -201,6 +201,10 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, s sink, offset int64) 
 	}
 	copied, err := io.Copy(s, resp.Body)
 	n += copied
+	var tooLarge errTooLarge
+	if errors.As(err, &tooLarge) {
+		return n, false, err
+	}
 	if err != nil {
 		return n, ctx.Err() == nil, err
 	}
@@ -237,9 +241,16 @@ type limitedBuffer struct {
 	max  int
 }
 
+// errTooLarge is a document over the size limit: no retry helps.
+type errTooLarge struct{ max int }
+
+func (e errTooLarge) Error() string {
+	return fmt.Sprintf("document larger than %d bytes: is this really a sha256 file?", e.max)
+}
+
 func (b *limitedBuffer) Write(p []byte) (int, error) {
 	if len(b.data)+len(p) > b.max {
-		return 0, fmt.Errorf("document larger than %d bytes", b.max)
+		return 0, errTooLarge{b.max}
 	}
 	b.data = append(b.data, p...)
 	return len(p), nil

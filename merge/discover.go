@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sysext-bakery/bakery/sysext"
 )
 
 // SearchPaths are the directories, relative to the root, where extension
@@ -81,7 +83,7 @@ func Discover(fsys fs.FS) ([]Image, []Refusal, error) {
 			images = append(images, img)
 		}
 	}
-	slices.SortFunc(images, func(a, b Image) int { return CompareVersions(a.Name, b.Name) })
+	slices.SortFunc(images, func(a, b Image) int { return sysext.CompareVersions(a.Name, b.Name) })
 	return images, refused, nil
 }
 

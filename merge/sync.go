@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
+	"github.com/sysext-bakery/bakery/sysext"
 )
 
 // ConfigPath is sync's configuration, relative to the root.
@@ -225,7 +226,7 @@ func syncOne(ctx context.Context, root string, cfg *Config, e ConfigExtension, a
 			return false, nil
 		}
 	}
-	if cur != nil && cur.Version != "" && got.Version != "" && CompareVersions(got.Version, cur.Version) < 0 && !e.pins(got.Version) {
+	if cur != nil && cur.Version != "" && got.Version != "" && sysext.CompareVersions(got.Version, cur.Version) < 0 && !e.pins(got.Version) {
 		return false, fmt.Errorf("%s would downgrade %s to %s; pin that version in %s (tag: %s) to allow it", ref, cur.Version, got.Version, ConfigPath, got.Version)
 	}
 	return true, install(root, e.Name, tmp, Version{Version: got.Version, Digest: sum, Ref: ref}, st)

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/sysext-bakery/bakery/sysext"
 )
 
 // CatalogDoc is the catalog artifact's content: every extension published
@@ -140,7 +141,9 @@ func mergeCatalog(doc CatalogDoc, res PushResult, annotations map[string]string)
 		}
 	}
 	ext.Versions = append(vs, v)
-	sort.Slice(ext.Versions, func(a, b int) bool { return ext.Versions[a].Version < ext.Versions[b].Version })
+	sort.Slice(ext.Versions, func(a, b int) bool {
+		return sysext.CompareVersions(ext.Versions[a].Version, ext.Versions[b].Version) < 0
+	})
 	return doc
 }
 

@@ -119,13 +119,14 @@ func TestMergeCatalog(t *testing.T) {
 	doc = mergeCatalog(doc, push("a", "2", "d2"), desc("A"))
 	doc = mergeCatalog(doc, push("a", "1", "d3"), nil)
 	doc = mergeCatalog(doc, push("a", "2", "d4"), desc(""))
+	doc = mergeCatalog(doc, push("a", "10", "d5"), nil) // after 2: versions sort like systemd's
 	var got []string
 	for _, e := range doc.Extensions {
 		for _, v := range e.Versions {
 			got = append(got, e.Name+" "+v.Version+" "+v.Digest+" "+e.Description+" "+v.InputsDigest)
 		}
 	}
-	want := "a 1 d3 A |a 2 d4 A in-|b 1 d1 B in-B"
+	want := "a 1 d3 A |a 2 d4 A in-|a 10 d5 A |b 1 d1 B in-B"
 	if strings.Join(got, "|") != want {
 		t.Errorf("got %q, want %q", strings.Join(got, "|"), want)
 	}
