@@ -36,6 +36,11 @@ head -c "${size_mb}M" /dev/urandom >"$work/tree/usr/bin/big"
 mksquashfs "$work/tree" "$work/out/big-1.0-x86-64.raw" -all-root -noappend -no-progress -comp gzip >/dev/null
 rm -rf "$work/tree"
 bytes=$(stat -c %s "$work/out/big-1.0-x86-64.raw")
+# As bake leaves it: SHA256SUMS gives push the digest, as index.json gives
+# it to crane push. A second directory without it makes push hash first.
+(cd "$work/out" && sha256sum -- *.raw >SHA256SUMS)
+mkdir "$work/out-nosums"
+ln "$work/out/big-1.0-x86-64.raw" "$work/out-nosums/"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 reg=127.0.0.1:$port
@@ -48,9 +53,13 @@ for _ in $(seq 100); do curl -sf "http://$reg/v2/" >/dev/null && break; sleep 0.
 crane pull --insecure --format oci "$reg/bench/seed:1.0" "$work/layout" 2>/dev/null
 
 # time_cmd NAME CMD…: run CMD, append its wall time in seconds to $work/NAME.
+# The registry shares this file system: sync first, so that no command
+# (bakery pull's fsync above all) pays for writing out what an earlier
+# command left dirty.
 time_cmd() {
   local name=$1; shift
   local t0 t1
+  sync
   t0=$(date +%s.%N)
   "$@" >/dev/null 2>&1 || { echo "bench/registry.sh: $name failed: $*" >&2; exit 1; }
   t1=$(date +%s.%N)
@@ -59,6 +68,7 @@ time_cmd() {
 
 for i in $(seq "$rounds"); do
   time_cmd "bakery push" "$bakery" push "$work/out" "$reg/bench/bakery$i" --insecure --no-catalog
+  time_cmd "bakery push (no SHA256SUMS)" "$bakery" push "$work/out-nosums" "$reg/bench/nosums$i" --insecure --no-catalog
   time_cmd "crane push" crane push --insecure --index "$work/layout" "$reg/bench/crane$i:1.0"
   # skopeo remembers which blobs a registry has (blob-info cache) and would
   # mount them from an earlier round's repository instead of uploading.
@@ -84,8 +94,9 @@ echo "| command | median s | MiB/s | its time ÷ bakery's (< 1: faster than bake
 echo "|---|---:|---:|---:|"
 for dir in push pull; do
   base=$(median "$work/bakery $dir")
-  for name in "bakery $dir" "crane $dir" "skopeo copy ($dir)" $( [ $dir = pull ] && echo "crane_blob" ); do
-    [ "$name" = crane_blob ] && name="crane blob"
+  names=("bakery $dir" "crane $dir" "skopeo copy ($dir)")
+  if [ $dir = push ]; then names+=("bakery push (no SHA256SUMS)"); else names+=("crane blob"); fi
+  for name in "${names[@]}"; do
     m=$(median "$work/$name")
     printf '| %s | %.2f | %.0f | %.2f× |\n' "$name" "$m" "$(echo "$bytes / 1048576 / $m" | bc -l)" "$(echo "$m / $base" | bc -l)"
   done

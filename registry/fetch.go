@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"golang.org/x/sys/unix"
+	"github.com/sysext-bakery/bakery/internal/teecopy"
 )
 
 // maxStalls is how many requests in a row may fail without moving a blob
@@ -30,7 +30,7 @@ func (o *options) client(ctx context.Context, reg name.Registry, scopes ...strin
 	if err != nil {
 		return nil, fmt.Errorf("credentials for %s: %w", reg, err)
 	}
-	rt := transport.NewRetry(o.baseTransport(), transport.WithRetryBackoff(o.backoff),
+	rt := transport.NewRetry(o.transport, transport.WithRetryBackoff(o.backoff),
 		transport.WithRetryStatusCodes(retryStatusCodes...), transport.WithRetryPredicate(retryable))
 	tr, err := transport.NewWithContext(ctx, reg, auth, rt, scopes)
 	if err != nil {
@@ -132,11 +132,11 @@ func fetchRange(ctx context.Context, c *http.Client, u string, f *os.File, h has
 	default:
 		return 0, transport.CheckError(resp, http.StatusOK)
 	}
-	w := io.Writer(io.MultiWriter(&writeback{f: f, start: *off}, h))
+	w := io.Writer(f)
 	if o.progress != nil {
-		w = &progressWriter{w: w, file: file, done: *off, total: size, report: o.progress}
+		w = &progressWriter{w: f, file: file, done: *off, total: size, report: o.progress}
 	}
-	n, err := io.Copy(w, io.LimitReader(resp.Body, size-*off))
+	n, err := teecopy.Copy(io.LimitReader(resp.Body, size-*off), w, h)
 	*off += n
 	return n, err
 }
@@ -164,29 +164,5 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	n, err := p.w.Write(b)
 	p.done += int64(n)
 	p.report(p.file, p.done, p.total)
-	return n, err
-}
-
-// writebackChunk is how much written data writeback lets pile up before
-// it starts writing it to disk.
-const writebackChunk = 16 << 20
-
-// writeback writes to f and starts the kernel's write-back of every full
-// chunk right away (sync_file_range, asynchronous), so the fsync before
-// the rename finds little left to do.
-type writeback struct {
-	f            *os.File
-	start, count int64
-}
-
-func (w *writeback) Write(b []byte) (int, error) {
-	n, err := w.f.Write(b)
-	w.count += int64(n)
-	if w.count >= writebackChunk {
-		// Only a hint: errors surface at the fsync.
-		_ = unix.SyncFileRange(int(w.f.Fd()), w.start, w.count, unix.SYNC_FILE_RANGE_WRITE)
-		w.start += w.count
-		w.count = 0
-	}
 	return n, err
 }

@@ -40,7 +40,7 @@ type options struct {
 	outDir      string
 	dest        string
 	insecure    bool
-	transport   http.RoundTripper
+	transport   http.RoundTripper // nil: a tuned copy of remote.DefaultTransport
 	keychain    authn.Keychain
 	readRelease releaseReader
 	progress    Progress
@@ -56,7 +56,6 @@ type options struct {
 func makeOptions(opts []Option) *options {
 	o := &options{
 		outDir:      ".",
-		transport:   remote.DefaultTransport,
 		keychain:    authn.DefaultKeychain,
 		readRelease: readReleaseNative,
 		backoff:     remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 5},
@@ -65,7 +64,28 @@ func makeOptions(opts []Option) *options {
 	for _, opt := range opts {
 		opt(o)
 	}
+	if o.transport == nil {
+		o.transport = defaultTransport(o.insecure)
+	}
 	return o
+}
+
+// transportBuffer is the size of the HTTP transport's socket buffers. The
+// default 4 KiB turns a 200 MB blob into 50,000 reads of the file and
+// writes to the socket.
+const transportBuffer = 256 << 10
+
+// defaultTransport is go-containerregistry's default transport with larger
+// buffers; insecure (--insecure) also accepts any TLS certificate. It is
+// made once per operation so that all its requests share connections.
+func defaultTransport(insecure bool) http.RoundTripper {
+	t := remote.DefaultTransport.(*http.Transport).Clone()
+	t.WriteBufferSize = transportBuffer
+	t.ReadBufferSize = transportBuffer
+	if insecure {
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // --insecure asks for exactly this
+	}
+	return t
 }
 
 // WithArch selects the systemd architecture (x86-64, arm64, …) to pull;
@@ -151,7 +171,7 @@ func retryable(err error) bool {
 func (o *options) remoteOptions(ctx context.Context) []remote.Option {
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithTransport(o.baseTransport()),
+		remote.WithTransport(o.transport),
 		remote.WithAuthFromKeychain(o.keychain),
 		remote.WithRetryBackoff(o.backoff),
 		remote.WithRetryStatusCodes(retryStatusCodes...),
@@ -176,17 +196,6 @@ func (o *options) reuseConnections(ctx context.Context) error {
 	}
 	o.puller, err = remote.NewPuller(o.remoteOptions(ctx)...)
 	return err
-}
-
-// baseTransport is the configured transport; with WithInsecure, the
-// default one also accepts any TLS certificate.
-func (o *options) baseTransport() http.RoundTripper {
-	if !o.insecure || o.transport != remote.DefaultTransport {
-		return o.transport
-	}
-	t := remote.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // --insecure asks for exactly this
-	return t
 }
 
 // nameOptions are the reference parsing options o implies.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -207,32 +206,15 @@ func Pull(ctx context.Context, ref string, opts ...Option) (PullResult, error) {
 
 // pullToFile downloads layer into a temp file beside path, syncs it and
 // renames it to path; on any failure the temp file is removed.
-func pullToFile(ctx context.Context, repo name.Repository, layer v1.Descriptor, path string, o *options) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".part*")
+func pullToFile(ctx context.Context, repo name.Repository, layer v1.Descriptor, path string, o *options) error {
+	f, err := atomicfile.Create(path)
 	if err != nil {
-		return fmt.Errorf("pull into %s: %w", dir, err)
+		return fmt.Errorf("pull into %s: %w", filepath.Dir(path), err)
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := downloadBlob(ctx, repo, layer.Digest, layer.Size, f, filepath.Base(path), o); err != nil {
+	defer f.Abort()
+	f.FlushWhileWriting()
+	if err := downloadBlob(ctx, repo, layer.Digest, layer.Size, f.File, filepath.Base(path), o); err != nil {
 		return fmt.Errorf("pull %s@%s: %w", repo.Name(), layer.Digest, err)
 	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", f.Name(), err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("install %s: %w", path, err)
-	}
-	return atomicfile.SyncDir(dir)
+	return f.Commit(0o644)
 }

@@ -65,6 +65,7 @@ Examples:
 				return err
 			}
 			defer tmp.Abort()
+			tmp.FlushWhileWriting()
 			if err := builder.Build(ctx, src, tmp.Name(), opts); err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/urfave/cli/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/sysext-bakery/bakery/registry"
 	"github.com/sysext-bakery/bakery/sign"
@@ -107,10 +108,11 @@ func loadPublicKeys(paths []string) ([]crypto.PublicKey, error) {
 	return keys, nil
 }
 
-// stderrIsTerminal tells whether progress bars make sense.
+// stderrIsTerminal tells whether progress bars make sense: stderr is a
+// terminal (a character device such as /dev/null is not enough).
 func stderrIsTerminal() bool {
-	fi, err := os.Stderr.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // progressBar draws one line per file on a terminal, redrawn in place.

@@ -158,3 +158,19 @@ func TestRegistryUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestNoProgressBarsOnDevNull: /dev/null is a character device but not a
+// terminal, so scripts that send stderr there get no progress bars.
+func TestNoProgressBarsOnDevNull(t *testing.T) {
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	saved := os.Stderr
+	os.Stderr = devNull
+	defer func() { os.Stderr = saved }()
+	if stderrIsTerminal() {
+		t.Error("stderr on /dev/null counts as a terminal")
+	}
+}

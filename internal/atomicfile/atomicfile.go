@@ -13,8 +13,9 @@ import (
 // destination only on Commit.
 type File struct {
 	*os.File
-	dst  string
-	done bool
+	dst   string
+	done  bool
+	flush *flusher // nil unless FlushWhileWriting was called
 }
 
 // Create opens a temporary file in dst's directory.
@@ -26,6 +27,37 @@ func Create(dst string) (*File, error) {
 	return &File{File: f, dst: dst}, nil
 }
 
+// FlushWhileWriting syncs the file in the background whenever another
+// 16 MiB have been written to it, through this File or by a program that
+// opened it by name, so that Commit's sync has little left to do. Use it
+// for large files; it is a no-op when already started.
+func (f *File) FlushWhileWriting() {
+	if f.flush != nil || f.done {
+		return
+	}
+	size := func() (int64, error) {
+		fi, err := f.Stat()
+		if err != nil {
+			return 0, err
+		}
+		return fi.Size(), nil
+	}
+	f.flush = startFlusher(size, f.Sync, flushChunk, flushPoll)
+}
+
+// haltFlush stops background flushing and returns its error, if any.
+func (f *File) haltFlush() error {
+	if f.flush == nil {
+		return nil
+	}
+	err := f.flush.halt()
+	f.flush = nil
+	if err != nil {
+		return fmt.Errorf("sync %s in the background: %w", f.Name(), err)
+	}
+	return nil
+}
+
 // Commit syncs the file, sets its mode and renames it over the destination,
 // then syncs the directory so the rename survives a crash.
 func (f *File) Commit(mode os.FileMode) error {
@@ -33,7 +65,10 @@ func (f *File) Commit(mode os.FileMode) error {
 		return fmt.Errorf("atomicfile: %s already committed or aborted", f.dst)
 	}
 	f.done = true
-	err := f.Chmod(mode)
+	err := f.haltFlush()
+	if err == nil {
+		err = f.Chmod(mode)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -57,6 +92,7 @@ func (f *File) Abort() {
 		return
 	}
 	f.done = true
+	f.haltFlush()
 	f.Close()
 	os.Remove(f.Name())
 }
@@ -74,13 +110,15 @@ func WriteFile(dst string, data []byte, mode os.FileMode) error {
 	return f.Commit(mode)
 }
 
-// Copy atomically replaces dst with everything read from r.
+// Copy atomically replaces dst with everything read from r, flushing while
+// it copies (see FlushWhileWriting).
 func Copy(dst string, r io.Reader, mode os.FileMode) error {
 	f, err := Create(dst)
 	if err != nil {
 		return err
 	}
 	defer f.Abort()
+	f.FlushWhileWriting()
 	if _, err := io.Copy(f, r); err != nil {
 		return fmt.Errorf("write %s: %w", dst, err)
 	}
