@@ -4,6 +4,9 @@ GO      ?= go
 BIN     := bin/bakery
 PREFIX  ?= /usr
 UNITDIR ?= /usr/lib/systemd/system
+# libzstd (bundled by github.com/DataDog/zstd) is compiled by cgo; at -O3,
+# as its own Makefile builds it, zstd 15 runs ~4% faster than at cgo's -O2.
+export CGO_CFLAGS ?= -O3 -g
 
 .PHONY: all build setup test demo bench lint fuzz install clean
 
@@ -18,6 +21,8 @@ build:
 test: setup
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	# The pure-Go compressors of builds without cgo.
+	CGO_ENABLED=0 $(GO) test -count=1 ./sysext/squashfs
 
 demo: setup build
 	./$(BIN) demo

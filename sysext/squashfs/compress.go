@@ -11,7 +11,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 	"github.com/sysext-bakery/bakery/sysext"
-	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
 )
 
@@ -102,19 +101,44 @@ type compressor interface {
 	compress(dst, src []byte) (out []byte, ok bool, err error)
 }
 
+// probeFromZstdLevel is the zstd level from which blocks are probed before
+// they are compressed (see probed); below it zstd is as fast as the probe.
+const probeFromZstdLevel = 10
+
 // newCompressor returns a compressor for one goroutine.
 func (k *codec) newCompressor() (compressor, error) {
+	c, err := k.newBareCompressor()
+	if err != nil || !(k.name == sysext.Xz || k.name == sysext.Zstd && k.level >= probeFromZstdLevel) {
+		return c, err
+	}
+	probe, err := newZstdCompressor(1, k.blockSize)
+	if err != nil {
+		return nil, err
+	}
+	return probed{probe: probe, c: c}, nil
+}
+
+// probed stores a block as is, without asking the slow compressor c, when
+// zstd's fastest level (the probe) cannot make it any smaller: random or
+// already compressed data, which xz or zstd 19 would spend their full
+// time on only to find the same. Image trees often hold such files
+// (compressed firmware, archives, man pages); the cost is at most a few
+// bytes on a block only c could have squeezed.
+type probed struct{ probe, c compressor }
+
+func (p probed) compress(dst, src []byte) ([]byte, bool, error) {
+	out, ok, err := p.probe.compress(dst, src)
+	if err != nil || !ok {
+		return out, ok, err
+	}
+	return p.c.compress(out, src)
+}
+
+// newBareCompressor returns the codec's compressor itself.
+func (k *codec) newBareCompressor() (compressor, error) {
 	switch k.name {
 	case sysext.Zstd:
-		enc, err := zstd.NewWriter(nil,
-			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(k.level)),
-			zstd.WithWindowSize(k.blockSize),
-			zstd.WithEncoderConcurrency(1),
-			zstd.WithEncoderCRC(false))
-		if err != nil {
-			return nil, fmt.Errorf("zstd encoder: %w", err)
-		}
-		return zstdCompressor{enc}, nil
+		return newZstdCompressor(k.level, k.blockSize)
 	case sysext.Gzip:
 		zw, err := zlib.NewWriterLevel(io.Discard, k.level)
 		if err != nil {
@@ -122,7 +146,7 @@ func (k *codec) newCompressor() (compressor, error) {
 		}
 		return &gzipCompressor{w: zw}, nil
 	case sysext.Xz:
-		return &xzCompressor{cfg: xz.WriterConfig{DictCap: k.dictSize, CheckSum: xz.CRC32}}, nil
+		return newXzCompressor(k.dictSize), nil
 	case sysext.Lz4:
 		if k.level > 1 {
 			return &lz4Compressor{hc: &lz4.CompressorHC{Level: lz4.CompressionLevel(1 << (8 + k.level))}}, nil
@@ -130,13 +154,6 @@ func (k *codec) newCompressor() (compressor, error) {
 		return &lz4Compressor{fast: &lz4.Compressor{}}, nil
 	}
 	return noneCompressor{}, nil
-}
-
-type zstdCompressor struct{ enc *zstd.Encoder }
-
-func (z zstdCompressor) compress(dst, src []byte) ([]byte, bool, error) {
-	out := z.enc.EncodeAll(src, dst[:0])
-	return out, len(out) < len(src), nil
 }
 
 type gzipCompressor struct {
@@ -154,27 +171,6 @@ func (g *gzipCompressor) compress(dst, src []byte) ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("zlib: %w", err)
 	}
 	out := g.buf.Bytes()
-	return out, len(out) < len(src), nil
-}
-
-type xzCompressor struct {
-	cfg xz.WriterConfig
-	buf bytes.Buffer
-}
-
-func (x *xzCompressor) compress(dst, src []byte) ([]byte, bool, error) {
-	x.buf = *bytes.NewBuffer(dst[:0])
-	w, err := x.cfg.NewWriter(&x.buf)
-	if err != nil {
-		return nil, false, fmt.Errorf("xz: %w", err)
-	}
-	if _, err := w.Write(src); err != nil {
-		return nil, false, fmt.Errorf("xz: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, false, fmt.Errorf("xz: %w", err)
-	}
-	out := x.buf.Bytes()
 	return out, len(out) < len(src), nil
 }
 

@@ -11,7 +11,17 @@
 // The writer compresses blocks in parallel with a bounded pipeline and
 // writes them in a fixed order, so its output is byte-identical across runs
 // and GOMAXPROCS values, and its memory use does not grow with file sizes
-// (metadata tables are kept in memory, as mksquashfs does). The reader
+// (metadata tables are kept in memory, as mksquashfs does).
+//
+// Compression: built with cgo (the default where a C compiler is
+// present), zstd blocks are compressed by libzstd (bundled by
+// github.com/DataDog/zstd) and xz blocks by liblzma (linked statically),
+// the libraries mksquashfs uses, so an image is as small as mksquashfs's at
+// the same settings. Built without cgo, klauspost/compress and ulikunitz/xz
+// take their place: images still mount everywhere but are up to ~7% (zstd
+// 15) and ~13% (xz) larger. gzip and lz4 are pure Go in both builds. From
+// zstd level 10 and with xz, a block that zstd's fastest level cannot
+// shrink is stored without trying the slow compressor. The reader
 // (Open) implements io/fs over an image written by this package or by
 // mksquashfs and is safe on hostile images.
 package squashfs
