@@ -22,8 +22,9 @@ import (
 // testEpoch is the SOURCE_DATE_EPOCH of the tests' images.
 const testEpoch = 1_700_000_000
 
-// sparseSize is the sparse file's size: go-erofs stores holes as zero
-// blocks, so it is 8 MiB rather than 300 MB.
+// sparseSize is the feature tree's sparse file's size: small enough that
+// mkfs.erofs 1.5, which stores holes as zero blocks, and the mount
+// helper's hashing stay quick.
 const sparseSize = 8 << 20
 
 // feature describes one entry of the feature tree.
@@ -270,7 +271,7 @@ func TestFeatureTree(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := diff(want, got); d != "" {
+			if d := diff(noHoles(want), got); d != "" {
 				t.Errorf("reader differs from the source:\n%s", d)
 			}
 			if !tt.mkfs {
@@ -329,7 +330,11 @@ func mkfsErofs(t *testing.T, src string) (string, snapshot) {
 // checkFsck runs fsck.erofs on img and compares its extraction with want.
 // fsck.erofs 1.5 extracts no xattrs, a hard link's names as copies and
 // loses a file's setuid and setgid bits (it chowns after chmod), so those
-// are left out of the comparison; the kernel mount checks them.
+// are left out of the comparison; the kernel mount checks them. It also
+// writes a file with holes as its data blocks alone (1.8 seeks over holes,
+// erofs-utils commit b063ea3, but still drops a trailing one), so such a
+// file is checked (fsck.erofs reads all its data) but its extracted
+// content is not compared.
 func checkFsck(t *testing.T, img string, want snapshot) {
 	t.Helper()
 	if _, err := exec.LookPath("fsck.erofs"); err != nil {
@@ -349,10 +354,13 @@ func checkFsck(t *testing.T, img string, want snapshot) {
 	strip := func(s snapshot) snapshot {
 		out := snapshot{}
 		for p, e := range s {
-			e.Xattrs, e.Link = nil, ""
+			e.Xattrs, e.Link, e.Data = nil, "", ""
 			if !e.Mode.IsDir() {
 				e.Nlink = 0
 				e.Mode &^= os.ModeSetuid | os.ModeSetgid
+			}
+			if want[p].Data != "" {
+				e.Size, e.Digest = 0, ""
 			}
 			out[p] = e
 		}
