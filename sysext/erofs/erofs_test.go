@@ -48,28 +48,30 @@ func vfsCapV2() string {
 }
 
 // features is the feature tree: every file type, special modes, owners,
-// links, devices, xattrs and name and size limits.
+// links, devices, xattrs (some shared by several inodes) and name and size
+// limits.
 func features() []feature {
 	long := strings.Repeat("n", 255)
+	common := map[string]string{"user.common": "a value several inodes share", "security.label": "s0"}
 	return []feature{
 		{path: "usr", kind: "dir", mode: 0o755},
 		{path: "usr/bin", kind: "dir", mode: 0o755, xattrs: map[string]string{"user.dir": "on a directory"}},
 		{path: "usr/bin/setuid", kind: "file", mode: 0o4755, data: "#!/bin/sh\necho hi\n"},
-		{path: "usr/bin/setgid", kind: "file", mode: 0o2711, data: "g"},
+		{path: "usr/bin/setgid", kind: "file", mode: 0o2711, data: "g", xattrs: common},
 		{path: "usr/bin/cap", kind: "file", mode: 0o755, data: strings.Repeat("c", 5000),
 			xattrs: map[string]string{"security.capability": vfsCapV2()}},
 		{path: "usr/share", kind: "dir", mode: 0o755},
 		{path: "usr/share/sticky", kind: "dir", mode: 0o1777},
 		{path: "usr/share/setgid-dir", kind: "dir", mode: 0o2775, owner: [2]int{0, 5678}},
-		{path: "usr/share/owned", kind: "file", mode: 0o640, data: "owned\n", owner: [2]int{1234, 5678}},
+		{path: "usr/share/owned", kind: "file", mode: 0o640, data: "owned\n", owner: [2]int{1234, 5678}, xattrs: common},
 		{path: "usr/share/bigid", kind: "file", mode: 0o600, data: "id over 16 bits", owner: [2]int{100000, 200000}},
-		{path: "usr/share/empty", kind: "file", mode: 0o644},
+		{path: "usr/share/empty", kind: "file", mode: 0o644, xattrs: common},
 		{path: "usr/share/emptydir", kind: "dir", mode: 0o700},
 		{path: "usr/share/" + long, kind: "file", mode: 0o644, data: "long name"},
 		{path: "usr/share/xattrs", kind: "file", mode: 0o644, data: "x",
 			xattrs: map[string]string{"user.a": "1", "user.empty": "", "trusted.bin": "b\x00\xffy", "security.label": "s0"}},
 		{path: "usr/share/big", kind: "file", mode: 0o644, data: string(randomBytes(1<<20 + 123))},
-		{path: "usr/lib", kind: "dir", mode: 0o755},
+		{path: "usr/lib", kind: "dir", mode: 0o755, xattrs: common},
 		{path: "usr/lib/extension-release.d", kind: "dir", mode: 0o755},
 		{path: "usr/lib/extension-release.d/extension-release.test", kind: "file", mode: 0o644, data: "ID=_any\nARCHITECTURE=x86-64\n"},
 		{path: "usr/lib/rel", kind: "symlink", data: "../bin/setuid"},

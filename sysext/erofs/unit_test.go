@@ -296,3 +296,42 @@ func TestWriteCancelled(t *testing.T) {
 		t.Errorf("write after cancel = %v, want context.Canceled", err)
 	}
 }
+
+// TestWriteChangedFile changes a file between the scan and the write: the
+// writer must stop rather than write an image that lies about its size.
+func TestWriteChangedFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		size    int
+		newSize int
+		want    string
+	}{
+		{"inline file shrank", 100, 50, "shrank"},
+		{"block file shrank", 3*blockSize + 10, blockSize, "shrank"},
+		{"tail shrank", 3*blockSize + 10, 3*blockSize + 5, "shrank"},
+		{"inline file grew", 100, 101, "grew"},
+		{"empty file grew", 0, 1, "grew"},
+		{"block file grew", 2 * blockSize, 2*blockSize + 1, "grew"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeTree(t, map[string]string{"d/f": strings.Repeat("x", tt.size)})
+			tr, err := scan(context.Background(), dir, sysext.BuildOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "d/f"), []byte(strings.Repeat("y", tt.newSize)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Create(filepath.Join(t.TempDir(), "image.raw"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			err = write(context.Background(), f, tr, 0)
+			if err == nil || !strings.Contains(err.Error(), "d/f: changed while the image was written: it "+tt.want) {
+				t.Errorf("write = %v, want d/f changed: it %s", err, tt.want)
+			}
+		})
+	}
+}
