@@ -1,31 +1,30 @@
-// Package erofs writes and reads uncompressed erofs images natively, on top
-// of github.com/erofs/go-erofs.
+// Package erofs writes and reads uncompressed erofs images natively.
 //
-// go-erofs builds the image; this package feeds it a staged host directory
-// with bakery's metadata applied (every time set to the epoch, owners kept
-// or made root, device numbers in erofs's encoding, directory link counts)
-// and adds what go-erofs cannot do itself:
+// The writer is hand-written (format.go, layout.go, write.go) rather than
+// built on github.com/erofs/go-erofs, whose writer has no tail packing (a
+// file larger than a block keeps its last partial block in a block of its
+// own) and no holes (sparse files are stored with zero blocks). It takes a
+// staged host directory with bakery's metadata applied (every time set to
+// the epoch, owners kept or made root, device numbers in erofs's encoding,
+// link counts) and writes:
 //
-//   - host xattrs: read with llistxattr/lgetxattr and set through the
-//     writer; only the user., trusted. and security. namespaces are copied
-//     (the ones squashfs images carry too); system.* (ACLs) is left out.
-//   - hard links: go-erofs gives every path its own inode. The first name
-//     of an inode is written with the link count of all its names in the
-//     tree; the later names are written as empty files, and once go-erofs
-//     has finished, their directory entries are pointed at the first name's
-//     inode (nid and file type) and the superblock's inode count is
-//     corrected. Each later name leaves one unreferenced 32-byte inode
-//     behind in the metadata area.
-//   - a fixed UUID in the superblock (go-erofs writes none), so equal trees
-//     give equal bytes.
-//   - a trailing zero block when the image ends with an inode: fsck.erofs
-//     1.5 and go-erofs's reader read past such an inode and fail.
-//
-// What go-erofs cannot express in a single uncompressed image: holes (a
-// sparse file is stored with its holes as zero blocks: it reads back the
-// same but takes its full size) and tail packing of large files (only files
-// smaller than a block are stored inline), so images come out somewhat
-// larger than mkfs.erofs's.
+//   - the superblock with the fixed UUID sysext.ErofsUUID and the epoch as
+//     build time, so that equal trees give equal bytes;
+//   - compact inodes, extended ones where owners, link count or size do not
+//     fit 16 or 32 bits; a hard-linked file is one inode with the link count
+//     of its names in the tree;
+//   - xattrs of the user., trusted. and security. namespaces (the ones
+//     squashfs images carry; system.* ACLs are left out), inline after the
+//     inode or, when several inodes share one and that saves room, once in
+//     the shared xattr table;
+//   - file, directory and symlink data in whole blocks, with the last
+//     partial block stored right after the inode (tail packing,
+//     FLAT_INLINE) when it fits in the inode's metadata block; inodes are
+//     packed best fit into the metadata blocks so that these tails fill
+//     them;
+//   - files with holes (as SEEK_HOLE reports them on the host) as
+//     chunk-based files whose block map marks the holes, with the largest
+//     chunk the holes are aligned to, so that a hole takes no block.
 //
 // The reader, Open, wraps go-erofs's: an fs.FS with the full file mode,
 // a walk that refuses directory loops, the file count and the
@@ -35,15 +34,12 @@ package erofs
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
-
-	goerofs "github.com/erofs/go-erofs"
 
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
-// Builder writes uncompressed erofs images with go-erofs.
+// Builder writes uncompressed erofs images natively.
 type Builder struct{}
 
 // Name is "native".
@@ -59,12 +55,12 @@ func (Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.BuildO
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("erofs: create image: %w", err)
 	}
 	defer f.Close()
-	if err := write(f, t, opts.Epoch); err != nil {
+	if err := write(ctx, f, t, opts.Epoch); err != nil {
 		return fmt.Errorf("erofs: write %s from %s: %w", dst, srcDir, err)
 	}
 	if err := f.Close(); err != nil {
@@ -88,31 +84,4 @@ func checkOptions(opts sysext.BuildOptions) error {
 		return fmt.Errorf("erofs: epoch %d is before 1970: erofs stores unsigned times, give --epoch 0 or later", opts.Epoch)
 	}
 	return nil
-}
-
-// image is what write needs of the output: go-erofs streams and seeks back
-// for the superblock; the hard-link pass reads and patches in place.
-type image interface {
-	io.WriteSeeker
-	io.ReaderAt
-	io.WriterAt
-}
-
-// write builds the image of t into img.
-func write(img image, t *tree, epoch int64) error {
-	w := goerofs.Create(img, goerofs.WithBuildTime(uint64(epoch), 0))
-	if err := w.CopyFrom(t); err != nil {
-		return err
-	}
-	for _, n := range t.withXattrs {
-		for name, value := range n.xattrs {
-			if err := w.Setxattr(n.abs(), name, value); err != nil {
-				return fmt.Errorf("%s: xattr %s: %w", n.rel, name, err)
-			}
-		}
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return finish(img, t.links)
 }

@@ -22,8 +22,9 @@ import (
 // testEpoch is the SOURCE_DATE_EPOCH of the tests' images.
 const testEpoch = 1_700_000_000
 
-// sparseSize is the sparse file's size: go-erofs stores holes as zero
-// blocks, so it is 8 MiB rather than 300 MB.
+// sparseSize is the feature tree's sparse file's size: small enough that
+// mkfs.erofs 1.5, which stores holes as zero blocks, and the mount
+// helper's hashing stay quick.
 const sparseSize = 8 << 20
 
 // feature describes one entry of the feature tree.
@@ -47,28 +48,30 @@ func vfsCapV2() string {
 }
 
 // features is the feature tree: every file type, special modes, owners,
-// links, devices, xattrs and name and size limits.
+// links, devices, xattrs (some shared by several inodes) and name and size
+// limits.
 func features() []feature {
 	long := strings.Repeat("n", 255)
+	common := map[string]string{"user.common": "a value several inodes share", "security.label": "s0"}
 	return []feature{
 		{path: "usr", kind: "dir", mode: 0o755},
 		{path: "usr/bin", kind: "dir", mode: 0o755, xattrs: map[string]string{"user.dir": "on a directory"}},
 		{path: "usr/bin/setuid", kind: "file", mode: 0o4755, data: "#!/bin/sh\necho hi\n"},
-		{path: "usr/bin/setgid", kind: "file", mode: 0o2711, data: "g"},
+		{path: "usr/bin/setgid", kind: "file", mode: 0o2711, data: "g", xattrs: common},
 		{path: "usr/bin/cap", kind: "file", mode: 0o755, data: strings.Repeat("c", 5000),
 			xattrs: map[string]string{"security.capability": vfsCapV2()}},
 		{path: "usr/share", kind: "dir", mode: 0o755},
 		{path: "usr/share/sticky", kind: "dir", mode: 0o1777},
 		{path: "usr/share/setgid-dir", kind: "dir", mode: 0o2775, owner: [2]int{0, 5678}},
-		{path: "usr/share/owned", kind: "file", mode: 0o640, data: "owned\n", owner: [2]int{1234, 5678}},
+		{path: "usr/share/owned", kind: "file", mode: 0o640, data: "owned\n", owner: [2]int{1234, 5678}, xattrs: common},
 		{path: "usr/share/bigid", kind: "file", mode: 0o600, data: "id over 16 bits", owner: [2]int{100000, 200000}},
-		{path: "usr/share/empty", kind: "file", mode: 0o644},
+		{path: "usr/share/empty", kind: "file", mode: 0o644, xattrs: common},
 		{path: "usr/share/emptydir", kind: "dir", mode: 0o700},
 		{path: "usr/share/" + long, kind: "file", mode: 0o644, data: "long name"},
 		{path: "usr/share/xattrs", kind: "file", mode: 0o644, data: "x",
 			xattrs: map[string]string{"user.a": "1", "user.empty": "", "trusted.bin": "b\x00\xffy", "security.label": "s0"}},
 		{path: "usr/share/big", kind: "file", mode: 0o644, data: string(randomBytes(1<<20 + 123))},
-		{path: "usr/lib", kind: "dir", mode: 0o755},
+		{path: "usr/lib", kind: "dir", mode: 0o755, xattrs: common},
 		{path: "usr/lib/extension-release.d", kind: "dir", mode: 0o755},
 		{path: "usr/lib/extension-release.d/extension-release.test", kind: "file", mode: 0o644, data: "ID=_any\nARCHITECTURE=x86-64\n"},
 		{path: "usr/lib/rel", kind: "symlink", data: "../bin/setuid"},
@@ -270,7 +273,7 @@ func TestFeatureTree(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := diff(want, got); d != "" {
+			if d := diff(noHoles(want), got); d != "" {
 				t.Errorf("reader differs from the source:\n%s", d)
 			}
 			if !tt.mkfs {
@@ -329,7 +332,11 @@ func mkfsErofs(t *testing.T, src string) (string, snapshot) {
 // checkFsck runs fsck.erofs on img and compares its extraction with want.
 // fsck.erofs 1.5 extracts no xattrs, a hard link's names as copies and
 // loses a file's setuid and setgid bits (it chowns after chmod), so those
-// are left out of the comparison; the kernel mount checks them.
+// are left out of the comparison; the kernel mount checks them. It also
+// writes a file with holes as its data blocks alone (1.8 seeks over holes,
+// erofs-utils commit b063ea3, but still drops a trailing one), so such a
+// file is checked (fsck.erofs reads all its data) but its extracted
+// content is not compared.
 func checkFsck(t *testing.T, img string, want snapshot) {
 	t.Helper()
 	if _, err := exec.LookPath("fsck.erofs"); err != nil {
@@ -349,10 +356,13 @@ func checkFsck(t *testing.T, img string, want snapshot) {
 	strip := func(s snapshot) snapshot {
 		out := snapshot{}
 		for p, e := range s {
-			e.Xattrs, e.Link = nil, ""
+			e.Xattrs, e.Link, e.Data = nil, "", ""
 			if !e.Mode.IsDir() {
 				e.Nlink = 0
 				e.Mode &^= os.ModeSetuid | os.ModeSetgid
+			}
+			if want[p].Data != "" {
+				e.Size, e.Digest = 0, ""
 			}
 			out[p] = e
 		}

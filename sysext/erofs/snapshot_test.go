@@ -27,6 +27,7 @@ type entry struct {
 	Mtime  int64
 	Target string
 	Digest string // sha256 of a regular file's content
+	Data   string // a regular file with holes: the blocks holding data
 	Rdev   [2]uint32
 	Xattrs map[string]string
 	Link   string // a hard link's first name in walk order ("" when alone)
@@ -93,7 +94,8 @@ func digest(r io.Reader) (string, error) {
 }
 
 // hostSnapshot reads the tree at root from the host (a source tree, a
-// mounted image or an extraction), with the xattrs images carry.
+// mounted image or an extraction), with the xattrs images carry and the
+// holes of sparse files (SEEK_DATA and SEEK_HOLE, in whole blocks).
 func hostSnapshot(root string) (snapshot, error) {
 	s := snapshot{}
 	var order []string
@@ -126,6 +128,13 @@ func hostSnapshot(root string) (snapshot, error) {
 			if err != nil {
 				return err
 			}
+			data, err := dataExtents(p, e.Size)
+			if err != nil {
+				return err
+			}
+			if data != nil {
+				e.Data = fmt.Sprint(data)
+			}
 		case fs.ModeSymlink:
 			if e.Target, err = os.Readlink(p); err != nil {
 				return err
@@ -133,8 +142,15 @@ func hostSnapshot(root string) (snapshot, error) {
 		case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
 			e.Rdev = [2]uint32{unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))}
 		}
-		if e.Xattrs, err = readXattrs(p); err != nil {
+		xattrs, err := readXattrs(p)
+		if err != nil {
 			return err
+		}
+		for _, x := range xattrs {
+			if e.Xattrs == nil {
+				e.Xattrs = map[string]string{}
+			}
+			e.Xattrs[x.name] = x.value
 		}
 		if !fi.IsDir() {
 			k := [2]uint64{uint64(st.Dev), uint64(st.Ino)}
@@ -151,7 +167,19 @@ func hostSnapshot(root string) (snapshot, error) {
 	return s, err
 }
 
-// imageSnapshot reads the tree of an image through the package's reader.
+// noHoles is s without the holes of sparse files, which neither the
+// package's reader nor mkfs.erofs 1.5 keeps.
+func noHoles(s snapshot) snapshot {
+	out := snapshot{}
+	for p, e := range s {
+		e.Data = ""
+		out[p] = e
+	}
+	return out
+}
+
+// imageSnapshot reads the tree of an image through the package's reader,
+// which tells no holes.
 func imageSnapshot(im *Image) (snapshot, error) {
 	s := snapshot{}
 	var order []string

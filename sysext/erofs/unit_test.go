@@ -13,6 +13,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	goerofs "github.com/erofs/go-erofs"
 	"golang.org/x/sys/unix"
 
 	"github.com/sysext-bakery/bakery/sysext"
@@ -67,47 +68,6 @@ func TestCheckOptions(t *testing.T) {
 			err := checkOptions(tt.opts)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Errorf("checkOptions = %v, want error containing %q", err, tt.wantErr)
-			}
-		})
-	}
-}
-
-func TestFindDirent(t *testing.T) {
-	// block makes a directory block of the names, in order.
-	block := func(names ...string) []byte {
-		var heads, tail []byte
-		off := len(names) * direntSize
-		for i, n := range names {
-			var d [direntSize]byte
-			binary.LittleEndian.PutUint64(d[:], uint64(100+i))
-			binary.LittleEndian.PutUint16(d[8:], uint16(off+len(tail)))
-			heads = append(heads, d[:]...)
-			tail = append(tail, n...)
-		}
-		return append(heads, tail...)
-	}
-	tests := []struct {
-		name   string
-		blk    []byte
-		lookup string
-		want   int
-		found  bool
-	}{
-		{"first", block(".", "..", "a", "bb"), ".", 0, true},
-		{"middle", block(".", "..", "a", "bb"), "a", 2, true},
-		{"last", block(".", "..", "a", "bb"), "bb", 3, true},
-		{"last padded", append(block(".", "..", "zz"), 0, 0, 0), "zz", 2, true},
-		{"prefix is not a match", block(".", "..", "abc"), "ab", 0, false},
-		{"absent", block(".", ".."), "a", 0, false},
-		{"empty block", nil, "a", 0, false},
-		{"name offset past end", func() []byte { b := block("a", "b"); b[8+direntSize] = 0xff; return b }(), "b", 0, false},
-		{"count past end", []byte{0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0}, "a", 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := findDirent(tt.blk, tt.lookup)
-			if got != tt.want || ok != tt.found {
-				t.Errorf("findDirent(%q) = %d, %v; want %d, %v", tt.lookup, got, ok, tt.want, tt.found)
 			}
 		})
 	}
@@ -269,72 +229,109 @@ func TestReaderFile(t *testing.T) {
 // Walk and Count must stop with an error instead of descending forever.
 func TestWalkLoop(t *testing.T) {
 	img := build(t, writeTree(t, map[string]string{"a/b/c": "c", "a/d": "d"}), sysext.BuildOptions{})
-	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	im := openImage(t, img)
+	nid := func(p string) uint64 {
+		fi, err := im.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uint64(fi.Sys().(*goerofs.Stat).Ino)
+	}
+	a, b := nid("a"), nid("a/b")
+	raw, err := os.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sbuf := make([]byte, superblockSize)
-	if _, err := f.ReadAt(sbuf, superblockOffset); err != nil {
-		t.Fatal(err)
+	ino := raw[a*slotSize:]
+	if format := binary.LittleEndian.Uint16(ino); format != layoutFlatInline<<1 {
+		t.Fatalf("directory a: i_format %#x, want a compact inode with inline entries", format)
 	}
-	sb, err := parseSuperblock(sbuf)
-	if err != nil {
-		t.Fatal(err)
+	entries := ino[compactInodeSize:]
+	root := binary.LittleEndian.Uint16(raw[superblockOffset+sbOffRootNid:])
+	found := false
+	for i := range 4 { // ., .., b, d
+		if e := entries[i*direntSize:]; binary.LittleEndian.Uint64(e) == b {
+			binary.LittleEndian.PutUint64(e, uint64(root))
+			found = true
+		}
 	}
-	_, _, at, err := sb.resolve(f, "a/b")
-	if err != nil {
-		t.Fatal(err)
+	if !found {
+		t.Fatal("no entry for a/b in directory a")
 	}
-	var nid [8]byte
-	binary.LittleEndian.PutUint64(nid[:], sb.rootNid)
-	if _, err := f.WriteAt(nid[:], at); err != nil {
-		t.Fatal(err)
-	}
-	im, err := Open(f)
+	damaged, err := Open(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
-	err = im.Walk(func(_ string, _ fs.DirEntry, err error) error { n++; return err })
+	err = damaged.Walk(func(_ string, _ fs.DirEntry, err error) error { n++; return err })
 	if err == nil || !strings.Contains(err.Error(), "directory loop") {
 		t.Errorf("Walk visited %d entries, err %v; want a directory loop error", n, err)
 	}
 }
 
-// TestFSConformance runs testing/fstest over the scanned tree go-erofs
-// copies from and over the reader of its image.
+// TestFSConformance runs testing/fstest over the reader of an image.
 func TestFSConformance(t *testing.T) {
 	files := map[string]string{"usr/bin/a": "a", "usr/lib/b": strings.Repeat("b", 5000), "usr/lib/l": "->b", "usr/share/e/": ""}
-	src := writeTree(t, files)
-	tr, err := scan(context.Background(), src, sysext.BuildOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fstest.TestFS(tr, "usr/bin/a", "usr/lib/b", "usr/lib/l", "usr/share/e"); err != nil {
-		t.Errorf("scanned tree: %v", err)
-	}
-	im := openImage(t, build(t, src, sysext.BuildOptions{}))
+	im := openImage(t, build(t, writeTree(t, files), sysext.BuildOptions{}))
 	if err := fstest.TestFS(im, "usr/bin/a", "usr/lib/b", "usr/lib/l", "usr/share/e"); err != nil {
 		t.Errorf("reader: %v", err)
 	}
 }
 
-// TestReadCancelled checks that file contents stop being read once the
-// build's context is done.
-func TestReadCancelled(t *testing.T) {
+// TestWriteCancelled checks that the writer stops once the build's context
+// is done.
+func TestWriteCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	tr, err := scan(ctx, writeTree(t, map[string]string{"f": "content"}), sysext.BuildOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := tr.Open("f")
+	f, err := os.Create(filepath.Join(t.TempDir(), "image.raw"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	cancel()
-	if _, err := f.Read(make([]byte, 10)); !errors.Is(err, context.Canceled) {
-		t.Errorf("Read after cancel = %v, want context.Canceled", err)
+	if err := write(ctx, f, tr, 0); !errors.Is(err, context.Canceled) {
+		t.Errorf("write after cancel = %v, want context.Canceled", err)
+	}
+}
+
+// TestWriteChangedFile changes a file between the scan and the write: the
+// writer must stop rather than write an image that lies about its size.
+func TestWriteChangedFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		size    int
+		newSize int
+		want    string
+	}{
+		{"inline file shrank", 100, 50, "shrank"},
+		{"block file shrank", 3*blockSize + 10, blockSize, "shrank"},
+		{"tail shrank", 3*blockSize + 10, 3*blockSize + 5, "shrank"},
+		{"inline file grew", 100, 101, "grew"},
+		{"empty file grew", 0, 1, "grew"},
+		{"block file grew", 2 * blockSize, 2*blockSize + 1, "grew"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeTree(t, map[string]string{"d/f": strings.Repeat("x", tt.size)})
+			tr, err := scan(context.Background(), dir, sysext.BuildOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "d/f"), []byte(strings.Repeat("y", tt.newSize)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Create(filepath.Join(t.TempDir(), "image.raw"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			err = write(context.Background(), f, tr, 0)
+			if err == nil || !strings.Contains(err.Error(), "d/f: changed while the image was written: it "+tt.want) {
+				t.Errorf("write = %v, want d/f changed: it %s", err, tt.want)
+			}
+		})
 	}
 }
