@@ -105,9 +105,10 @@ type compressor interface {
 // they are compressed (see probed); below it zstd is as fast as the probe.
 const probeFromZstdLevel = 10
 
-// newCompressor returns a compressor for one goroutine.
-func (k *codec) newCompressor() (compressor, error) {
-	c, err := k.newBareCompressor()
+// newDataCompressor returns a compressor of data blocks for one goroutine:
+// the codec's, probed first where that is slow (xz, zstd from level 10).
+func (k *codec) newDataCompressor() (compressor, error) {
+	c, err := k.newCompressor()
 	if err != nil || !(k.name == sysext.Xz || k.name == sysext.Zstd && k.level >= probeFromZstdLevel) {
 		return c, err
 	}
@@ -118,15 +119,29 @@ func (k *codec) newCompressor() (compressor, error) {
 	return probed{probe: probe, c: c}, nil
 }
 
+// probeSample is how much of a block the probe tries first: when that
+// much compresses, the block goes to the slow compressor at once.
+const probeSample = 16 << 10
+
 // probed stores a block as is, without asking the slow compressor c, when
 // zstd's fastest level (the probe) cannot make it any smaller: random or
 // already compressed data, which xz or zstd 19 would spend their full
 // time on only to find the same. Image trees often hold such files
 // (compressed firmware, archives, man pages); the cost is at most a few
-// bytes on a block only c could have squeezed.
+// bytes on a block only c could have squeezed. Compressible blocks cost
+// the probe only its first probeSample bytes.
 type probed struct{ probe, c compressor }
 
 func (p probed) compress(dst, src []byte) ([]byte, bool, error) {
+	if len(src) > probeSample {
+		_, ok, err := p.probe.compress(dst, src[:probeSample])
+		if err != nil {
+			return dst[:0], false, err
+		}
+		if ok {
+			return p.c.compress(dst, src)
+		}
+	}
 	out, ok, err := p.probe.compress(dst, src)
 	if err != nil || !ok {
 		return out, ok, err
@@ -134,8 +149,21 @@ func (p probed) compress(dst, src []byte) ([]byte, bool, error) {
 	return p.c.compress(out, src)
 }
 
-// newBareCompressor returns the codec's compressor itself.
-func (k *codec) newBareCompressor() (compressor, error) {
+// newMetadataCompressor returns the compressor of metadata blocks (8 KiB):
+// the codec's, with xz's dictionary cut to the block, as mksquashfs has
+// it. liblzma sets up its match finder for the whole dictionary on every
+// block, which took half a second for the 200 metadata blocks of the Go
+// toolchain's tree.
+func (k *codec) newMetadataCompressor() (compressor, error) {
+	m := *k
+	if m.name == sysext.Xz {
+		m.dictSize = metadataSize
+	}
+	return m.newCompressor()
+}
+
+// newCompressor returns the codec's compressor for one goroutine.
+func (k *codec) newCompressor() (compressor, error) {
 	switch k.name {
 	case sysext.Zstd:
 		return newZstdCompressor(k.level, k.blockSize)

@@ -32,6 +32,8 @@ func TestProbeSkipsIncompressibleBlocks(t *testing.T) {
 	}{
 		{"random data is stored without asking the slow compressor", random, 0, false},
 		{"compressible data goes to the slow compressor", text, 1, true},
+		{"compressible start, random rest", append(text[:probeSample:probeSample], random[probeSample:]...), 1, true},
+		{"random start, compressible rest", append(random[:probeSample:probeSample], text[probeSample:]...), 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			probe, err := newZstdCompressor(1, DefaultBlockSize)
@@ -68,7 +70,7 @@ func TestProbedCodecs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := k.newCompressor()
+		c, err := k.newDataCompressor()
 		if err != nil {
 			t.Fatal(err)
 		}

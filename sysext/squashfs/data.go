@@ -33,7 +33,7 @@ func (w *writer) writeData(ctx context.Context) error {
 	}
 	comps := make([]compressor, w.opts.Workers)
 	for i := range comps {
-		if comps[i], err = w.codec.newCompressor(); err != nil {
+		if comps[i], err = w.codec.newDataCompressor(); err != nil {
 			return err
 		}
 	}

@@ -95,7 +95,7 @@ func Write(ctx context.Context, w io.WriterAt, root *Node, opts Options) (int64,
 	if err != nil {
 		return 0, err
 	}
-	mc, err := k.newCompressor()
+	mc, err := k.newMetadataCompressor()
 	if err != nil {
 		return 0, err
 	}
