@@ -157,7 +157,6 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 	if err != nil {
 		return Image{}, nil, err
 	}
-	tmp.FlushWhileWriting()
 	step("build", fmt.Sprintf("%s with %s", name, opts.Builder.Name()))
 	if err := opts.Builder.Build(ctx, stageDir, tmp.Name(), opts.Build); err != nil {
 		tmp.Abort()

@@ -74,7 +74,6 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, sha256hex string) (string, 
 		return "", fmt.Errorf("cache: %w", err)
 	}
 	defer tmp.Abort()
-	tmp.FlushWhileWriting()
 	sink := &fileSink{f: tmp, h: sha256.New()}
 	if err := f.download(ctx, rawURL, sink); err != nil {
 		return "", err

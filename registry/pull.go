@@ -212,7 +212,6 @@ func pullToFile(ctx context.Context, repo name.Repository, layer v1.Descriptor, 
 		return fmt.Errorf("pull into %s: %w", filepath.Dir(path), err)
 	}
 	defer f.Abort()
-	f.FlushWhileWriting()
 	if err := downloadBlob(ctx, repo, layer.Digest, layer.Size, f.File, filepath.Base(path), o); err != nil {
 		return fmt.Errorf("pull %s@%s: %w", repo.Name(), layer.Digest, err)
 	}

@@ -65,7 +65,6 @@ Examples:
 				return err
 			}
 			defer tmp.Abort()
-			tmp.FlushWhileWriting()
 			if err := builder.Build(ctx, src, tmp.Name(), opts); err != nil {
 				return err
 			}

@@ -10,31 +10,25 @@ import (
 )
 
 // File is a temporary file beside its destination that becomes the
-// destination only on Commit.
+// destination only on Commit. While it is open, it is synced in the
+// background whenever another 16 MiB have been written to it, through this
+// File or by a program that opened it by name (an image builder), so that
+// Commit's sync has little left to do however large the file.
 type File struct {
 	*os.File
 	dst   string
 	done  bool
-	flush *flusher // nil unless FlushWhileWriting was called
+	flush *flusher
 }
 
-// Create opens a temporary file in dst's directory.
+// Create opens a temporary file in dst's directory. Commit or Abort must
+// follow: they also stop the background syncing.
 func Create(dst string) (*File, error) {
 	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
 	if err != nil {
 		return nil, err
 	}
-	return &File{File: f, dst: dst}, nil
-}
-
-// FlushWhileWriting syncs the file in the background whenever another
-// 16 MiB have been written to it, through this File or by a program that
-// opened it by name, so that Commit's sync has little left to do. Use it
-// for large files; it is a no-op when already started.
-func (f *File) FlushWhileWriting() {
-	if f.flush != nil || f.done {
-		return
-	}
+	af := &File{File: f, dst: dst}
 	size := func() (int64, error) {
 		fi, err := f.Stat()
 		if err != nil {
@@ -42,7 +36,8 @@ func (f *File) FlushWhileWriting() {
 		}
 		return fi.Size(), nil
 	}
-	f.flush = startFlusher(size, f.Sync, flushChunk, flushPoll)
+	af.flush = startFlusher(size, f.Sync, flushChunk, flushPoll)
+	return af, nil
 }
 
 // haltFlush stops background flushing and returns its error, if any.
@@ -110,15 +105,13 @@ func WriteFile(dst string, data []byte, mode os.FileMode) error {
 	return f.Commit(mode)
 }
 
-// Copy atomically replaces dst with everything read from r, flushing while
-// it copies (see FlushWhileWriting).
+// Copy atomically replaces dst with everything read from r.
 func Copy(dst string, r io.Reader, mode os.FileMode) error {
 	f, err := Create(dst)
 	if err != nil {
 		return err
 	}
 	defer f.Abort()
-	f.FlushWhileWriting()
 	if _, err := io.Copy(f, r); err != nil {
 		return fmt.Errorf("write %s: %w", dst, err)
 	}
