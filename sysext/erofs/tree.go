@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sysext-bakery/bakery/internal/hostxattr"
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
@@ -198,29 +199,17 @@ func dataExtents(p string, size int64) ([]extent, error) {
 }
 
 // readXattrs returns the copied xattrs of the host file p (not following a
-// symlink) sorted by name, or nil when it has none or its file system has
-// no xattrs.
+// symlink) sorted by name, or nil when it has none.
 func readXattrs(p string) ([]xattr, error) {
-	names, err := xattrCall(func(buf []byte) (int, error) { return unix.Llistxattr(p, buf) })
-	if errors.Is(err, unix.ENOTSUP) {
-		return nil, nil
-	}
+	all, err := hostxattr.Read(p)
 	if err != nil {
-		return nil, fmt.Errorf("erofs: list xattrs of %s: %w", p, err)
+		return nil, fmt.Errorf("erofs: %w", err)
 	}
 	var xattrs []xattr
-	for _, name := range strings.Split(string(names), "\x00") {
-		if !copiedXattr(name) {
-			continue
+	for name, value := range all {
+		if copiedXattr(name) {
+			xattrs = append(xattrs, xattr{name, string(value)})
 		}
-		value, err := xattrCall(func(buf []byte) (int, error) { return unix.Lgetxattr(p, name, buf) })
-		if errors.Is(err, unix.ENODATA) {
-			continue // removed since listed
-		}
-		if err != nil {
-			return nil, fmt.Errorf("erofs: read xattr %s of %s: %w", name, p, err)
-		}
-		xattrs = append(xattrs, xattr{name, string(value)})
 	}
 	slices.SortFunc(xattrs, func(a, b xattr) int { return strings.Compare(a.name, b.name) })
 	return xattrs, nil
@@ -231,26 +220,6 @@ func readXattrs(p string) ([]xattr, error) {
 func copiedXattr(name string) bool {
 	_, suffix, ok := splitXattrName(name)
 	return ok && suffix != ""
-}
-
-// xattrCall runs a size-probing xattr syscall: first for the size, then with
-// a buffer, again if the value grew in between.
-func xattrCall(call func([]byte) (int, error)) ([]byte, error) {
-	for {
-		n, err := call(nil)
-		if err != nil || n == 0 {
-			return nil, err
-		}
-		buf := make([]byte, n)
-		n, err = call(buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
 }
 
 // encodeDev packs a device number the way erofs stores it (the kernel's

@@ -2,13 +2,13 @@ package squashfs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 
+	"github.com/sysext-bakery/bakery/internal/hostxattr"
 	"github.com/sysext-bakery/bakery/sysext"
 	"golang.org/x/sys/unix"
 )
@@ -87,7 +87,7 @@ func (r *treeReader) node(path string) (*Node, error) {
 		n.Mode |= fs.ModeSticky
 	}
 	var err error
-	if n.Xattrs, err = readXattrs(path); err != nil {
+	if n.Xattrs, err = hostxattr.Read(path); err != nil {
 		return nil, err
 	}
 	switch st.Mode & unix.S_IFMT {
@@ -129,60 +129,4 @@ func (r *treeReader) node(path string) (*Node, error) {
 		r.links[key] = n
 	}
 	return n, nil
-}
-
-// readXattrs returns the xattrs of path (not following symlinks).
-func readXattrs(path string) (map[string][]byte, error) {
-	buf := make([]byte, 4096)
-	for {
-		n, err := unix.Llistxattr(path, buf)
-		if errors.Is(err, unix.ERANGE) {
-			buf = make([]byte, 2*len(buf))
-			continue
-		}
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "listxattr", Path: path, Err: err}
-		}
-		buf = buf[:n]
-		break
-	}
-	var x map[string][]byte
-	for len(buf) > 0 {
-		i := 0
-		for i < len(buf) && buf[i] != 0 {
-			i++
-		}
-		name := string(buf[:i])
-		buf = buf[min(i+1, len(buf)):]
-		if name == "" {
-			continue
-		}
-		v, err := getXattr(path, name)
-		if err != nil {
-			return nil, err
-		}
-		if x == nil {
-			x = map[string][]byte{}
-		}
-		x[name] = v
-	}
-	return x, nil
-}
-
-func getXattr(path, name string) ([]byte, error) {
-	buf := make([]byte, 256)
-	for {
-		n, err := unix.Lgetxattr(path, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			buf = make([]byte, 2*len(buf))
-			continue
-		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "getxattr " + name, Path: path, Err: err}
-		}
-		return buf[:n], nil
-	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sysext-bakery/bakery/internal/hostxattr"
 )
 
 // fileFacts is what the tests compare about one file, however it was read.
@@ -106,7 +108,7 @@ func hostFacts(root string) ([]fileFacts, error) {
 		f := fileFacts{path: rel, typ: typeLetter(info.Mode()), perm: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid,
 			nlink: uint32(st.Nlink), size: fmt.Sprint(st.Size), mtime: st.Mtim.Sec, dev: "-", sum: "-",
 			inodeKey: fmt.Sprint(st.Dev, ":", st.Ino)}
-		if f.xattrs, err = readXattrs(p); err != nil {
+		if f.xattrs, err = hostxattr.Read(p); err != nil {
 			return err
 		}
 		switch f.typ {
