@@ -8,6 +8,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/sysext-bakery/bakery/sysext"
 )
 
 // catalogFS holds the shipped recipes, one catalog/NAME/recipe.yaml each.
@@ -29,7 +31,7 @@ func LoadCatalog(name string) (*Recipe, error) {
 // Resolve finds the recipe a user named: a recipe file, a folder holding
 // recipe.yaml or, when no such file or folder exists, a catalog name.
 func Resolve(arg string) (*Recipe, error) {
-	if _, err := os.Stat(arg); err == nil || checkName(arg) != nil {
+	if _, err := os.Stat(arg); err == nil || sysext.CheckName(arg) != nil {
 		return Load(arg)
 	}
 	return LoadCatalog(arg)
@@ -50,7 +52,7 @@ func catalogNames(fsys fs.FS) []string {
 // loadCatalog parses fsys/catalog/NAME/recipe.yaml. A catalog recipe has no
 // folder on disk, so it may not hold files sources.
 func loadCatalog(fsys fs.FS, name string) (*Recipe, error) {
-	if err := checkName(name); err != nil {
+	if err := sysext.CheckName(name); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
 	data, err := fs.ReadFile(fsys, path.Join("catalog", name, FileName))

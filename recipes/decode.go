@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sysext-bakery/bakery/sysext"
 )
 
 // The keys each part of a recipe may hold, in the order messages list them.
@@ -25,10 +27,6 @@ var (
 )
 
 var (
-	// nameRE is an extension name: a systemd image name (no '/', not hidden)
-	// that is also an OCI repository path component (lower case, single
-	// separators between alphanumerics).
-	nameRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
 	// versionRE is a version usable in NAME-VERSION-ARCH.raw and, with '+'
 	// turned into '_', as an OCI tag.
 	versionRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$`)
@@ -38,23 +36,6 @@ var (
 	modeRE      = regexp.MustCompile(`^(?:0o)?[0-7]{3,4}$`)
 	yamlErrRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 )
-
-// maxNameLen keeps NAME-VERSION-ARCH.raw and extension-release.NAME well
-// inside a file name's 255 bytes.
-const maxNameLen = 64
-
-// checkName reports whether name can be an extension name.
-func checkName(name string) error {
-	switch {
-	case len(name) > maxNameLen:
-		return fmt.Errorf("%q is longer than %d characters", name, maxNameLen)
-	case !nameRE.MatchString(name):
-		return fmt.Errorf("%q is not an extension name: use lower-case letters and digits, separated by single '.', '_' or '-' (it names the image file and the OCI repository)", name)
-	case name == "catalog":
-		return fmt.Errorf("%q is taken by the published catalog (NAMESPACE/catalog); choose another", name)
-	}
-	return nil
-}
 
 // checkVersion reports whether version can be an extension version.
 func checkVersion(version string) error {
@@ -99,7 +80,7 @@ func (d *decoder) recipe(data []byte) *Recipe {
 	if _, ok := f["name"]; !ok {
 		d.errorf(root.Line, "name is missing; add name: with the extension name")
 	}
-	r.Name = d.str(f, "name", "name", checkName)
+	r.Name = d.str(f, "name", "name", sysext.CheckName)
 	r.Description = d.str(f, "description", "description", nil)
 	r.License = d.str(f, "license", "license", nil)
 	r.Version = d.str(f, "version", "version", checkVersion)

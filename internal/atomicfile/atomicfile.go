@@ -7,6 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // File is a temporary file beside its destination that becomes the
@@ -21,12 +24,28 @@ type File struct {
 	flush *flusher
 }
 
-// Create opens a temporary file in dst's directory. Commit or Abort must
-// follow: they also stop the background syncing.
+// tempInfix is what every temporary file's name holds after the
+// destination's base name: ".NAME.tmp-RANDOM".
+const tempInfix = ".tmp-"
+
+// Create opens a temporary file in dst's directory, creating the directory
+// (mode 0755) when it is missing. Commit or Abort must follow: they also
+// stop the background syncing. The temporary file is locked (flock) while
+// it is open, so that RemoveStale can tell one left by a killed process
+// from one being written.
 func Create(dst string) (*File, error) {
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
+	dir := filepath.Dir(dst)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(dst)+tempInfix+"*")
 	if err != nil {
 		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	af := &File{File: f, dst: dst}
 	size := func() (int64, error) {
@@ -129,4 +148,53 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// RemoveStale removes the temporary files that writers of dst killed
+// before Commit or Abort left behind: those of Create's naming that no
+// open File holds locked. It returns the paths it removed.
+func RemoveStale(dst string) []string {
+	return removeStale(filepath.Dir(dst), "."+filepath.Base(dst)+tempInfix)
+}
+
+// RemoveStaleIn does what RemoveStale does for every destination in dir.
+func RemoveStaleIn(dir string) []string {
+	return removeStale(dir, ".")
+}
+
+// removeStale removes the unlocked temporary files in dir whose names
+// start with prefix and hold tempInfix.
+func removeStale(dir, prefix string) []string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, e := range entries {
+		n := e.Name()
+		if !e.Type().IsRegular() || !strings.HasPrefix(n, prefix) || !strings.Contains(n, tempInfix) {
+			continue
+		}
+		p := filepath.Join(dir, n)
+		if removeIfUnlocked(p) {
+			removed = append(removed, p)
+		}
+	}
+	return removed
+}
+
+// removeIfUnlocked removes the regular file p when no one holds its lock.
+func removeIfUnlocked(p string) bool {
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return false // a live writer holds it, or locks do not work here
+	}
+	return os.Remove(p) == nil
 }
