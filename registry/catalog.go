@@ -1,16 +1,14 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"regexp"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,25 +16,54 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/sysext-bakery/bakery/sign"
 	"github.com/sysext-bakery/bakery/sysext"
 )
+
+// A namespace's catalog lives in the repository NAMESPACE/catalog:
+//
+//	catalog:latest    the catalog (CatalogDoc): every extension; signed; what readers use
+//	catalog:ext.NAME  one extension's entry (CatalogExtension); signed
+//
+// Each push writes its extension's entry, then rebuilds latest from all
+// entries (catalogbuild.go), so that concurrent pushes of different
+// extensions cannot lose each other's versions.
+
+// ErrCatalogExpired means a signed catalog is past its expiry: a registry
+// may be serving an old one to hide newer versions (a freeze attack), or
+// the publisher stopped re-signing it (bakery catalog --sign).
+var ErrCatalogExpired = errors.New("the signed catalog has expired")
 
 // CatalogDoc is the catalog artifact's content: every extension published
 // in a namespace.
 type CatalogDoc struct {
-	Namespace  string             `json:"namespace"`
-	Updated    string             `json:"updated"`
+	Namespace string `json:"namespace"`
+	// Sequence grows with every update of the catalog, so that a reader
+	// that remembers it can refuse an older catalog (a replay). It is
+	// signed: the signature's claims carry it.
+	Sequence int64  `json:"sequence"`
+	Updated  string `json:"updated"`
+	// Expires is when the catalog stops being valid (RFC 3339); the
+	// publisher re-signs it before then (bakery catalog --sign), so that a
+	// registry serving a stale catalog is noticed.
+	Expires    string             `json:"expires,omitempty"`
 	Extensions []CatalogExtension `json:"extensions"`
 }
 
 // CatalogExtension is one extension (repository) of a catalog.
 type CatalogExtension struct {
-	Name        string           `json:"name"`
-	Repository  string           `json:"repository"`
-	Description string           `json:"description,omitempty"`
-	Versions    []CatalogVersion `json:"versions"`
+	Name        string `json:"name"`
+	Repository  string `json:"repository"`
+	Description string `json:"description,omitempty"`
+	// Tags maps the moving tags (latest, channels such as stable) to the
+	// versions they pointed at when the entry was written.
+	Tags     map[string]string `json:"tags,omitempty"`
+	Versions []CatalogVersion  `json:"versions"`
+	// Entry is the digest of the extension's entry manifest
+	// (catalog:ext.NAME) that the catalog was built from.
+	Entry string `json:"entry,omitempty"`
 }
 
 // CatalogVersion is one published version.
@@ -44,10 +71,19 @@ type CatalogVersion struct {
 	Version string `json:"version"`
 	Tag     string `json:"tag"`
 	Digest  string `json:"digest"`
-	Signed  bool   `json:"signed"`
+	// Signed is true when the index's signature, claiming this extension
+	// and version, verified with the key that signed the catalog when the
+	// entry was written. Trust it as far as the catalog's own signature
+	// (CatalogResult.Verified).
+	Signed bool `json:"signed"`
+	// SignatureAttached, in a registry listing only, says that a
+	// signature referrer exists; nothing checked it.
+	SignatureAttached bool `json:"signatureAttached,omitempty"`
 	// InputsDigest is the index's org.bakery.sysext.inputs-digest, if any.
-	InputsDigest string        `json:"inputsDigest,omitempty"`
-	Arches       []CatalogArch `json:"arches"`
+	InputsDigest string `json:"inputsDigest,omitempty"`
+	// Created is the index's org.opencontainers.image.created.
+	Created string        `json:"created,omitempty"`
+	Arches  []CatalogArch `json:"arches"`
 }
 
 // CatalogArch is one architecture's image of a version.
@@ -63,10 +99,32 @@ type CatalogResult struct {
 	// (/v2/_catalog and tag lists).
 	Source string `json:"source"`
 	// Verified is true when the catalog artifact's signature was checked
-	// with a trusted key.
-	Verified bool       `json:"verified"`
-	Catalog  CatalogDoc `json:"catalog"`
+	// with a trusted key, for this namespace and sequence, and it has not
+	// expired.
+	Verified bool `json:"verified"`
+	// Key is the hint of the trusted key that signed it (sign.KeyHint).
+	Key     string     `json:"key,omitempty"`
+	Digest  string     `json:"digest,omitempty"` // of the catalog manifest
+	Catalog CatalogDoc `json:"catalog"`
 }
+
+// Catalog artifact kinds, names and bounds.
+const (
+	// CatalogEntryArtifactType marks an extension's entry manifest.
+	CatalogEntryArtifactType = "application/vnd.bakery.catalog.entry.v1"
+	// CatalogEntryMediaType is an entry's single layer (CatalogExtension).
+	CatalogEntryMediaType types.MediaType = "application/vnd.bakery.catalog.entry.v1+json"
+	// DefaultCatalogValidity is how long a signed catalog stays valid
+	// unless WithCatalogValidity says otherwise.
+	DefaultCatalogValidity = 30 * 24 * time.Hour
+	// catalogKind and entryKind are the signature claims' kinds.
+	catalogKind = "catalog"
+	entryKind   = "catalog-entry"
+	// entryTagPrefix + NAME is the tag of an extension's entry.
+	entryTagPrefix = "ext."
+	// maxCatalogSize bounds a catalog or entry document.
+	maxCatalogSize = 64 << 20
+)
 
 // catalogRepo is NAMESPACE/catalog of an extension repository.
 func catalogRepo(repo name.Repository) name.Repository {
@@ -78,158 +136,126 @@ func catalogRepo(repo name.Repository) name.Repository {
 	return repo.Registry.Repo(ns + "catalog")
 }
 
-// readCatalog fetches NAMESPACE/catalog:latest; ok is false when there is
-// none.
-func readCatalog(ctx context.Context, crepo name.Repository, o *options) (doc CatalogDoc, mdigest v1.Hash, ok bool, err error) {
+// catalogClaims are the signature claims of a catalog with sequence seq.
+func catalogClaims(crepo name.Repository, seq int64) sign.Claims {
+	return sign.Claims{Kind: catalogKind, Name: crepo.RepositoryStr(), Version: strconv.FormatInt(seq, 10)}
+}
+
+// entryClaims are the signature claims of extension ext's entry.
+func entryClaims(ext string) sign.Claims { return sign.Claims{Kind: entryKind, Name: ext} }
+
+// artifact is a catalog document read from the registry.
+type artifact struct {
+	data   []byte
+	digest v1.Hash
+	sig    *signature // nil when not checked
+}
+
+// readArtifact fetches the document of kind artifactType under tag; ok is
+// false when the tag does not exist. With keys it requires a signature by
+// one of them whose claims pass want (a nil want skips the check).
+func readArtifact(ctx context.Context, tag name.Tag, artifactType string, mediaType types.MediaType, keys bool, want func(data []byte) (sign.Claims, error), o *options) (a artifact, ok bool, err error) {
 	ropts := o.remoteOptions(ctx)
-	mb, err := fetchManifest(crepo.Tag("latest"), ropts)
+	mb, err := fetchManifest(tag, ropts)
 	var te *transport.Error
 	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
-		return doc, mdigest, false, nil
+		return a, false, nil
 	}
 	if err != nil {
-		return doc, mdigest, false, err
+		return a, false, err
 	}
 	var m v1.Manifest
 	if err := json.Unmarshal(mb.raw, &m); err != nil {
-		return doc, mdigest, false, fmt.Errorf("parse %s:latest: %w", crepo, err)
+		return a, false, fmt.Errorf("parse %s: %w", tag, err)
 	}
-	if m.ArtifactType != CatalogArtifactType || len(m.Layers) != 1 || m.Layers[0].MediaType != CatalogMediaType {
-		return doc, mdigest, false, fmt.Errorf("%s:latest is not a bakery catalog (artifactType %q)", crepo, m.ArtifactType)
+	if m.ArtifactType != artifactType || len(m.Layers) != 1 || m.Layers[0].MediaType != mediaType {
+		return a, false, fmt.Errorf("%s is not a bakery %s (artifactType %q)", tag, artifactType, m.ArtifactType)
 	}
-	l, err := remote.Layer(crepo.Digest(m.Layers[0].Digest.String()), ropts...)
+	if m.Layers[0].Size > maxCatalogSize {
+		return a, false, fmt.Errorf("%s: document of %d bytes, more than the %d a catalog may have", tag, m.Layers[0].Size, maxCatalogSize)
+	}
+	l, err := remote.Layer(tag.Context().Digest(m.Layers[0].Digest.String()), ropts...)
 	if err != nil {
-		return doc, mdigest, false, err
+		return a, false, err
 	}
 	rc, err := l.Compressed()
 	if err != nil {
-		return doc, mdigest, false, err
+		return a, false, err
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(rc) // verified against its digest by go-containerregistry
+	data, err := io.ReadAll(io.LimitReader(rc, maxCatalogSize+1)) // go-containerregistry checks the digest at EOF
 	if err != nil {
-		return doc, mdigest, false, fmt.Errorf("read catalog %s: %w", crepo, err)
+		return a, false, fmt.Errorf("read %s: %w", tag, err)
 	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return doc, mdigest, false, fmt.Errorf("parse catalog %s: %w", crepo, err)
-	}
-	return doc, mb.digest, true, nil
-}
-
-// mergeCatalog puts one pushed version into doc, replacing an older entry
-// of the same version, and keeps the lists sorted.
-func mergeCatalog(doc CatalogDoc, res PushResult, annotations map[string]string) CatalogDoc {
-	description := annotations[AnnotationDescription]
-	v := CatalogVersion{Version: res.Version, Tag: res.Tags[0], Digest: res.IndexDigest, Signed: res.Signature != "",
-		InputsDigest: annotations[AnnotationInputsDigest]}
-	for _, img := range res.Images {
-		v.Arches = append(v.Arches, CatalogArch{Arch: img.Arch, Digest: img.LayerDigest, Size: img.Size})
-	}
-	i := sort.Search(len(doc.Extensions), func(i int) bool { return doc.Extensions[i].Name >= res.Name })
-	if i == len(doc.Extensions) || doc.Extensions[i].Name != res.Name {
-		doc.Extensions = append(doc.Extensions[:i], append([]CatalogExtension{{Name: res.Name}}, doc.Extensions[i:]...)...)
-	}
-	ext := &doc.Extensions[i]
-	ext.Repository = res.Repository
-	if description != "" {
-		ext.Description = description
-	}
-	vs := ext.Versions[:0]
-	for _, old := range ext.Versions {
-		if old.Version != v.Version {
-			vs = append(vs, old)
+	a = artifact{data: data, digest: mb.digest}
+	if keys {
+		claims, err := want(data)
+		if err != nil {
+			return a, false, fmt.Errorf("%s: %w", tag, err)
+		}
+		if a.sig, err = verifySignature(ctx, tag.Context(), mb.digest, claims, o); err != nil {
+			return a, false, err
 		}
 	}
-	ext.Versions = append(vs, v)
-	sort.Slice(ext.Versions, func(a, b int) bool {
-		return sysext.CompareVersions(ext.Versions[a].Version, ext.Versions[b].Version) < 0
-	})
-	return doc
+	return a, true, nil
 }
 
-// updateCatalog adds a push to NAMESPACE/catalog:latest, signing the new
-// catalog manifest when a signer is set. Concurrent pushes to one
-// namespace may lose each other's entry; the last writer wins.
-func updateCatalog(ctx context.Context, repo name.Repository, res PushResult, annotations map[string]string, o *options) (v1.Hash, error) {
-	crepo := catalogRepo(repo)
-	doc, _, _, err := readCatalog(ctx, crepo, o)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	doc = mergeCatalog(doc, res, annotations)
-	doc.Namespace = strings.TrimSuffix(crepo.Name(), "/catalog")
-	doc.Updated = time.Now().UTC().Format(time.RFC3339)
-	data, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	ropts := o.remoteOptions(ctx)
-	emptyLayer := static.NewLayer(emptyJSON, emptyMediaType)
-	docLayer := static.NewLayer(data, CatalogMediaType)
-	for _, l := range []v1.Layer{emptyLayer, docLayer} {
-		if err := remote.WriteLayer(crepo, l, ropts...); err != nil {
-			return v1.Hash{}, fmt.Errorf("push catalog %s: %w", crepo, err)
+// readCatalogDoc reads NAMESPACE/catalog:latest; with keys (or, when
+// keys is false, nothing) it verifies the signature for crepo and the
+// document's own sequence.
+func readCatalogDoc(ctx context.Context, crepo name.Repository, keys bool, o *options) (CatalogDoc, artifact, bool, error) {
+	var doc CatalogDoc
+	a, ok, err := readArtifact(ctx, crepo.Tag("latest"), CatalogArtifactType, CatalogMediaType, keys, func(data []byte) (sign.Claims, error) {
+		if err := json.Unmarshal(data, &doc); err != nil {
+			return sign.Claims{}, fmt.Errorf("parse catalog: %w", err)
 		}
+		return catalogClaims(crepo, doc.Sequence), nil
+	}, o)
+	if err != nil || !ok {
+		return CatalogDoc{}, a, ok, err
 	}
-	emptyDigest, _ := emptyLayer.Digest()
-	docDigest, _ := docLayer.Digest()
-	m, err := newRawManifest(v1.Manifest{
-		SchemaVersion: 2,
-		MediaType:     types.OCIManifestSchema1,
-		ArtifactType:  CatalogArtifactType,
-		Config:        v1.Descriptor{MediaType: emptyMediaType, Digest: emptyDigest, Size: int64(len(emptyJSON))},
-		Layers:        []v1.Descriptor{{MediaType: CatalogMediaType, Digest: docDigest, Size: int64(len(data))}},
-		Annotations:   map[string]string{AnnotationCreated: doc.Updated},
-	}, types.OCIManifestSchema1)
-	if err != nil {
-		return v1.Hash{}, err
+	if err := json.Unmarshal(a.data, &doc); err != nil {
+		return CatalogDoc{}, a, false, fmt.Errorf("parse catalog %s: %w", crepo, err)
 	}
-	desc := m.descriptor()
-	if err := remote.Put(crepo.Digest(desc.Digest.String()), m, ropts...); err != nil {
-		return v1.Hash{}, fmt.Errorf("push catalog %s: %w", crepo, err)
-	}
-	if o.signer != nil {
-		if _, err := signManifest(ctx, crepo, desc, o); err != nil {
-			return v1.Hash{}, err
-		}
-	}
-	if err := remote.Put(crepo.Tag("latest"), m, ropts...); err != nil {
-		return v1.Hash{}, fmt.Errorf("tag %s:latest: %w", crepo, err)
-	}
-	return desc.Digest, nil
+	return doc, a, true, nil
 }
 
-// Catalog lists the extensions published under target = host[:port][/ns]:
-// from the catalog artifact ns/catalog:latest (its signature checked when
-// WithKeys is given), else from the registry's /v2/_catalog and tag lists.
+// Catalog lists the extensions published under target = host[:port][/ns].
+// With WithKeys it reads only the signed catalog artifact
+// NS/catalog:latest: the signature must verify for this namespace and the
+// catalog's sequence, and the catalog must not have expired. Without keys
+// it reads the artifact unchecked, or else lists the registry's
+// /v2/_catalog and tag lists (GHCR and Docker Hub do not serve it).
 func Catalog(ctx context.Context, target string, opts ...Option) (CatalogResult, error) {
 	o := makeOptions(opts)
 	if err := o.reuseConnections(ctx); err != nil {
 		return CatalogResult{}, err
 	}
-	host, ns, _ := strings.Cut(strings.TrimSuffix(target, "/"), "/")
-	reg, err := name.NewRegistry(host, o.nameOptions()...)
-	if err != nil {
-		return CatalogResult{}, fmt.Errorf("registry %q: %w (want host[:port][/namespace])", target, err)
-	}
-	crepoName := "catalog"
-	if ns != "" {
-		crepoName = ns + "/catalog"
-	}
-	crepo := reg.Repo(crepoName)
-	doc, d, ok, err := readCatalog(ctx, crepo, o)
+	reg, ns, err := parseNamespace(target, o)
 	if err != nil {
 		return CatalogResult{}, err
 	}
-	if ok {
-		res := CatalogResult{Source: "artifact", Catalog: doc}
-		if len(o.keys) > 0 {
-			if _, err := verifySignature(ctx, crepo, d, o); err != nil {
+	crepo := reg.Repo(strings.TrimPrefix(ns+"/catalog", "/"))
+	keys := len(o.keys) > 0
+	doc, a, ok, err := readCatalogDoc(ctx, crepo, keys, o)
+	if err != nil {
+		return CatalogResult{}, fmt.Errorf("catalog %s: %w", crepo, err)
+	}
+	switch {
+	case ok:
+		res := CatalogResult{Source: "artifact", Digest: a.digest.String(), Catalog: doc}
+		if keys {
+			if err := checkExpiry(doc, time.Now()); err != nil {
 				return CatalogResult{}, fmt.Errorf("catalog %s: %w", crepo, err)
 			}
-			res.Verified = true
+			res.Verified, res.Key = true, a.sig.KeyHint
+		}
+		if res.Catalog.Extensions == nil {
+			res.Catalog.Extensions = []CatalogExtension{}
 		}
 		return res, nil
+	case keys:
+		return CatalogResult{}, fmt.Errorf("catalog %s: %w: there is no catalog artifact %s:latest, and --key asks for a signed one (push with --key, or run bakery catalog --sign)", crepo, ErrNoSignature, crepo)
 	}
 	doc, err = listNamespace(ctx, reg, ns, o)
 	if err != nil {
@@ -238,132 +264,191 @@ func Catalog(ctx context.Context, target string, opts ...Option) (CatalogResult,
 	return CatalogResult{Source: "listing", Catalog: doc}, nil
 }
 
-// listNamespace builds a catalog from /v2/_catalog, tag lists and index
-// annotations; GHCR and Docker Hub do not serve _catalog.
+// checkExpiry refuses a catalog past its expiry, or one without any.
+func checkExpiry(doc CatalogDoc, now time.Time) error {
+	if doc.Expires == "" {
+		return fmt.Errorf("%w: it has no expiry (written by an older bakery): re-sign it with bakery catalog --sign", ErrCatalogExpired)
+	}
+	exp, err := time.Parse(time.RFC3339, doc.Expires)
+	if err != nil {
+		return fmt.Errorf("expiry %q is not an RFC 3339 time", doc.Expires)
+	}
+	if now.After(exp) {
+		return fmt.Errorf("%w: it expired at %s (sequence %d, updated %s): the registry may be hiding newer versions, or the publisher must re-sign it (bakery catalog --sign)",
+			ErrCatalogExpired, doc.Expires, doc.Sequence, doc.Updated)
+	}
+	return nil
+}
+
+// parseNamespace splits target = host[:port][/ns] into the registry and
+// the namespace ("" for the registry's root).
+func parseNamespace(target string, o *options) (name.Registry, string, error) {
+	host, ns, _ := strings.Cut(strings.TrimSuffix(target, "/"), "/")
+	reg, err := name.NewRegistry(host, o.nameOptions()...)
+	if err != nil {
+		return name.Registry{}, "", fmt.Errorf("registry %q: %w (want host[:port][/namespace])", target, err)
+	}
+	if ns != "" {
+		if _, err := name.NewRepository(host+"/"+ns+"/catalog", append(o.nameOptions(), name.StrictValidation)...); err != nil {
+			return name.Registry{}, "", fmt.Errorf("namespace %q: %w", ns, err)
+		}
+	}
+	return reg, ns, nil
+}
+
+// Bounds of a registry listing: a hostile registry can page forever.
+const (
+	maxListedRepositories = 100_000
+	maxListedTags         = 100_000
+	listTimeout           = 5 * time.Minute
+)
+
+// listNamespace builds a catalog from /v2/_catalog, tag lists and the
+// indexes: every repository below ns (every one with ns ""), its version
+// tags and their per-arch images. Signatures are not checked here: a
+// version only says whether one is attached.
 func listNamespace(ctx context.Context, reg name.Registry, ns string, o *options) (CatalogDoc, error) {
-	c, err := o.client(ctx, reg, "registry:catalog:*")
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
+	p, err := remote.NewPuller(o.remoteOptions(ctx)...)
 	if err != nil {
 		return CatalogDoc{}, err
 	}
-	repos, err := listPaged(ctx, c, registryURL(reg, "/v2/_catalog?n=100"), "repositories")
+	repos, err := listRepositories(ctx, p, reg)
 	if err != nil {
 		return CatalogDoc{}, fmt.Errorf("list repositories: %w", err)
 	}
-	doc := CatalogDoc{Namespace: strings.TrimSuffix(reg.Name()+"/"+ns, "/")}
+	doc := CatalogDoc{Namespace: strings.TrimSuffix(reg.Name()+"/"+ns, "/"), Extensions: []CatalogExtension{}}
 	ropts := o.remoteOptions(ctx)
+	tagsLeft := maxListedTags
 	for _, r := range repos {
-		if ns != "" && !strings.HasPrefix(r, ns+"/") || strings.Contains(strings.TrimPrefix(r, ns+"/"), "/") {
+		if ns != "" && !strings.HasPrefix(r, ns+"/") {
 			continue
 		}
 		repo := reg.Repo(r)
-		tc, err := o.client(ctx, reg, repo.Scope(transport.PullScope))
-		if err != nil {
-			return doc, err
-		}
-		tags, err := listPaged(ctx, tc, registryURL(reg, "/v2/"+r+"/tags/list?n=100"), "tags")
+		tags, err := listTags(ctx, p, repo, tagsLeft)
 		if err != nil {
 			return doc, fmt.Errorf("list tags of %s: %w", repo, err)
 		}
-		ext := CatalogExtension{Repository: repo.Name()}
+		tagsLeft -= len(tags)
+		ext := CatalogExtension{Repository: repo.Name(), Versions: []CatalogVersion{}}
 		for _, t := range tags {
 			if t == "latest" || strings.HasPrefix(t, "sha256-") {
 				continue
 			}
-			v, desc, ok := versionFromIndex(repo.Tag(t), ropts)
-			if !ok {
-				continue
+			v, p, err := versionFromIndex(ctx, repo.Tag(t), ropts)
+			if err != nil || p.name != repoBase(repo) || tagSafe(p.version) != t {
+				continue // not a bakery version tag of this extension
 			}
-			ext.Name, ext.Description = desc[AnnotationName], desc[AnnotationDescription]
+			ext.Name, ext.Description = p.name, p.description
 			ext.Versions = append(ext.Versions, v)
 		}
 		if len(ext.Versions) > 0 {
+			sortVersions(ext.Versions)
 			doc.Extensions = append(doc.Extensions, ext)
 		}
 	}
 	return doc, nil
 }
 
-// versionFromIndex reads one tag's index as a catalog version; ok is
-// false when the tag is not a bakery extension index.
-func versionFromIndex(tag name.Tag, ropts []remote.Option) (CatalogVersion, map[string]string, bool) {
-	mb, err := fetchManifest(tag, ropts)
-	if err != nil || !mb.mt.IsIndex() {
-		return CatalogVersion{}, nil, false
+// listRepositories pages /v2/_catalog with go-containerregistry's
+// Catalogger, at most maxListedRepositories names.
+func listRepositories(ctx context.Context, p *remote.Puller, reg name.Registry) ([]string, error) {
+	c, err := p.Catalogger(ctx, reg)
+	if err != nil {
+		return nil, err
 	}
-	idx, err := v1.ParseIndexManifest(bytes.NewReader(mb.raw))
-	if err != nil || idx.ArtifactType != ArtifactType {
-		return CatalogVersion{}, nil, false
-	}
-	v := CatalogVersion{Version: idx.Annotations[AnnotationVersion], Tag: tag.TagStr(), Digest: mb.digest.String(),
-		InputsDigest: idx.Annotations[AnnotationInputsDigest]}
-	for _, d := range idx.Manifests {
-		v.Arches = append(v.Arches, CatalogArch{Arch: d.Annotations[AnnotationArchitecture], Size: d.Size, Digest: d.Digest.String()})
-	}
-	if refs, err := remote.Referrers(tag.Context().Digest(mb.digest.String()), ropts...); err == nil {
-		if im, err := refs.IndexManifest(); err == nil {
-			for _, r := range im.Manifests {
-				v.Signed = v.Signed || maybeBundle(r)
-			}
+	var out []string
+	for c.HasNext() {
+		page, err := c.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if out = append(out, page.Repos...); len(out) > maxListedRepositories {
+			return nil, fmt.Errorf("the registry lists more than %d repositories: give a namespace, or publish a catalog artifact", maxListedRepositories)
 		}
 	}
-	return v, idx.Annotations, true
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
-// linkNextRE finds the next page in a Link header.
-var linkNextRE = regexp.MustCompile(`<([^>]+)>\s*;\s*rel="?next"?`)
-
-// maxPages bounds a paged listing.
-const maxPages = 10000
-
-// listPaged GETs a distribution-spec list (/v2/_catalog, tags/list) and
-// follows its Link headers, returning the union of the JSON array field.
-// Servers that ignore n (one big page) or last (the same page again) end
-// the listing instead of looping.
-func listPaged(ctx context.Context, c *http.Client, first, field string) ([]string, error) {
-	seen := map[string]bool{}
+// listTags pages the tags of repo with go-containerregistry's Lister, at
+// most limit of them.
+func listTags(ctx context.Context, p *remote.Puller, repo name.Repository, limit int) ([]string, error) {
+	l, err := p.Lister(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	next := first
-	for page := 0; next != "" && page < maxPages; page++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, next, nil)
+	for l.HasNext() {
+		page, err := l.Next(ctx)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		var body map[string]json.RawMessage
-		err = transport.CheckError(resp, http.StatusOK)
-		if err == nil {
-			err = json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&body)
-		}
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("GET %s: %w", next, err)
-		}
-		var items []string
-		if raw, ok := body[field]; ok && string(raw) != "null" {
-			if err := json.Unmarshal(raw, &items); err != nil {
-				return nil, fmt.Errorf("GET %s: field %q: %w", next, field, err)
-			}
-		}
-		added := 0
-		for _, it := range items {
-			if !seen[it] {
-				seen[it] = true
-				out = append(out, it)
-				added++
-			}
-		}
-		next = ""
-		if m := linkNextRE.FindStringSubmatch(resp.Header.Get("Link")); m != nil && added > 0 {
-			u, err := url.Parse(m[1])
-			if err != nil {
-				return nil, fmt.Errorf("GET %s: Link header: %w", req.URL, err)
-			}
-			next = req.URL.ResolveReference(u).String()
+		if out = append(out, page.Tags...); len(out) > limit {
+			return nil, fmt.Errorf("more than %d tags", maxListedTags)
 		}
 	}
-	sort.Strings(out)
-	return out, nil
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// indexInfo is what versionFromIndex learns about an index besides the
+// version.
+type indexInfo struct {
+	published
+	description string
+}
+
+// versionFromIndex reads one tag's bakery index as a catalog version: the
+// image digest and size of each arch (from its manifest), and whether a
+// signature is attached (not checked).
+func versionFromIndex(ctx context.Context, tag name.Tag, ropts []remote.Option) (CatalogVersion, indexInfo, error) {
+	mb, err := fetchManifest(tag, ropts)
+	if err != nil {
+		return CatalogVersion{}, indexInfo{}, err
+	}
+	v, info, err := versionOf(ctx, tag.Context(), mb, ropts)
+	if err != nil {
+		return CatalogVersion{}, indexInfo{}, err
+	}
+	v.Tag = tag.TagStr()
+	if refs, err := remote.Referrers(tag.Context().Digest(mb.digest.String()), ropts...); err == nil {
+		if im, err := refs.IndexManifest(); err == nil {
+			v.SignatureAttached = slices.ContainsFunc(im.Manifests, maybeBundle)
+		}
+	}
+	return v, info, nil
+}
+
+// versionOf reads a fetched bakery index as a catalog version, fetching
+// each arch's manifest for its image digest and size.
+func versionOf(ctx context.Context, repo name.Repository, mb *manifestBlob, ropts []remote.Option) (CatalogVersion, indexInfo, error) {
+	if !mb.mt.IsIndex() {
+		return CatalogVersion{}, indexInfo{}, fmt.Errorf("%s is not an index", mb.digest)
+	}
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(mb.raw, &idx); err != nil || idx.ArtifactType != ArtifactType {
+		return CatalogVersion{}, indexInfo{}, fmt.Errorf("%s is not a bakery extension index", mb.digest)
+	}
+	info := indexInfo{published: publishedAs(idx.Annotations), description: idx.Annotations[AnnotationDescription]}
+	v := CatalogVersion{Version: info.version, Tag: tagSafe(info.version), Digest: mb.digest.String(),
+		InputsDigest: idx.Annotations[AnnotationInputsDigest], Created: idx.Annotations[AnnotationCreated]}
+	for _, d := range idx.Manifests {
+		m, err := fetchManifest(repo.Digest(d.Digest.String()), ropts)
+		if err != nil {
+			return CatalogVersion{}, indexInfo{}, err
+		}
+		im, err := parseImageManifest(m)
+		if err != nil {
+			return CatalogVersion{}, indexInfo{}, err
+		}
+		v.Arches = append(v.Arches, CatalogArch{Arch: d.Annotations[AnnotationArchitecture], Digest: im.Layers[0].Digest.String(), Size: im.Layers[0].Size})
+	}
+	return v, info, nil
+}
+
+// sortVersions orders versions the way systemd compares them, oldest first.
+func sortVersions(vs []CatalogVersion) {
+	slices.SortStableFunc(vs, func(a, b CatalogVersion) int { return sysext.CompareVersions(a.Version, b.Version) })
 }

@@ -159,7 +159,7 @@ func TestFaults(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			repo := host + "/faults/r" + strconv.Itoa(i)
+			repo := host + "/faults/r" + strconv.Itoa(i) + "/faulty"
 			arm := func() {
 				proxy.mu.Lock()
 				proxy.fault, proxy.match, proxy.left, proxy.injected = tt.fault, tt.match, tt.times, 0

@@ -178,15 +178,21 @@ func fromReleaseReader(r ReleaseReader) releaseReader {
 	}
 }
 
+// errUnreadable marks an image bakery's readers cannot open (a DDI).
+var errUnreadable = errors.New("no native reader for this image format")
+
 // readReleaseNative is the default releaseReader: it opens the image with
 // bakery's own squashfs or erofs reader and reads only its
-// extension-release.
+// extension-release. A DDI gives errUnreadable.
 func readReleaseNative(path string) (string, sysext.Release, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", nil, err
 	}
 	defer f.Close()
+	if fstype, _, err := detectLayerType(f); err == nil && fstype == "ddi" {
+		return "", nil, errUnreadable
+	}
 	fsys, _, err := inspect.Open(f)
 	if err != nil {
 		return "", nil, err

@@ -130,24 +130,24 @@ func TestInteropCosign(t *testing.T) {
 			if err := os.WriteFile(pubPath, pub, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			signed, err := Push(ctx, reg.host+"/ns/signed", []string{dir}, WithSigner(key), WithoutCatalog())
+			signed, err := Push(ctx, reg.host+"/signed/hello", []string{dir}, WithSigner(key), WithoutCatalog())
 			if err != nil {
 				t.Fatal(err)
 			}
-			runTool(t, env, cosign, append([]string{"verify", "--key", pubPath, "--insecure-ignore-tlog=true"}, append(net, reg.host+"/ns/signed@"+signed.IndexDigest)...)...)
+			runTool(t, env, cosign, append([]string{"verify", "--key", pubPath, "--insecure-ignore-tlog=true"}, append(net, reg.host+"/signed/hello@"+signed.IndexDigest)...)...)
 
 			// cosign refuses it with another key: the check above can fail.
 			other, _ := sign.MarshalPublicKey(newKey(t, sign.ECDSAP256).Public())
 			otherPath := filepath.Join(tmp, "other.pub")
 			os.WriteFile(otherPath, other, 0o644)
-			bad := exec.Command(cosign, append([]string{"verify", "--key", otherPath, "--insecure-ignore-tlog=true"}, append(net, reg.host+"/ns/signed@"+signed.IndexDigest)...)...)
+			bad := exec.Command(cosign, append([]string{"verify", "--key", otherPath, "--insecure-ignore-tlog=true"}, append(net, reg.host+"/signed/hello@"+signed.IndexDigest)...)...)
 			bad.Env = append(os.Environ(), env...)
 			if out, err := bad.CombinedOutput(); err == nil {
 				t.Errorf("cosign verify accepted a wrong key:\n%s", out)
 			}
 
 			// cosign signs, bakery verifies.
-			unsigned, err := Push(ctx, reg.host+"/ns/bycosign", []string{dir}, WithoutCatalog())
+			unsigned, err := Push(ctx, reg.host+"/bycosign/hello", []string{dir}, WithoutCatalog())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -157,15 +157,15 @@ func TestInteropCosign(t *testing.T) {
 				t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
 			}
 			runTool(t, env, cosign, append([]string{"sign", "--key", filepath.Join(tmp, "cosign.key"), "--tlog-upload=false", "--use-signing-config=false", "-y"},
-				append(net, reg.host+"/ns/bycosign@"+unsigned.IndexDigest)...)...)
+				append(net, reg.host+"/bycosign/hello@"+unsigned.IndexDigest)...)...)
 			cosignPub, err := sign.LoadPublicKey(filepath.Join(tmp, "cosign.pub"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Verify(ctx, reg.host+"/ns/bycosign:4.0", WithKeys(cosignPub)); err != nil {
+			if _, err := Verify(ctx, reg.host+"/bycosign/hello:4.0", WithKeys(cosignPub)); err != nil {
 				t.Errorf("bakery verify of cosign's signature: %v", err)
 			}
-			if _, err := Verify(ctx, reg.host+"/ns/bycosign:4.0", WithKeys(key.Public())); err == nil {
+			if _, err := Verify(ctx, reg.host+"/bycosign/hello:4.0", WithKeys(key.Public())); err == nil {
 				t.Error("bakery verify accepted cosign's signature with another key")
 			}
 		})

@@ -35,6 +35,9 @@ const (
 	AnnotationArchitecture = "org.bakery.sysext.architecture"
 	AnnotationScope        = "org.bakery.sysext.scope"
 	AnnotationFSType       = "org.bakery.sysext.fstype"
+	// AnnotationClass is the image class, "sysext" (the default when it
+	// is missing) or "confext".
+	AnnotationClass = "org.bakery.sysext.class"
 	// AnnotationInputsDigest is the digest of the recipe and all source
 	// digests, given by the publisher with WithAnnotations: a build whose
 	// inputs-digest is already published can be skipped.

@@ -47,6 +47,11 @@ type options struct {
 	annotations map[string]string
 	backoff     remote.Backoff
 	catalog     bool
+	name        string // the extension asked for; "" = the repository's last element
+	have        string // the image digest the caller has; Pull then skips the download
+	force       bool   // move tags backwards on push
+	// catalogValidity is how long a catalog written now stays valid.
+	catalogValidity time.Duration
 	// pusher and puller, when set, are reused by every call so that the
 	// registry is pinged and authenticated once per operation.
 	pusher *remote.Pusher
@@ -55,11 +60,12 @@ type options struct {
 
 func makeOptions(opts []Option) *options {
 	o := &options{
-		outDir:      ".",
-		keychain:    authn.DefaultKeychain,
-		readRelease: readReleaseNative,
-		backoff:     remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 5},
-		catalog:     true,
+		outDir:          ".",
+		keychain:        authn.DefaultKeychain,
+		readRelease:     readReleaseNative,
+		backoff:         remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 5},
+		catalog:         true,
+		catalogValidity: DefaultCatalogValidity,
 	}
 	for _, opt := range opts {
 		opt(o)
@@ -67,6 +73,7 @@ func makeOptions(opts []Option) *options {
 	if o.transport == nil {
 		o.transport = defaultTransport(o.insecure)
 	}
+	o.transport = boundedTransport{next: o.transport}
 	return o
 }
 
@@ -140,6 +147,25 @@ func WithAnnotations(a map[string]string) Option {
 		}
 	}
 }
+
+// WithName sets the extension Pull and Verify expect the reference to
+// hold (default: the repository's last path element, which Push requires
+// to be the extension's name). A signed index of another extension,
+// copied with its signature to this repository, is refused.
+func WithName(extension string) Option { return func(o *options) { o.name = extension } }
+
+// WithHave tells Pull the digest ("sha256:HEX") of the image file the
+// caller already has: when the resolved, verified image has that digest,
+// Pull checks everything but downloads nothing (PullResult.Unchanged).
+func WithHave(digest string) Option { return func(o *options) { o.have = digest } }
+
+// WithForce lets Push move tags backwards: latest, or the tag REF names,
+// to a version older than the one they point at now.
+func WithForce() Option { return func(o *options) { o.force = true } }
+
+// WithCatalogValidity sets how long the catalog Push or RefreshCatalog
+// writes stays valid (default DefaultCatalogValidity).
+func WithCatalogValidity(d time.Duration) Option { return func(o *options) { o.catalogValidity = d } }
 
 // WithRetryBackoff sets the backoff between retries of failed requests.
 func WithRetryBackoff(b remote.Backoff) Option { return func(o *options) { o.backoff = b } }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,11 @@ type PullResult struct {
 	// Verified is true when a trusted key's signature was checked.
 	Verified  bool   `json:"verified"`
 	Signature string `json:"signature,omitempty"`
+	// Key is the hint of the trusted key that signed (sign.KeyHint).
+	Key string `json:"key,omitempty"`
+	// Unchanged is true when the image had the WithHave digest: nothing
+	// was downloaded or written.
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 // manifestBlob is a manifest or index fetched from a registry, checked
@@ -71,42 +77,66 @@ type resolved struct {
 	entry     v1.Descriptor // the chosen index entry (zero without index)
 	manifest  *v1.Manifest
 	mdigest   v1.Hash
-	signature v1.Hash
+	published published
+	signature *signature // nil without keys
 }
 
-// resolve fetches ref, checks its signature when keys are set, and, if it
-// is an index, picks and fetches the manifest for arch.
+// resolve fetches ref, checks that it is the extension (and version) asked
+// for and, when keys are set, signed for exactly that by a trusted key,
+// then picks and fetches the manifest for arch if ref is an index.
 func resolve(ctx context.Context, ref string, arch sysext.Arch, o *options) (*resolved, error) {
-	r, err := name.ParseReference(ref, o.nameOptions()...)
+	res, err := resolveTop(ctx, ref, o)
+	if err != nil || res.index == nil {
+		return res, err
+	}
+	if res.entry, err = selectArch(res.index, arch); err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	mb, err := fetchManifest(res.repo.Digest(res.entry.Digest.String()), o.remoteOptions(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("reference %q: %w (want host[:port]/ns/name:tag or @sha256:…)", ref, err)
-	}
-	ropts := o.remoteOptions(ctx)
-	res := &resolved{repo: r.Context()}
-	if res.top, err = fetchManifest(r, ropts); err != nil {
 		return nil, err
-	}
-	if len(o.keys) > 0 {
-		if res.signature, err = verifySignature(ctx, res.repo, res.top.digest, o); err != nil {
-			return nil, err
-		}
-	}
-	mb := res.top
-	if res.top.mt.IsIndex() {
-		if res.index, err = v1.ParseIndexManifest(bytes.NewReader(res.top.raw)); err != nil {
-			return nil, fmt.Errorf("%s: parse index: %w", ref, err)
-		}
-		if res.entry, err = selectArch(res.index, arch); err != nil {
-			return nil, fmt.Errorf("%s: %w", ref, err)
-		}
-		if mb, err = fetchManifest(res.repo.Digest(res.entry.Digest.String()), ropts); err != nil {
-			return nil, err
-		}
 	}
 	if res.manifest, err = parseImageManifest(mb); err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
+	if p := publishedAs(res.manifest.Annotations); p != res.published {
+		return nil, fmt.Errorf("%w: %s: manifest %s is %s %s, its index %s %s", ErrSubstituted, ref, mb.digest, p.name, p.version, res.published.name, res.published.version)
+	}
 	res.mdigest = mb.digest
+	return res, nil
+}
+
+// resolveTop fetches what ref names (an index or a single manifest),
+// checks that it is the extension and version asked for and, with keys,
+// that a trusted key signed it as that.
+func resolveTop(ctx context.Context, ref string, o *options) (*resolved, error) {
+	r, err := name.ParseReference(ref, o.nameOptions()...)
+	if err != nil {
+		return nil, fmt.Errorf("reference %q: %w (want host[:port]/ns/name:tag or @sha256:…)", ref, err)
+	}
+	res := &resolved{repo: r.Context()}
+	if res.top, err = fetchManifest(r, o.remoteOptions(ctx)); err != nil {
+		return nil, err
+	}
+	if res.top.mt.IsIndex() {
+		if res.index, err = v1.ParseIndexManifest(bytes.NewReader(res.top.raw)); err != nil {
+			return nil, fmt.Errorf("%s: parse index: %w", ref, err)
+		}
+		res.published = publishedAs(res.index.Annotations)
+	} else {
+		if res.manifest, err = parseImageManifest(res.top); err != nil {
+			return nil, fmt.Errorf("%s: %w", ref, err)
+		}
+		res.published, res.mdigest = publishedAs(res.manifest.Annotations), res.top.digest
+	}
+	if err := expect(r, o).check(ref, res.published); err != nil {
+		return nil, err
+	}
+	if len(o.keys) > 0 {
+		if res.signature, err = verifySignature(ctx, res.repo, res.top.digest, res.published.claims(), o); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 
@@ -158,9 +188,12 @@ func wantArch(o *options) (sysext.Arch, error) {
 }
 
 // Pull downloads the image of ref (host/ns/name:tag or @sha256:…) for one
-// architecture. With WithKeys it first checks the signature; every digest
-// on the way (index, manifest, image) is checked before the file is
-// renamed into place, so a failed pull writes nothing.
+// architecture. It checks that ref holds the extension asked for (see
+// WithName) at the version its tag names, and with WithKeys that a trusted
+// key signed it as exactly that; every digest on the way (index, manifest,
+// image) is checked, and the image's own extension-release must name the
+// same extension, version and architecture, before the file is renamed
+// into place, so a failed pull writes nothing.
 func Pull(ctx context.Context, ref string, opts ...Option) (PullResult, error) {
 	o := makeOptions(opts)
 	if err := o.reuseConnections(ctx); err != nil {
@@ -175,38 +208,43 @@ func Pull(ctx context.Context, ref string, opts ...Option) (PullResult, error) {
 		return PullResult{}, err
 	}
 	layer := r.manifest.Layers[0]
-	ann := r.manifest.Annotations
 	res := PullResult{
-		Name: ann[AnnotationName], Version: ann[AnnotationVersion], Arch: ann[AnnotationArchitecture],
+		Name: r.published.name, Version: r.published.version, Arch: arch.Name,
 		Digest: layer.Digest.String(), Size: layer.Size, ManifestDigest: r.mdigest.String(),
-		Verified: len(o.keys) > 0,
 	}
-	if res.Arch == "" {
-		res.Arch = arch.Name
+	if a := r.manifest.Annotations[AnnotationArchitecture]; a != "" && a != arch.Name {
+		return PullResult{}, fmt.Errorf("%w: %s: the %s entry of the index is for %s", ErrSubstituted, ref, arch.Name, a)
 	}
 	if r.index != nil {
 		res.IndexDigest = r.top.digest.String()
 	}
-	if res.Verified {
-		res.Signature = r.signature.String()
+	if r.signature != nil {
+		res.Verified, res.Signature, res.Key = true, r.signature.referrer.String(), r.signature.KeyHint
 	}
 	res.Path = o.dest
 	if res.Path == "" {
 		title := layer.Annotations[AnnotationTitle]
 		if title == "" {
-			title = r.repo.RepositoryStr()[strings.LastIndex(r.repo.RepositoryStr(), "/")+1:] + ".raw"
+			title = res.Name + ".raw"
 		}
 		res.Path = filepath.Join(o.outDir, title)
 	}
-	if err := pullToFile(ctx, r.repo, layer, res.Path, o); err != nil {
+	if o.have != "" && o.have == res.Digest {
+		res.Unchanged = true
+		return res, nil
+	}
+	if err := pullToFile(ctx, r.repo, layer, res, o); err != nil {
 		return PullResult{}, err
 	}
 	return res, nil
 }
 
-// pullToFile downloads layer into a temp file beside path, syncs it and
-// renames it to path; on any failure the temp file is removed.
-func pullToFile(ctx context.Context, repo name.Repository, layer v1.Descriptor, path string, o *options) error {
+// pullToFile downloads layer into a temp file beside res.Path, checks the
+// image says it is res's extension, syncs it and renames it to res.Path;
+// on any failure the temp file is removed.
+func pullToFile(ctx context.Context, repo name.Repository, layer v1.Descriptor, res PullResult, o *options) error {
+	path := res.Path
+	atomicfile.RemoveStale(path)
 	f, err := atomicfile.Create(path)
 	if err != nil {
 		return fmt.Errorf("pull into %s: %w", filepath.Dir(path), err)
@@ -215,5 +253,30 @@ func pullToFile(ctx context.Context, repo name.Repository, layer v1.Descriptor, 
 	if err := downloadBlob(ctx, repo, layer.Digest, layer.Size, f.File, filepath.Base(path), o); err != nil {
 		return fmt.Errorf("pull %s@%s: %w", repo.Name(), layer.Digest, err)
 	}
+	if err := checkImageRelease(f.Name(), res); err != nil {
+		return fmt.Errorf("pull %s@%s: %w", repo.Name(), layer.Digest, err)
+	}
 	return f.Commit(0o644)
+}
+
+// checkImageRelease reads the extension-release of a downloaded image and
+// checks that it is the extension, version and architecture the signed
+// index names. Images bakery cannot read (a DDI) are left to the node.
+func checkImageRelease(path string, res PullResult) error {
+	name, rel, err := readReleaseNative(path)
+	if errors.Is(err, errUnreadable) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("the image's extension-release: %w", err)
+	}
+	switch {
+	case name != res.Name:
+		return fmt.Errorf("%w: the image holds extension-release.%s, but the index names extension %s", ErrSubstituted, name, res.Name)
+	case rel["SYSEXT_VERSION_ID"] != "" && rel["SYSEXT_VERSION_ID"] != res.Version:
+		return fmt.Errorf("%w: the image is version %s, but the index names %s", ErrSubstituted, rel["SYSEXT_VERSION_ID"], res.Version)
+	case rel["ARCHITECTURE"] != "" && rel["ARCHITECTURE"] != "_any" && rel["ARCHITECTURE"] != res.Arch:
+		return fmt.Errorf("%w: the image is for %s, not %s", ErrSubstituted, rel["ARCHITECTURE"], res.Arch)
+	}
+	return nil
 }

@@ -6,10 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"net/http"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -17,8 +20,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/sysext-bakery/bakery/sysext"
 )
 
 // Config is the per-arch config blob of a published image.
@@ -42,10 +48,20 @@ type PushResult struct {
 	Tags        []string      `json:"tags"`
 	IndexDigest string        `json:"indexDigest"`
 	Images      []PushedImage `json:"images"`
+	// Kept are the moving tags left where they were because they point at
+	// a newer version.
+	Kept []KeptTag `json:"kept,omitempty"`
 	// Signature is the digest of the signature referrer, "" if unsigned.
 	Signature string `json:"signature,omitempty"`
 	// Catalog is the digest of the updated catalog manifest, "" if none.
 	Catalog string `json:"catalog,omitempty"`
+}
+
+// KeptTag is a moving tag Push did not move backwards.
+type KeptTag struct {
+	Tag string `json:"tag"`
+	// Version is the newer version the tag still points at.
+	Version string `json:"version"`
 }
 
 // PushedImage is one per-arch manifest of a push.
@@ -78,6 +94,17 @@ func newRawManifest(m any, mt types.MediaType) (rawManifest, error) {
 	return rawManifest{raw: raw, mt: mt}, err
 }
 
+// tagRE is a valid tag in the OCI distribution specification.
+var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
+// checkTag reports whether tag can be pushed.
+func checkTag(tag string) error {
+	if !tagRE.MatchString(tag) {
+		return fmt.Errorf("tag %q is not a valid OCI tag: use letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'", tag)
+	}
+	return nil
+}
+
 // parseTarget splits REF = host/ns/name[:tag] into the repository and the
 // tag the user named ("" when none).
 func parseTarget(ref string, o *options) (name.Repository, string, error) {
@@ -93,17 +120,86 @@ func parseTarget(ref string, o *options) (name.Repository, string, error) {
 		return name.Repository{}, "", fmt.Errorf("reference %q: %w (want host[:port]/ns/name[:tag])", ref, err)
 	}
 	if tag != "" {
-		if _, err := name.NewTag(repo.Name()+":"+tag, o.nameOptions()...); err != nil {
+		if err := checkTag(tag); err != nil {
 			return name.Repository{}, "", fmt.Errorf("reference %q: %w", ref, err)
 		}
 	}
 	return repo, tag, nil
 }
 
+// tagPlan is what Push will do with tags, decided before anything is
+// written.
+type tagPlan struct {
+	move []string  // tags to point at the new index
+	kept []KeptTag // moving tags left on a newer version
+}
+
+// planTags decides the tags of a push of version to repo: the tag-safe
+// version, latest, and the tag the user named. A user tag that spells a
+// version must be this version's. A moving tag (latest, or a channel such
+// as stable) that points at a newer version of the extension is not moved
+// backwards: latest is kept where it is, a named channel is an error;
+// WithForce moves both.
+func planTags(ctx context.Context, repo name.Repository, ext, version, userTag string, o *options) (tagPlan, error) {
+	vt := tagSafe(version)
+	if err := checkTag(vt); err != nil {
+		return tagPlan{}, fmt.Errorf("version %q: %w", version, err)
+	}
+	if userTag != "" && isVersionTag(userTag) && userTag != vt {
+		return tagPlan{}, fmt.Errorf("tag %s names a version, but the images are version %s: push to %s:%s, or name a channel such as :stable", userTag, version, repo.Name(), vt)
+	}
+	plan := tagPlan{move: []string{vt}}
+	moving := []string{"latest"}
+	if userTag != "" && userTag != vt && userTag != "latest" {
+		moving = append(moving, userTag)
+	}
+	for _, t := range moving {
+		cur, err := taggedVersion(ctx, repo.Tag(t), ext, o)
+		if err != nil {
+			return tagPlan{}, err
+		}
+		if cur == "" || o.force || sysext.CompareVersions(version, cur) >= 0 {
+			plan.move = append(plan.move, t)
+			continue
+		}
+		if t != "latest" {
+			return tagPlan{}, fmt.Errorf("%s:%s points at %s, newer than %s: a moving tag only moves forward (push with --force to move it back)", repo.Name(), t, cur, version)
+		}
+		plan.kept = append(plan.kept, KeptTag{Tag: t, Version: cur})
+	}
+	return plan, nil
+}
+
+// taggedVersion is the version of extension ext that tag points at, or ""
+// when the tag does not exist or holds something else.
+func taggedVersion(ctx context.Context, tag name.Tag, ext string, o *options) (string, error) {
+	mb, err := fetchManifest(tag, o.remoteOptions(ctx))
+	var te *transport.Error
+	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s before moving it: %w", tag, err)
+	}
+	var m struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if json.Unmarshal(mb.raw, &m) != nil {
+		return "", nil
+	}
+	if p := publishedAs(m.Annotations); p.name == ext {
+		return p.version, nil
+	}
+	return "", nil
+}
+
 // Push publishes the images (image files, or directories of them, all of
 // one extension version) to ref = host/ns/name[:tag] as one index, tagged
-// with the version, "latest" and ref's tag. With WithSigner it signs the
-// index; unless WithoutCatalog, it then updates host/ns/catalog:latest.
+// with the version, latest and ref's tag (moving tags only forward, see
+// planTags). The repository's last path element must be the extension's
+// name. Every tag is checked before the first write. With WithSigner it
+// signs the index, claiming its name and version; unless WithoutCatalog,
+// it then updates host/ns/catalog:latest.
 func Push(ctx context.Context, ref string, images []string, opts ...Option) (PushResult, error) {
 	o := makeOptions(opts)
 	if err := o.reuseConnections(ctx); err != nil {
@@ -117,8 +213,17 @@ func Push(ctx context.Context, ref string, images []string, opts ...Option) (Pus
 	if err != nil {
 		return PushResult{}, err
 	}
+	ext := imgs[0].name
+	if base := repoBase(repo); base != ext {
+		return PushResult{}, fmt.Errorf("repository %s ends in %q, but the images are extension %s: push to %s/%s (nodes refuse an extension under another name)",
+			repo.Name(), base, ext, strings.TrimSuffix(repo.Name(), "/"+base), ext)
+	}
+	res := PushResult{Repository: repo.Name(), Name: ext, Version: imgs[0].version}
+	plan, err := planTags(ctx, repo, ext, res.Version, userTag, o)
+	if err != nil {
+		return PushResult{}, err
+	}
 	ropts := o.remoteOptions(ctx)
-	res := PushResult{Repository: repo.Name(), Name: imgs[0].name, Version: imgs[0].version}
 	common := indexAnnotations(imgs, o.annotations)
 
 	var entries []v1.Descriptor
@@ -153,13 +258,13 @@ func Push(ctx context.Context, ref string, images []string, opts ...Option) (Pus
 	// Sign before tagging: a tag never points at an index whose signature
 	// is still missing.
 	if o.signer != nil {
-		sig, err := signManifest(ctx, repo, indexDesc, o)
+		sig, err := signManifest(ctx, repo, indexDesc, publishedAs(common).claims(), o)
 		if err != nil {
 			return res, err
 		}
 		res.Signature = sig.String()
 	}
-	res.Tags = pushTags(res.Version, userTag)
+	res.Tags, res.Kept = plan.move, plan.kept
 	for _, t := range res.Tags {
 		if err := remote.Put(repo.Tag(t), index, ropts...); err != nil {
 			return res, fmt.Errorf("tag %s:%s: %w", repo.Name(), t, err)
@@ -173,16 +278,6 @@ func Push(ctx context.Context, ref string, images []string, opts ...Option) (Pus
 		res.Catalog = d.String()
 	}
 	return res, nil
-}
-
-// pushTags are the tags of a pushed version: the tag-safe version,
-// "latest" and the one the user named, without duplicates.
-func pushTags(version, userTag string) []string {
-	tags := []string{tagSafe(version), "latest"}
-	if userTag != "" && userTag != tags[0] && userTag != "latest" {
-		tags = append(tags, userTag)
-	}
-	return tags
 }
 
 // loadImages inspects the images of a push and checks they form one
@@ -233,6 +328,7 @@ func indexAnnotations(imgs []*localImage, extra map[string]string) map[string]st
 		// the same index.
 		AnnotationCreated: newest.UTC().Format(time.RFC3339),
 		AnnotationName:    img.name,
+		AnnotationClass:   defaultClass,
 	}
 	for key, field := range map[string]string{AnnotationID: "ID", AnnotationSysextLevel: "SYSEXT_LEVEL",
 		AnnotationVersionID: "VERSION_ID", AnnotationScope: "SYSEXT_SCOPE"} {

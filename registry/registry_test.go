@@ -230,31 +230,29 @@ func TestSignatureAttacks(t *testing.T) {
 	reg := startRegistry(t, "ggcr")
 	ctx := context.Background()
 	key, wrong := newKey(t, sign.ECDSAP256), newKey(t, sign.Ed25519)
-	v1dir := bakeDir(t, "hello", "1.0", 4096, "x86-64")
-	v2dir := bakeDir(t, "hello", "2.0", 4096, "x86-64")
-	signed, err := Push(ctx, reg.host+"/ns/hello", []string{v1dir}, WithSigner(key))
+	signed, err := Push(ctx, reg.host+"/ns/hello", []string{bakeDir(t, "hello", "1.0", 4096, "x86-64")}, WithSigner(key))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Push(ctx, reg.host+"/ns/unsigned", []string{v2dir})
-	if err != nil {
+	if _, err = Push(ctx, reg.host+"/ns/unsigned", []string{bakeDir(t, "unsigned", "2.0", 4096, "x86-64")}); err != nil {
 		t.Fatal(err)
 	}
-	// A signature made for v1's index, attached to another index.
-	other, err := Push(ctx, reg.host+"/ns/replay", []string{v2dir})
+	// A signature made for hello's index, attached to another index.
+	other, err := Push(ctx, reg.host+"/ns/replay", []string{bakeDir(t, "replay", "2.0", 4096, "x86-64")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := makeOptions(nil)
 	replayRepo, _ := name.NewRepository(reg.host + "/ns/replay")
-	attachForeignSignature(t, replayRepo, other.IndexDigest, signed.IndexDigest, key, o)
+	attachSignature(t, replayRepo, other.IndexDigest, signed.IndexDigest, sign.Claims{Kind: "sysext", Name: "replay", Version: "2.0"}, key, o)
 
-	// A layer swapped after signing: a new index with another layer, under
-	// the old tag, still unsigned by the key.
-	swapped := reg.host + "/ns/hello:1.0"
-	if _, err := Push(ctx, reg.host+"/ns/hello:1.0", []string{v2dir}, WithSigner(wrong), WithoutCatalog()); err != nil {
+	// Another index under the old tag, signed by an untrusted key: what
+	// an attacker who can write tags but not sign makes.
+	swapped, err := Push(ctx, reg.host+"/ns/hello:2.0", []string{bakeDir(t, "hello", "2.0", 4096, "x86-64")}, WithSigner(wrong), WithoutCatalog())
+	if err != nil {
 		t.Fatal(err)
 	}
+	retag(t, reg.host+"/ns/hello@"+swapped.IndexDigest, reg.host+"/ns/hello:swapped")
 
 	tests := []struct {
 		name string
@@ -264,7 +262,7 @@ func TestSignatureAttacks(t *testing.T) {
 		{"wrong key", reg.host + "/ns/hello@" + signed.IndexDigest, []crypto.PublicKey{wrong.Public()}},
 		{"stripped signature", reg.host + "/ns/unsigned:latest", []crypto.PublicKey{key.Public()}},
 		{"signature for another digest", reg.host + "/ns/replay:latest", []crypto.PublicKey{key.Public()}},
-		{"layer swapped after signing", swapped, []crypto.PublicKey{key.Public()}},
+		{"index swapped under a tag", reg.host + "/ns/hello:swapped", []crypto.PublicKey{key.Public()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -287,19 +285,40 @@ func TestSignatureAttacks(t *testing.T) {
 	}
 }
 
-// attachForeignSignature pushes, as a referrer of subject, a bundle that
-// signs signedDigest instead.
-func attachForeignSignature(t *testing.T, repo name.Repository, subject, signedDigest string, key crypto.Signer, o *options) {
+// attachSignature pushes, as a referrer of subject, a bundle by key that
+// signs signedDigest with claims.
+func attachSignature(t *testing.T, repo name.Repository, subject, signedDigest string, claims sign.Claims, key crypto.Signer, o *options) {
 	t.Helper()
 	desc, err := remote.Head(repo.Digest(subject))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bundle, err := sign.SignDigest(key, repo.Name(), signedDigest)
+	bundle, err := sign.Sign(key, repo.Name(), signedDigest, claims)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pushBundle(context.Background(), repo, *desc, bundle, o); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// retag points the tag dst at the manifest or index src names, as an
+// attacker with write access to the registry (crane tag) can.
+func retag(t *testing.T, src, dst string) {
+	t.Helper()
+	from, err := name.ParseReference(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to, err := name.NewTag(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := remote.Get(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(to, d); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -49,6 +49,11 @@ func Serve(ctx context.Context, addr, root string, opts ...ServeOption) error {
 			"delete":     configuration.Parameters{"enabled": true},
 		},
 	}
+	// Parsing a configuration file fills in these defaults; a struct built
+	// in code must set them, or /v2/_catalog refuses every n and lists
+	// nothing.
+	config.Catalog.MaxEntries = 1000
+	config.Tags.MaxTags = 1000
 	config.HTTP.Addr = addr
 	// One process serves; the secret only signs upload state between
 	// requests, so a fresh one per run is enough.

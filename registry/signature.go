@@ -26,12 +26,12 @@ const maxBundleSize = 1 << 20
 // emptyJSON is the content of the OCI empty descriptor.
 var emptyJSON = []byte("{}")
 
-// signManifest signs subject (an index or manifest in repo) and pushes the
-// Sigstore bundle as its referrer; go-containerregistry maintains the
-// sha256-<hex> fallback tag on registries without the referrers API. It
-// returns the referrer's digest.
-func signManifest(ctx context.Context, repo name.Repository, subject v1.Descriptor, o *options) (v1.Hash, error) {
-	bundle, err := sign.SignDigest(o.signer, repo.Name(), subject.Digest.String())
+// signManifest signs subject (an index or manifest in repo) with the
+// claims that say what it is, and pushes the Sigstore bundle as its
+// referrer; go-containerregistry maintains the sha256-<hex> fallback tag on
+// registries without the referrers API. It returns the referrer's digest.
+func signManifest(ctx context.Context, repo name.Repository, subject v1.Descriptor, claims sign.Claims, o *options) (v1.Hash, error) {
+	bundle, err := sign.Sign(o.signer, repo.Name(), subject.Digest.String(), claims)
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("sign %s@%s: %w", repo.Name(), subject.Digest, err)
 	}
@@ -73,37 +73,57 @@ func pushBundle(ctx context.Context, repo name.Repository, subject v1.Descriptor
 	return d, nil
 }
 
+// signature is a verified signature of a manifest: the referrer holding
+// it and what verified.
+type signature struct {
+	referrer v1.Hash
+	*sign.Verified
+}
+
 // verifySignature finds a referrer of digest in repo holding a Sigstore
-// bundle that one of o.keys verifies for digest, and returns the
-// referrer's digest. Every candidate's failure is reported when none
-// verifies.
-func verifySignature(ctx context.Context, repo name.Repository, digest v1.Hash, o *options) (v1.Hash, error) {
+// bundle that one of o.keys verifies for digest and whose claims (when it
+// has any: a plain cosign signature has none) are want. Every candidate's
+// failure is reported when none verifies.
+func verifySignature(ctx context.Context, repo name.Repository, digest v1.Hash, want sign.Claims, o *options) (*signature, error) {
 	ropts := o.remoteOptions(ctx)
 	idx, err := remote.Referrers(repo.Digest(digest.String()), ropts...)
 	if err != nil {
-		return v1.Hash{}, fmt.Errorf("list signatures of %s@%s: %w", repo.Name(), digest, err)
+		return nil, fmt.Errorf("list signatures of %s@%s: %w", repo.Name(), digest, err)
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return v1.Hash{}, fmt.Errorf("list signatures of %s@%s: %w", repo.Name(), digest, err)
+		return nil, fmt.Errorf("list signatures of %s@%s: %w", repo.Name(), digest, err)
 	}
 	var errs []error
-	for i := len(im.Manifests) - 1; i >= 0; i-- { // newest referrers last in fallback indexes
+	substituted := false
+	for i := len(im.Manifests) - 1; i >= 0 && i >= len(im.Manifests)-maxSignatureCandidates; i-- { // newest referrers last in fallback indexes
 		d := im.Manifests[i]
 		if !maybeBundle(d) {
 			continue
 		}
-		if err := checkBundleReferrer(repo, d.Digest, digest, o.keys, ropts); err != nil {
+		v, err := checkBundleReferrer(repo, d.Digest, digest, o.keys, ropts)
+		if err == nil && v.Claims != nil {
+			err = v.Claims.Check(want)
+		}
+		if err != nil {
+			substituted = substituted || errors.Is(err, sign.ErrWrongClaims)
 			errs = append(errs, fmt.Errorf("signature %s: %w", d.Digest, err))
 			continue
 		}
-		return d.Digest, nil
+		return &signature{referrer: d.Digest, Verified: v}, nil
 	}
-	if len(errs) == 0 {
-		return v1.Hash{}, fmt.Errorf("%s@%s: %w: it has no signature (push it with --key)", repo.Name(), digest, ErrNoSignature)
+	switch {
+	case len(errs) == 0:
+		return nil, fmt.Errorf("%s@%s: %w: it has no signature (push it with --key)", repo.Name(), digest, ErrNoSignature)
+	case substituted:
+		return nil, fmt.Errorf("%s@%s: %w: %w", repo.Name(), digest, ErrSubstituted, errors.Join(errs...))
 	}
-	return v1.Hash{}, fmt.Errorf("%s@%s: %w: %w", repo.Name(), digest, ErrNoSignature, errors.Join(errs...))
+	return nil, fmt.Errorf("%s@%s: %w: %w", repo.Name(), digest, ErrNoSignature, errors.Join(errs...))
 }
+
+// maxSignatureCandidates bounds how many referrers are tried, newest
+// first: a registry could list thousands to make a verifier fetch them all.
+const maxSignatureCandidates = 16
 
 // maybeBundle tells referrers that may carry a Sigstore bundle. Some
 // registries (go-containerregistry's) list a referrer's config media type
@@ -114,34 +134,33 @@ func maybeBundle(d v1.Descriptor) bool {
 
 // checkBundleReferrer fetches one signature referrer and verifies its
 // bundle for subject.
-func checkBundleReferrer(repo name.Repository, ref, subject v1.Hash, keys []crypto.PublicKey, ropts []remote.Option) error {
+func checkBundleReferrer(repo name.Repository, ref, subject v1.Hash, keys []crypto.PublicKey, ropts []remote.Option) (*sign.Verified, error) {
 	img, err := remote.Image(repo.Digest(ref.String()), ropts...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m, err := img.Manifest()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if m.Subject == nil || m.Subject.Digest != subject {
-		return fmt.Errorf("referrer's subject is not %s", subject)
+		return nil, fmt.Errorf("referrer's subject is not %s", subject)
 	}
 	if len(m.Layers) != 1 || m.Layers[0].MediaType != sign.BundleMediaType || m.Layers[0].Size > maxBundleSize {
-		return fmt.Errorf("want one %s layer of at most %d bytes", sign.BundleMediaType, maxBundleSize)
+		return nil, fmt.Errorf("want one %s layer of at most %d bytes", sign.BundleMediaType, maxBundleSize)
 	}
 	l, err := img.LayerByDigest(m.Layers[0].Digest)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rc, err := l.Compressed()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rc.Close()
 	data, err := io.ReadAll(io.LimitReader(rc, maxBundleSize+1))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = sign.VerifyBundle(data, keys, subject.String())
-	return err
+	return sign.VerifyBundle(data, keys, subject.String())
 }

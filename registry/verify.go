@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -16,8 +15,11 @@ import (
 // VerifyResult is the chain Verify checked.
 type VerifyResult struct {
 	Reference string          `json:"reference"`
+	Name      string          `json:"name"`
+	Version   string          `json:"version"`
 	Digest    string          `json:"digest"` // of the signed index (or manifest)
 	Signature string          `json:"signature"`
+	Key       string          `json:"key"` // hint of the key that signed (sign.KeyHint)
 	Manifests []VerifiedImage `json:"manifests"`
 }
 
@@ -29,10 +31,12 @@ type VerifiedImage struct {
 	Size           int64  `json:"size"`
 }
 
-// Verify checks ref against the trusted keys (WithKeys, required): the
-// signature names the index digest, the index's bytes have that digest,
-// each manifest and each image blob has the digest its parent names. It
-// needs the registry only, no transparency log.
+// Verify checks ref against the trusted keys (WithKeys, required): ref
+// holds the extension asked for (WithName, else the repository's last
+// path element) at the version its tag names, a signature by a trusted key
+// names the index digest and that extension and version, the index's bytes
+// have that digest, each manifest and each image blob has the digest its
+// parent names. It needs the registry only, no transparency log.
 func Verify(ctx context.Context, ref string, opts ...Option) (VerifyResult, error) {
 	o := makeOptions(opts)
 	if err := o.reuseConnections(ctx); err != nil {
@@ -41,30 +45,18 @@ func Verify(ctx context.Context, ref string, opts ...Option) (VerifyResult, erro
 	if len(o.keys) == 0 {
 		return VerifyResult{}, errors.New("verify needs trusted public keys (--key K.pub)")
 	}
-	r, err := name.ParseReference(ref, o.nameOptions()...)
+	r, err := resolveTop(ctx, ref, o)
 	if err != nil {
-		return VerifyResult{}, fmt.Errorf("reference %q: %w", ref, err)
+		return VerifyResult{}, err
 	}
 	ropts := o.remoteOptions(ctx)
-	repo := r.Context()
-	top, err := fetchManifest(r, ropts)
-	if err != nil {
-		return VerifyResult{}, err
-	}
-	sig, err := verifySignature(ctx, repo, top.digest, o)
-	if err != nil {
-		return VerifyResult{}, err
-	}
-	res := VerifyResult{Reference: ref, Digest: top.digest.String(), Signature: sig.String()}
-	manifests := []*manifestBlob{top}
-	if top.mt.IsIndex() {
-		idx, err := v1.ParseIndexManifest(bytes.NewReader(top.raw))
-		if err != nil {
-			return res, fmt.Errorf("%s: parse index: %w", ref, err)
-		}
+	res := VerifyResult{Reference: ref, Name: r.published.name, Version: r.published.version, Digest: r.top.digest.String(),
+		Signature: r.signature.referrer.String(), Key: r.signature.KeyHint}
+	manifests := []*manifestBlob{r.top}
+	if r.index != nil {
 		manifests = manifests[:0]
-		for _, d := range idx.Manifests {
-			mb, err := fetchManifest(repo.Digest(d.Digest.String()), ropts)
+		for _, d := range r.index.Manifests {
+			mb, err := fetchManifest(r.repo.Digest(d.Digest.String()), ropts)
 			if err != nil {
 				return res, err
 			}
@@ -76,8 +68,11 @@ func Verify(ctx context.Context, ref string, opts ...Option) (VerifyResult, erro
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", ref, err)
 		}
+		if p := publishedAs(m.Annotations); p != r.published {
+			return res, fmt.Errorf("%w: %s: manifest %s is %s %s, its index %s %s", ErrSubstituted, ref, mb.digest, p.name, p.version, r.published.name, r.published.version)
+		}
 		for _, blob := range []v1.Descriptor{m.Config, m.Layers[0]} {
-			if err := checkBlob(repo, blob, ropts); err != nil {
+			if err := checkBlob(r.repo, blob, ropts); err != nil {
 				return res, fmt.Errorf("%s: manifest %s: %w", ref, mb.digest, err)
 			}
 		}

@@ -26,8 +26,11 @@ const (
 	InTotoPayloadType = "application/vnd.in-toto+json"
 	// StatementType is the in-toto statement v1 type.
 	StatementType = "https://in-toto.io/Statement/v1"
-	// PredicateType marks a statement as an image signature, as cosign's.
-	PredicateType = "https://sigstore.dev/cosign/sign/v1"
+	// PredicateType marks bakery's statements, whose predicate is Claims.
+	PredicateType = "https://github.com/sysext-bakery/bakery/signature/v1"
+	// CosignPredicateType marks a plain image signature as cosign sign
+	// writes it: it names the digest and nothing else.
+	CosignPredicateType = "https://sigstore.dev/cosign/sign/v1"
 )
 
 // Errors a verification can be checked against with errors.Is.
@@ -36,7 +39,49 @@ var (
 	ErrBadSignature = errors.New("signature does not verify with any trusted key")
 	// ErrWrongSubject means the signed statement is about another digest.
 	ErrWrongSubject = errors.New("signed statement is about another digest")
+	// ErrWrongClaims means the signature is valid but names another
+	// artifact (kind, extension or version) than the one asked for.
+	ErrWrongClaims = errors.New("signature is for another artifact")
 )
+
+// Claims is what a bakery signature says about the digest it signs: which
+// artifact it is. A verifier compares them with what it asked for, so that
+// a valid signature cannot be moved to another extension, version or kind
+// of artifact (copying a signed index and its signature to another
+// repository keeps the signature valid, and the claims unchanged).
+type Claims struct {
+	// Kind is the kind of artifact: "sysext", "confext" or "catalog".
+	Kind string `json:"kind"`
+	// Name is the extension's name, or the namespace of a catalog.
+	Name string `json:"name"`
+	// Version is the extension's version, or the sequence number of a
+	// catalog.
+	Version string `json:"version"`
+}
+
+// Check compares c with want, field by field, skipping the fields want
+// leaves empty; the error wraps ErrWrongClaims and names the field.
+func (c Claims) Check(want Claims) error {
+	for _, f := range []struct{ field, got, want string }{
+		{"kind", c.Kind, want.Kind}, {"name", c.Name, want.Name}, {"version", c.Version, want.Version},
+	} {
+		if f.want != "" && f.got != f.want {
+			return fmt.Errorf("%w: it is signed as %s %q, not %q", ErrWrongClaims, f.field, f.got, f.want)
+		}
+	}
+	return nil
+}
+
+// Verified is a bundle that verified: its statement, the claims it makes
+// and the key that signed it.
+type Verified struct {
+	Statement Statement
+	// Claims are the statement's bakery claims; nil for a plain image
+	// signature (CosignPredicateType), which names only the digest.
+	Claims *Claims
+	// KeyHint identifies the trusted key that verified it (see KeyHint).
+	KeyHint string
+}
 
 // Bundle is a Sigstore bundle v0.3 as JSON (protobuf-specs field names),
 // restricted to what a key-based DSSE signature needs.
@@ -129,18 +174,26 @@ func splitDigest(digest string) (string, error) {
 	return hexPart, nil
 }
 
-// SignDigest signs the statement "name (digest) is signed" with key and
-// returns the Sigstore bundle as JSON. digest is "sha256:<hex>".
-func SignDigest(key crypto.Signer, name, digest string) ([]byte, error) {
+// Sign signs the statement "digest, known as subjectName, is the artifact
+// claims describes" with key and returns the Sigstore bundle as JSON.
+// digest is "sha256:<hex>"; claims must name a kind and a name.
+func Sign(key crypto.Signer, subjectName, digest string, claims Claims) ([]byte, error) {
 	hexPart, err := splitDigest(digest)
+	if err != nil {
+		return nil, err
+	}
+	if claims.Kind == "" || claims.Name == "" {
+		return nil, errors.New("signature claims need a kind and a name")
+	}
+	predicate, err := json.Marshal(claims)
 	if err != nil {
 		return nil, err
 	}
 	payload, err := json.Marshal(Statement{
 		Type:          StatementType,
-		Subject:       []Subject{{Name: name, Digest: map[string]string{"sha256": hexPart}}},
+		Subject:       []Subject{{Name: subjectName, Digest: map[string]string{"sha256": hexPart}}},
 		PredicateType: PredicateType,
-		Predicate:     json.RawMessage("{}"),
+		Predicate:     predicate,
 	})
 	if err != nil {
 		return nil, err
@@ -190,10 +243,12 @@ func verifyMessage(pub crypto.PublicKey, msg, sig []byte) bool {
 }
 
 // VerifyBundle checks that bundle (JSON) is a Sigstore bundle whose DSSE
-// envelope is signed by one of keys and whose in-toto statement is an
-// image signature with digest ("sha256:<hex>") among its subjects. It
-// returns the verified statement.
-func VerifyBundle(bundle []byte, keys []crypto.PublicKey, digest string) (*Statement, error) {
+// envelope is signed by one of keys and whose in-toto statement has digest
+// ("sha256:<hex>") among its subjects and is either bakery's
+// (PredicateType, with Claims naming a kind and a name) or a plain image
+// signature (CosignPredicateType). It returns what verified; the caller
+// checks the claims against what it asked for (Claims.Check).
+func VerifyBundle(bundle []byte, keys []crypto.PublicKey, digest string) (*Verified, error) {
 	want, err := splitDigest(digest)
 	if err != nil {
 		return nil, err
@@ -222,29 +277,43 @@ func VerifyBundle(bundle []byte, keys []crypto.PublicKey, digest string) (*State
 	if err != nil {
 		return nil, fmt.Errorf("DSSE payload: %w", err)
 	}
-	if !envelopeVerifies(env, payload, keys) {
+	signer := envelopeSigner(env, payload, keys)
+	if signer == nil {
 		return nil, ErrBadSignature
 	}
-	var st Statement
-	if err := json.Unmarshal(payload, &st); err != nil {
+	v := &Verified{}
+	if v.KeyHint, err = KeyHint(signer); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(payload, &v.Statement); err != nil {
 		return nil, fmt.Errorf("signed in-toto statement: %w", err)
 	}
+	st := &v.Statement
 	if st.Type != StatementType {
 		return nil, fmt.Errorf("statement _type %q: want %s", st.Type, StatementType)
 	}
-	if st.PredicateType != PredicateType {
-		return nil, fmt.Errorf("statement predicateType %q: want %s (an image signature, not an attestation)", st.PredicateType, PredicateType)
+	switch st.PredicateType {
+	case PredicateType:
+		var c Claims
+		if err := json.Unmarshal(st.Predicate, &c); err != nil || c.Kind == "" || c.Name == "" {
+			return nil, fmt.Errorf("statement predicate: want bakery claims with a kind and a name (%s)", PredicateType)
+		}
+		v.Claims = &c
+	case CosignPredicateType:
+	default:
+		return nil, fmt.Errorf("statement predicateType %q: want %s or %s (an image signature, not an attestation)", st.PredicateType, PredicateType, CosignPredicateType)
 	}
 	for _, s := range st.Subject {
 		if strings.EqualFold(s.Digest["sha256"], want) {
-			return &st, nil
+			return v, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: want %s", ErrWrongSubject, digest)
 }
 
-// envelopeVerifies reports whether any signature of env verifies with any key.
-func envelopeVerifies(env *Envelope, payload []byte, keys []crypto.PublicKey) bool {
+// envelopeSigner returns the key among keys that verifies a signature of
+// env, or nil when none does.
+func envelopeSigner(env *Envelope, payload []byte, keys []crypto.PublicKey) crypto.PublicKey {
 	msg := PAE(env.PayloadType, payload)
 	for _, s := range env.Signatures {
 		sig, err := base64.StdEncoding.DecodeString(s.Sig)
@@ -253,9 +322,9 @@ func envelopeVerifies(env *Envelope, payload []byte, keys []crypto.PublicKey) bo
 		}
 		for _, k := range keys {
 			if verifyMessage(k, msg, sig) {
-				return true
+				return k
 			}
 		}
 	}
-	return false
+	return nil
 }

@@ -18,6 +18,9 @@ const (
 	digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 )
 
+// helloClaims are the claims the tests sign.
+var helloClaims = Claims{Kind: "sysext", Name: "hello", Version: "1.0"}
+
 func mustKey(t testing.TB, alg Algorithm) crypto.Signer {
 	t.Helper()
 	k, err := GenerateKey(alg)
@@ -47,7 +50,7 @@ func TestSignVerify(t *testing.T) {
 		t.Run(string(alg), func(t *testing.T) {
 			key := mustKey(t, alg)
 			other := mustKey(t, alg)
-			bundle, err := SignDigest(key, "reg/ns/hello", digestA)
+			bundle, err := Sign(key, "reg/ns/hello", digestA, helloClaims)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,9 +72,11 @@ func TestSignVerify(t *testing.T) {
 				digest  string
 				wantErr error  // checked with errors.Is when set
 				wantMsg string // substring of the error when set
+				// wantClaims are the claims of a bundle that verifies.
+				wantClaims *Claims
 			}{
-				{name: "valid", bundle: bundle, keys: []crypto.PublicKey{key.Public()}, digest: digestA},
-				{name: "valid among several keys", bundle: bundle, keys: []crypto.PublicKey{other.Public(), key.Public()}, digest: digestA},
+				{name: "valid", bundle: bundle, keys: []crypto.PublicKey{key.Public()}, digest: digestA, wantClaims: &helloClaims},
+				{name: "valid among several keys", bundle: bundle, keys: []crypto.PublicKey{other.Public(), key.Public()}, digest: digestA, wantClaims: &helloClaims},
 				{name: "wrong key", bundle: bundle, keys: []crypto.PublicKey{other.Public()}, digest: digestA, wantErr: ErrBadSignature},
 				{name: "other digest", bundle: bundle, keys: []crypto.PublicKey{key.Public()}, digest: digestB, wantErr: ErrWrongSubject},
 				{name: "no keys", bundle: bundle, digest: digestA, wantMsg: "no trusted public keys"},
@@ -86,9 +91,14 @@ func TestSignVerify(t *testing.T) {
 					b.DSSEEnvelope = nil
 					b.MessageSignature = json.RawMessage(`{"signature":"AA=="}`)
 				}), keys: []crypto.PublicKey{key.Public()}, digest: digestA, wantMsg: "messageSignature"},
-				{name: "attestation predicate", bundle: resigned(base64.StdEncoding.EncodeToString([]byte(
-					`{"_type":"` + StatementType + `","subject":[{"name":"x","digest":{"sha256":"` + digestA[7:] + `"}}],"predicateType":"https://slsa.dev/provenance/v1","predicate":{}}`))),
+				{name: "attestation predicate", bundle: resigned(statement("https://slsa.dev/provenance/v1", `{}`)),
 					keys: []crypto.PublicKey{key.Public()}, digest: digestA, wantMsg: "predicateType"},
+				{name: "cosign image signature", bundle: resigned(statement(CosignPredicateType, `{}`)),
+					keys: []crypto.PublicKey{key.Public()}, digest: digestA, wantClaims: nil},
+				{name: "bakery predicate without a name", bundle: resigned(statement(PredicateType, `{"kind":"sysext","version":"1"}`)),
+					keys: []crypto.PublicKey{key.Public()}, digest: digestA, wantMsg: "kind and a name"},
+				{name: "bakery predicate not an object", bundle: resigned(statement(PredicateType, `"hello"`)),
+					keys: []crypto.PublicKey{key.Public()}, digest: digestA, wantMsg: "kind and a name"},
 				{name: "wrong media type", bundle: editBundle(t, bundle, func(b *Bundle) { b.MediaType = "application/json" }),
 					keys: []crypto.PublicKey{key.Public()}, digest: digestA, wantMsg: "media type"},
 				{name: "not json", bundle: []byte("nope"), keys: []crypto.PublicKey{key.Public()}, digest: digestA, wantMsg: "parse Sigstore bundle"},
@@ -96,13 +106,19 @@ func TestSignVerify(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					st, err := VerifyBundle(tt.bundle, tt.keys, tt.digest)
+					v, err := VerifyBundle(tt.bundle, tt.keys, tt.digest)
 					if tt.wantErr == nil && tt.wantMsg == "" {
 						if err != nil {
 							t.Fatalf("VerifyBundle: %v", err)
 						}
-						if st.Subject[0].Name != "reg/ns/hello" {
-							t.Errorf("subject name %q", st.Subject[0].Name)
+						if v.Statement.Subject[0].Name != "reg/ns/hello" {
+							t.Errorf("subject name %q", v.Statement.Subject[0].Name)
+						}
+						if (v.Claims == nil) != (tt.wantClaims == nil) || v.Claims != nil && *v.Claims != *tt.wantClaims {
+							t.Errorf("claims %+v, want %+v", v.Claims, tt.wantClaims)
+						}
+						if hint, _ := KeyHint(key.Public()); v.KeyHint != hint {
+							t.Errorf("key hint %q, want the signing key's %q", v.KeyHint, hint)
 						}
 						return
 					}
@@ -118,6 +134,49 @@ func TestSignVerify(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// statement is a base64 in-toto statement about digestA with the given
+// predicate.
+func statement(predicateType, predicate string) string {
+	return base64.StdEncoding.EncodeToString([]byte(`{"_type":"` + StatementType + `","subject":[{"name":"reg/ns/hello","digest":{"sha256":"` +
+		digestA[7:] + `"}}],"predicateType":"` + predicateType + `","predicate":` + predicate + `}`))
+}
+
+func TestClaimsCheck(t *testing.T) {
+	signed := Claims{Kind: "sysext", Name: "kubetools", Version: "1.3.0"}
+	tests := []struct {
+		name string
+		want Claims
+		bad  string // the field the error names, "" when it passes
+	}{
+		{"same", signed, ""},
+		{"name only", Claims{Name: "kubetools"}, ""},
+		{"nothing asked", Claims{}, ""},
+		{"other extension", Claims{Kind: "sysext", Name: "evil"}, "name"},
+		{"other version", Claims{Name: "kubetools", Version: "1.2.3"}, "version"},
+		{"other kind", Claims{Kind: "catalog", Name: "kubetools"}, "kind"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := signed.Check(tt.want)
+			if tt.bad == "" {
+				if err != nil {
+					t.Fatalf("Check: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrWrongClaims) || !strings.Contains(err.Error(), "signed as "+tt.bad) {
+				t.Errorf("Check = %v, want ErrWrongClaims naming %s", err, tt.bad)
+			}
+		})
+	}
+}
+
+func TestSignNeedsClaims(t *testing.T) {
+	if _, err := Sign(mustKey(t, Ed25519), "n", digestA, Claims{Kind: "sysext"}); err == nil {
+		t.Error("Sign accepted claims without a name")
 	}
 }
 
@@ -163,7 +222,7 @@ func TestKeyFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			bundle, err := SignDigest(priv, "n", digestA)
+			bundle, err := Sign(priv, "n", digestA, helloClaims)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -214,7 +273,7 @@ func TestParseKeyErrors(t *testing.T) {
 
 func FuzzVerifyBundle(f *testing.F) {
 	key := mustKey(f, ECDSAP256)
-	b, err := SignDigest(key, "n", digestA)
+	b, err := Sign(key, "n", digestA, helloClaims)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -222,8 +281,8 @@ func FuzzVerifyBundle(f *testing.F) {
 	f.Add([]byte(`{"mediaType":"` + BundleMediaType + `","dsseEnvelope":{"payload":"e30=","payloadType":"` + InTotoPayloadType + `","signatures":[{"sig":"AA=="}]}}`))
 	keys := []crypto.PublicKey{key.Public()}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		st, err := VerifyBundle(data, keys, digestA)
-		if err == nil && st == nil {
+		v, err := VerifyBundle(data, keys, digestA)
+		if err == nil && v == nil {
 			t.Fatal("nil statement without error")
 		}
 	})

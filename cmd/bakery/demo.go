@@ -71,7 +71,7 @@ func runDemo(ctx context.Context, cmd *cli.Command) error {
 	}
 	stderrf("\n== 2. inspect\n")
 	for _, img := range first.Images {
-		if err := printInspect(img.Path); err != nil {
+		if err := printInspect(os.Stderr, img.Path); err != nil {
 			return err
 		}
 	}

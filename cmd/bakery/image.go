@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"github.com/urfave/cli/v3"
 
@@ -79,10 +82,11 @@ func imageInspectCommand() *cli.Command {
 		Usage:     "show an image's file system, size, sha256, extension-release and entry count",
 		ArgsUsage: "IMAGE.raw",
 		Description: `Reads the image directly (squashfs or erofs): no root, no mount, no external tool.
+The report goes to stdout (JSON with --json).
 
 Examples:
   bakery image inspect out/hello-1.0.0-x86-64.raw
-  bakery image inspect out/hello-1.0.0-x86-64.raw --json | jq -r .extension_release.ARCHITECTURE`,
+  bakery image inspect out/hello-1.0.0-x86-64.raw --json | jq -r .extensionRelease.ARCHITECTURE`,
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.NArg() != 1 {
@@ -95,25 +99,20 @@ Examples:
 				}
 				return printJSON(os.Stdout, info)
 			}
-			return printInspect(cmd.Args().First())
+			return printInspect(os.Stdout, cmd.Args().First())
 		},
 	}
 }
 
-// printInspect shows an image's description on stderr.
-func printInspect(p string) error {
+// printInspect writes an image's description to out.
+func printInspect(out io.Writer, p string) error {
 	info, err := inspect.Image(p)
 	if err != nil {
 		return err
 	}
-	stderrf("%s\n  fstype   %s\n  size     %d bytes\n  sha256   %s\n  name     %s\n  entries  %d\n", info.Path, info.Format, info.Size, info.SHA256, info.Name, info.Entries)
-	keys := make([]string, 0, len(info.Release))
-	for k := range info.Release {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		stderrf("  %s=%s\n", k, info.Release[k])
+	fmt.Fprintf(out, "%s\n  fstype   %s\n  size     %d bytes\n  sha256   %s\n  name     %s\n  entries  %d\n", info.Path, info.Format, info.Size, info.SHA256, info.Name, info.Entries)
+	for _, k := range slices.Sorted(maps.Keys(info.Release)) {
+		fmt.Fprintf(out, "  %s=%s\n", k, info.Release[k])
 	}
 	return nil
 }

@@ -108,7 +108,7 @@ func TestBakeAndInspectJSON(t *testing.T) {
 		}
 		var info struct {
 			Fstype, SHA256, Name string
-			Release              map[string]string `json:"extension_release"`
+			Release              map[string]string `json:"extensionRelease"`
 			Entries              int
 		}
 		if err := json.Unmarshal([]byte(stdout), &info); err != nil {
@@ -117,6 +117,11 @@ func TestBakeAndInspectJSON(t *testing.T) {
 		if info.Fstype != "squashfs" || info.SHA256 != img.SHA256 || info.Name != "hello" ||
 			info.Release["ARCHITECTURE"] != img.Architecture || info.Release["SYSEXT_ID"] != "hello" || info.Entries < 10 {
 			t.Errorf("inspect = %+v", info)
+		}
+		// The human report is the command's output too: on stdout.
+		stdout, stderr, code = run(t, "image", "inspect", img.Path)
+		if code != 0 || !strings.Contains(stdout, "ARCHITECTURE="+img.Architecture) || stderr != "" {
+			t.Errorf("inspect: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 		}
 	}
 }

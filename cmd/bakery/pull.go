@@ -17,7 +17,9 @@ func pullCommand() *cli.Command {
 		Description: `REF is host[:port]/ns/name:tag or host[:port]/ns/name@sha256:…. The image for
 this machine's architecture (or --arch) is written to DIR/NAME-VERSION-ARCH.raw
 through a temp file that is renamed only after every digest (and, with --key,
-the signature) checked out.
+the signature) checked out. The repository's last path element is the
+extension asked for (or --name): an index of another extension, or of another
+version than a version tag names, is refused, signed or not.
 
 Examples:
   bakery pull 127.0.0.1:5000/sysext/hello:latest --insecure --key bakery.pub --out /tmp
@@ -25,7 +27,8 @@ Examples:
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "arch", Usage: "systemd architecture to pull (x86-64, arm64, …); default: this machine's"},
 			&cli.StringSliceFlag{Name: "key", Usage: "trusted public key (PEM); repeatable; when given, a valid signature is required"},
-			&cli.StringFlag{Name: "out", Value: ".", Usage: "directory to write the image into"},
+			&cli.StringFlag{Name: "out", Value: ".", Usage: "directory to write the image into (created when missing)"},
+			nameFlag,
 			insecureFlag, jsonFlag,
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -37,7 +40,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			opts = append(opts, registry.WithKeys(keys...), registry.WithOutDir(cmd.String("out")))
+			opts = append(opts, registry.WithKeys(keys...), registry.WithOutDir(cmd.String("out")), registry.WithName(cmd.String("name")))
 			if a := cmd.String("arch"); a != "" {
 				opts = append(opts, registry.WithArch(a))
 			}

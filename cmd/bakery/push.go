@@ -15,6 +15,9 @@ import (
 	"github.com/sysext-bakery/bakery/sign"
 )
 
+// nameFlag names the extension a reference must hold.
+var nameFlag = &cli.StringFlag{Name: "name", Usage: "the extension `NAME` the reference must hold (default: the repository's last path element)"}
+
 // insecureFlag allows plain-http registries.
 var insecureFlag = &cli.BoolFlag{Name: "insecure", Usage: "talk plain http (and accept any TLS certificate): for loopback and test registries"}
 
@@ -23,10 +26,16 @@ func pushCommand() *cli.Command {
 		Name:      "push",
 		Usage:     "publish one version's images (all arches) as one signed OCI index",
 		ArgsUsage: "DIR|IMAGE.raw… REF",
-		Description: `REF is host[:port]/ns/name[:tag]. The images (a bake output directory, or
-NAME-VERSION-ARCH.raw files) become one index tagged with the version
-(tag-safe: + becomes _), latest, and REF's tag. With --key the index is signed
-(a Sigstore bundle pushed as its referrer). NAMESPACE/catalog:latest is updated.
+		Description: `REF is host[:port]/ns/NAME[:tag]: NAME must be the extension's name. The
+images (a bake output directory, or NAME-VERSION-ARCH.raw files) become one
+index tagged with the version (tag-safe: + becomes _), latest, and REF's tag.
+A tag that spells a version must be this version; moving tags (latest, or a
+channel such as :stable) only move forward: latest stays on a newer version,
+a channel on a newer version is an error (--force moves both back). Every tag
+is checked before anything is written. With --key the index is signed (a
+Sigstore bundle, claiming this extension and version, pushed as its
+referrer). NAMESPACE/catalog is updated: this extension's entry, then the
+signed catalog:latest, valid for --catalog-validity.
 
 Examples:
   bakery push out/ 127.0.0.1:5000/sysext/hello --insecure
@@ -35,6 +44,8 @@ Examples:
 			&cli.StringFlag{Name: "key", Usage: "sign with this private key (PEM, from bakery keygen)"},
 			&cli.StringSliceFlag{Name: "annotation", Usage: "KEY=VALUE added to the index and each entry (e.g. org.opencontainers.image.description=…)"},
 			&cli.BoolFlag{Name: "no-catalog", Usage: "do not update NAMESPACE/catalog:latest"},
+			&cli.BoolFlag{Name: "force", Usage: "move latest and REF's tag even to an older version"},
+			catalogValidityFlag,
 			insecureFlag, jsonFlag,
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -62,6 +73,10 @@ Examples:
 			if cmd.Bool("no-catalog") {
 				opts = append(opts, registry.WithoutCatalog())
 			}
+			if cmd.Bool("force") {
+				opts = append(opts, registry.WithForce())
+			}
+			opts = append(opts, registry.WithCatalogValidity(cmd.Duration("catalog-validity")))
 			res, err := registry.Push(ctx, args[len(args)-1], args[:len(args)-1], opts...)
 			if err != nil {
 				return err
@@ -70,6 +85,9 @@ Examples:
 				return printJSON(os.Stdout, res)
 			}
 			stderrf("pushed %s %s to %s@%s\n  tags: %s\n", res.Name, res.Version, res.Repository, res.IndexDigest, strings.Join(res.Tags, ", "))
+			for _, k := range res.Kept {
+				stderrf("  %s stays at %s, newer than %s (--force moves it)\n", k.Tag, k.Version, res.Version)
+			}
 			for _, img := range res.Images {
 				stderrf("  %-10s %s  %s (%d bytes)\n", img.Arch, img.ManifestDigest, img.File, img.Size)
 			}

@@ -118,8 +118,27 @@ func TestRegistryCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, `"hello world"`) || !strings.Contains(stdout, `"verified": true`) {
 		t.Fatalf("catalog: %d %s %s", code, stdout, stderr)
 	}
-	if _, stderr, code = run(t, "catalog", addr+"/sysext", "--insecure"); code != 0 || !strings.Contains(stderr, "hello") || !strings.Contains(stderr, "x86-64,arm64") && !strings.Contains(stderr, "arm64,x86-64") {
-		t.Fatalf("catalog table: %d %s", code, stderr)
+	if stdout, stderr, code = run(t, "catalog", addr+"/sysext", "--insecure"); code != 0 || !strings.Contains(stdout, "hello") || !strings.Contains(stdout, "x86-64,arm64") && !strings.Contains(stdout, "arm64,x86-64") {
+		t.Fatalf("catalog table: %d %s %s", code, stdout, stderr)
+	}
+	// The catalog re-signed by the publisher: a new sequence, still verified.
+	if stdout, stderr, code = run(t, "catalog", addr+"/sysext", "--insecure", "--json", "--sign", filepath.Join(keys, "k.key"), "--catalog-validity", "48h"); code != 0 || !strings.Contains(stdout, `"verified": true`) {
+		t.Fatalf("catalog --sign: %d %s %s", code, stdout, stderr)
+	}
+	if stdout, stderr, code = run(t, "catalog", addr+"/sysext", "--insecure", "--key", filepath.Join(keys, "k.pub")); code != 0 || !strings.Contains(stdout, "signed by key") || !strings.Contains(stdout, "yes") {
+		t.Fatalf("verified catalog table: %d %s %s", code, stdout, stderr)
+	}
+
+	// pull and keygen create the directory they are told to write into.
+	newDir := filepath.Join(t.TempDir(), "new", "dir")
+	if _, stderr, code = run(t, "pull", ref+":latest", "--arch", "x86-64", "--out", newDir, "--insecure", "--key", filepath.Join(keys, "k.pub")); code != 0 {
+		t.Fatalf("pull --out into a new directory: %d %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(newDir, "hello-1.0+1-x86-64.raw")); err != nil {
+		t.Errorf("pull --out into a new directory: %v", err)
+	}
+	if _, stderr, code = run(t, "keygen", "--out", filepath.Join(t.TempDir(), "new", "release")); code != 0 {
+		t.Fatalf("keygen --out into a new directory: %d %s", code, stderr)
 	}
 
 	// A wrong key: failure (1), and nothing written.
@@ -148,6 +167,8 @@ func TestRegistryUsageErrors(t *testing.T) {
 		{"catalog without target", []string{"catalog"}, "HOST"},
 		{"serve with half TLS", []string{"registry", "serve", "--tls-cert", "c.pem"}, "go together"},
 		{"bad annotation", []string{"push", "a.raw", "h/n/x", "--annotation", "novalue"}, "KEY=VALUE"},
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"unknown subcommand", []string{"registry", "frob"}, `unknown command "frob"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -27,7 +27,7 @@ type Info struct {
 	SHA256 string        `json:"sha256"`
 	// Name is the NAME of usr/lib/extension-release.d/extension-release.NAME.
 	Name    string         `json:"name"`
-	Release sysext.Release `json:"extension_release"`
+	Release sysext.Release `json:"extensionRelease"`
 	// Entries counts every file, directory, link and special file, the
 	// root directory excluded.
 	Entries int `json:"entries"`
