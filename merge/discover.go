@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/sysext-bakery/bakery/sysext"
 )
@@ -117,8 +116,8 @@ func classify(fsys fs.FS, dir string, e fs.DirEntry) (img Image, reason string, 
 	default:
 		return Image{}, "", false
 	}
-	if reason == "" {
-		reason = checkName(img.Name)
+	if err := sysext.CheckImageName(img.Name); reason == "" && err != nil {
+		reason = err.Error()
 	}
 	if reason == "" && img.Type == Directory {
 		if entries, err := fs.ReadDir(fsys, p); err == nil && len(entries) == 0 {
@@ -126,21 +125,4 @@ func classify(fsys fs.FS, dir string, e fs.DirEntry) (img Image, reason string, 
 		}
 	}
 	return img, reason, true
-}
-
-// checkName returns why name cannot be an extension's name, or "".
-func checkName(name string) string {
-	switch {
-	case name == "":
-		return "empty image name"
-	case strings.HasPrefix(name, "."):
-		return "image name starts with '.'"
-	case !utf8.ValidString(name):
-		return "image name is not valid UTF-8"
-	case len(name) > 255:
-		return "image name longer than 255 bytes"
-	case strings.ContainsAny(name, "/\x00"):
-		return "image name contains '/' or NUL"
-	}
-	return ""
 }

@@ -28,9 +28,12 @@ var Hierarchies = []string{"usr", "opt"}
 type Options struct {
 	// Root is the root file system to merge into; "" means "/".
 	Root string
-	// RequireSignature merges only images whose digest a sync or pull
-	// verified (see Policy). The sync.yaml policy can require it too.
+	// RequireSignature merges only images whose signature sync verified
+	// (see Policy). The sync configuration's policy can require it too.
 	RequireSignature bool
+	// Config is the sync configuration whose policy applies; nil reads
+	// ROOT/etc/bakery/sync.yaml when it exists.
+	Config *Config
 }
 
 func (o Options) root() string {
@@ -49,7 +52,13 @@ type Result struct {
 	Hierarchies map[string][]string `json:"hierarchies"`
 	// Refused are the images that were not merged, with the reasons.
 	Refused []Refusal `json:"refused"`
+	// Warnings are problems the merge worked around, e.g. a damaged
+	// state.json.
+	Warnings []string `json:"warnings,omitempty"`
 }
+
+// AllRefused tells whether images were found and every one was refused.
+func (r *Result) AllRefused() bool { return len(r.Extensions) == 0 && len(r.Refused) > 0 }
 
 // ErrAlreadyMerged is returned by Merge when a hierarchy is merged already;
 // Refresh replaces a merge.
@@ -120,7 +129,7 @@ func apply(opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	policy, err := LoadPolicy(root, opts.RequireSignature)
+	policy, warnings, err := LoadPolicy(root, opts.RequireSignature, opts.Config)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +138,7 @@ func apply(opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer plan.Close()
-	res := &Result{Extensions: plan.Names(), Hierarchies: map[string][]string{}, Refused: plan.Refused}
+	res := &Result{Extensions: plan.Names(), Hierarchies: map[string][]string{}, Refused: plan.Refused, Warnings: warnings}
 	if len(plan.Extensions) == 0 {
 		_, err := unmerge(root, Hierarchies)
 		return res, err

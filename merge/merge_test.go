@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -152,11 +153,16 @@ func TestMergeAttacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Installed by a sync.yaml without keys: recorded, never verified.
+	buildImage(t, filepath.Join(ext, "nokeys.raw"), false, false, anyExt("nokeys", "usr/bin/nokeys", "x\n"))
+	nokeysSum, _ := fileDigest(filepath.Join(ext, "nokeys.raw"))
 	linkSum, _ := fileDigest(elsewhere)
+	verified := &Verification{At: time.Now(), Signature: "sha256:" + strings.Repeat("5", 64), Key: "k"}
 	st := &State{Extensions: map[string]*Installed{
-		"ok":      {Digest: okSum},
-		"swapped": {Digest: "sha256:" + strings.Repeat("0", 64)},
-		"link":    {Digest: linkSum},
+		"ok":      {Digest: okSum, Verification: verified},
+		"swapped": {Digest: "sha256:" + strings.Repeat("0", 64), Verification: verified},
+		"link":    {Digest: linkSum, Verification: verified},
+		"nokeys":  {Digest: nokeysSum},
 	}}
 	if err := st.Save(root); err != nil {
 		t.Fatal(err)
@@ -170,6 +176,7 @@ func TestMergeAttacks(t *testing.T) {
 	}
 	checkRefused(t, res.Refused, []string{
 		"link: is a symlink",
+		"nokeys: not verified",
 		"swapped: differs from the verified",
 		"unsigned: not verified",
 	})

@@ -52,6 +52,9 @@ type Policy struct {
 	// Verified maps an extension name to its verified digests,
 	// "sha256:HEX".
 	Verified map[string][]string
+	// StateDamaged, when set, says why state.json could not be read: no
+	// digest is known to be verified.
+	StateDamaged string
 }
 
 // Extension is an image that passed every check, ready to merge.
@@ -149,8 +152,11 @@ func prepareOne(img Image, host Host, opener Opener, policy Policy) (Extension, 
 		if img.Type != Raw {
 			return Extension{}, "a directory image has no digest to verify; with --require-signature only verified .raw images are merged"
 		}
+		if policy.StateDamaged != "" {
+			return Extension{}, "not verified: " + policy.StateDamaged + ", so which images were verified is unknown; `bakery sync` checks their signatures again"
+		}
 		if len(want) == 0 {
-			return Extension{}, "not verified: state.json records no verified digest for " + img.Name + "; install it with `bakery sync` (or `bakery pull --key`)"
+			return Extension{}, "not verified: state.json records no verified signature for " + img.Name + "; install it with `bakery sync`, which checks it"
 		}
 	}
 	tree, digest, err := opener.Open(img, policy.RequireSignature)

@@ -1,26 +1,45 @@
 package merge
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
+	"github.com/sysext-bakery/bakery/sysext"
 )
 
 // StateDir is where bakery keeps what it verified, relative to the root.
 const StateDir = "var/lib/bakery"
 
+// stateSchema is the version of state.json this bakery writes. Schema 1
+// (no "schema" key) recorded a "verified" time even for images installed
+// without any signature check; its entries load without a verification,
+// so a policy requiring signatures merges them again only after a sync
+// has checked their signatures.
+const stateSchema = 2
+
+// maxStateSize bounds how much of state.json is read.
+const maxStateSize = 16 << 20
+
 // State is /var/lib/bakery/state.json: for each extension sync installed,
-// the digests it verified against a trusted key.
+// what it installed and, apart from that, the signature check it passed;
+// and for each signed catalog, the newest sequence seen.
 type State struct {
+	Schema     int                   `json:"schema"`
 	Extensions map[string]*Installed `json:"extensions"`
+	// Catalogs maps a registry namespace (sync.yaml's registry) to the
+	// newest signed catalog sync accepted from it.
+	Catalogs map[string]*CatalogSeen `json:"catalogs,omitempty"`
 }
 
 // Installed is one extension as sync installed it.
@@ -31,104 +50,232 @@ type Installed struct {
 	Version string `json:"version,omitempty"`
 	// Digest is the sha256 of the installed NAME.raw, "sha256:HEX".
 	Digest string `json:"digest"`
-	// Pending is a verified digest being installed: set just before
-	// NAME.raw is replaced and cleared after, so that state.json covers the
-	// installed image whenever a sync is interrupted.
+	// Installed is when NAME.raw was put in place.
+	Installed time.Time `json:"installed"`
+	// Verification is the signature check the installed image passed,
+	// nil when it was installed without one (a sync.yaml without keys).
+	Verification *Verification `json:"verification,omitempty"`
+	// Pending is an image being installed: set just before NAME.raw is
+	// replaced and cleared after, so that state.json covers the installed
+	// image whenever a sync is interrupted.
 	Pending *Version `json:"pending,omitempty"`
 	// Previous is the image kept for rollback.
 	Previous *Version `json:"previous,omitempty"`
-	// Verified is when the signature was last checked.
-	Verified time.Time `json:"verified"`
 }
 
-// Version is one verified image of an extension.
+// Version is one image of an extension, with its verification.
 type Version struct {
-	Version string `json:"version,omitempty"`
-	Digest  string `json:"digest"`
-	Ref     string `json:"ref,omitempty"`
+	Version      string        `json:"version,omitempty"`
+	Digest       string        `json:"digest"`
+	Ref          string        `json:"ref,omitempty"`
+	Verification *Verification `json:"verification,omitempty"`
 }
+
+// Verification is a signature check an image passed.
+type Verification struct {
+	// At is when the signature was checked.
+	At time.Time `json:"at"`
+	// Signature is the digest of the signature artifact that verified.
+	Signature string `json:"signature,omitempty"`
+	// Key is the hint of the trusted key that signed it.
+	Key string `json:"key,omitempty"`
+}
+
+// CatalogSeen is the newest signed catalog of a namespace sync accepted.
+type CatalogSeen struct {
+	Sequence int64     `json:"sequence"`
+	At       time.Time `json:"at"`
+}
+
+// DamagedStateError means state.json exists but cannot be trusted: it
+// does not parse, or says impossible things. It holds the downgrade
+// protection (installed versions) and the verification records; see
+// README's "Threat model" for what a damaged one costs.
+type DamagedStateError struct {
+	Path string
+	Err  error
+}
+
+// Error names the file and what is wrong, never its content.
+func (e *DamagedStateError) Error() string { return fmt.Sprintf("%s is damaged: %v", e.Path, e.Err) }
+
+// Unwrap returns what is wrong.
+func (e *DamagedStateError) Unwrap() error { return e.Err }
 
 // statePath is state.json's path under root.
 func statePath(root string) string { return filepath.Join(root, StateDir, "state.json") }
 
-// LoadState reads state.json under root; a missing file is an empty state.
+// emptyState is the state of a node sync never ran on.
+func emptyState() *State {
+	return &State{Schema: stateSchema, Extensions: map[string]*Installed{}, Catalogs: map[string]*CatalogSeen{}}
+}
+
+// LoadState reads state.json under root; a missing file is an empty
+// state, a damaged one a *DamagedStateError.
 func LoadState(root string) (*State, error) {
-	data, err := os.ReadFile(statePath(root))
+	p := statePath(root)
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return &State{Extensions: map[string]*Installed{}}, nil
+		return emptyState(), nil
+	}
+	if errors.Is(err, unix.ELOOP) {
+		return nil, &DamagedStateError{Path: p, Err: errors.New("it is a symlink")}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, &DamagedStateError{Path: p, Err: errors.New("it is not a regular file")}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxStateSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	if len(data) > maxStateSize {
+		return nil, &DamagedStateError{Path: p, Err: fmt.Errorf("larger than %d bytes", maxStateSize)}
+	}
 	st, err := ParseState(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w (remove it and run `bakery sync` to verify the images again)", statePath(root), err)
+		return nil, &DamagedStateError{Path: p, Err: err}
 	}
 	return st, nil
 }
 
-// ParseState parses a state.json; every entry must name a digest it
-// verified.
+// ParseState parses a state.json and checks every entry: a valid
+// extension name, and digests of the form sha256:HEX.
 func ParseState(data []byte) (*State, error) {
 	st := &State{}
-	if err := json.Unmarshal(data, st); err != nil {
-		return nil, err
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(st); err != nil {
+		return nil, fmt.Errorf("not valid state JSON (%s)", jsonErrorKind(err))
 	}
+	if dec.More() {
+		return nil, errors.New("not valid state JSON (data after the document)")
+	}
+	if st.Schema > stateSchema {
+		return nil, fmt.Errorf("schema %d is newer than this bakery's %d: upgrade bakery", st.Schema, stateSchema)
+	}
+	st.Schema = stateSchema
 	if st.Extensions == nil {
 		st.Extensions = map[string]*Installed{}
 	}
+	if st.Catalogs == nil {
+		st.Catalogs = map[string]*CatalogSeen{}
+	}
 	for name, in := range st.Extensions {
-		switch {
-		case in == nil:
-			return nil, fmt.Errorf("extension %q: null entry", name)
-		case checkName(name) != "":
-			return nil, fmt.Errorf("extension %q: %s", name, checkName(name))
-		case in.Digest == "" && in.Pending == nil:
-			return nil, fmt.Errorf("extension %s: no digest", name)
+		if err := checkEntry(name, in); err != nil {
+			return nil, err
 		}
 	}
 	return st, nil
 }
 
+// checkEntry checks one extension's entry of state.json.
+func checkEntry(name string, in *Installed) error {
+	if err := sysext.CheckName(name); err != nil {
+		return fmt.Errorf("extension key: %w", err)
+	}
+	if in == nil {
+		return fmt.Errorf("extension %s: null entry", name)
+	}
+	if in.Digest == "" && in.Pending == nil {
+		return fmt.Errorf("extension %s: no digest", name)
+	}
+	for what, d := range map[string]string{"digest": in.Digest, "pending digest": pendingDigest(in.Pending), "previous digest": pendingDigest(in.Previous)} {
+		if d != "" && !isDigest(d) {
+			return fmt.Errorf("extension %s: %s is not sha256:HEX", name, what)
+		}
+	}
+	return nil
+}
+
+// pendingDigest is v's digest, or "" for no version.
+func pendingDigest(v *Version) string {
+	if v == nil {
+		return ""
+	}
+	return v.Digest
+}
+
+// isDigest tells a digest of the form sha256:<64 lower-case hex digits>.
+func isDigest(d string) bool {
+	hexPart, ok := strings.CutPrefix(d, "sha256:")
+	return ok && len(hexPart) == 64 && !strings.ContainsFunc(hexPart, func(c rune) bool {
+		return !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f')
+	})
+}
+
+// jsonErrorKind describes a JSON error without quoting the document.
+func jsonErrorKind(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("syntax error at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %s has the wrong type at byte %d", typ.Field, typ.Offset)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated"
+	}
+	return "unreadable"
+}
+
 // Save writes state.json atomically.
 func (st *State) Save(root string) error {
+	st.Schema = stateSchema
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
-	}
-	if err := os.MkdirAll(filepath.Join(root, StateDir), 0o755); err != nil {
-		return fmt.Errorf("create state directory: %w", err)
 	}
 	return atomicfile.WriteFile(statePath(root), append(data, '\n'), 0o644)
 }
 
 // LoadPolicy builds the trust policy of a merge under root: signatures are
-// required when require is set or sync.yaml's policy says so, and the
-// verified digests come from state.json (the installed one, or one being
-// installed by an interrupted sync).
-func LoadPolicy(root string, require bool) (Policy, error) {
-	cfg, err := LoadConfig(filepath.Join(root, ConfigPath))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return Policy{}, err
-	default:
+// required when require is set or the configuration's policy says so (cfg,
+// or, when nil, ROOT/etc/bakery/sync.yaml), and the verified digests come
+// from state.json (the installed one, or one being installed by an
+// interrupted sync, when its signature was checked). A damaged state.json
+// does not stop the merge: the policy then knows no verified digest and
+// says why (Policy.StateDamaged), and the returned warning tells the
+// caller.
+func LoadPolicy(root string, require bool, cfg *Config) (Policy, []string, error) {
+	if cfg == nil {
+		c, err := LoadConfig(filepath.Join(root, ConfigPath))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return Policy{}, nil, err
+		default:
+			cfg = c
+		}
+	}
+	if cfg != nil {
 		require = require || cfg.Policy.RequireSignature
 	}
-	st, err := LoadState(root)
-	if err != nil {
-		return Policy{}, err
-	}
 	p := Policy{RequireSignature: require, Verified: map[string][]string{}}
+	st, err := LoadState(root)
+	var damaged *DamagedStateError
+	if errors.As(err, &damaged) {
+		p.StateDamaged = damaged.Error()
+		warning := damaged.Error() + ": merging as if no image were verified"
+		if require {
+			warning += "; with signatures required, no image is merged until `bakery sync` has verified them again"
+		}
+		return p, []string{warning}, nil
+	}
+	if err != nil {
+		return Policy{}, nil, err
+	}
 	for name, in := range st.Extensions {
-		if in.Digest != "" {
+		if in.Digest != "" && in.Verification != nil {
 			p.Verified[name] = append(p.Verified[name], in.Digest)
 		}
-		if in.Pending != nil {
+		if in.Pending != nil && in.Pending.Verification != nil {
 			p.Verified[name] = append(p.Verified[name], in.Pending.Digest)
 		}
 	}
-	return p, nil
+	return p, nil, nil
 }
 
 // Lock takes the lock that serializes sync, merge and refresh under root,
@@ -138,7 +285,7 @@ func Lock(root string) (unlock func(), err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s for the lock file: %w", dir, err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}

@@ -18,14 +18,21 @@ import (
 	"time"
 )
 
-// fakePuller serves images from memory, by reference.
-type fakePuller map[string]fakeImage
+// fakeRegistry serves images from memory, by reference, and a signed
+// catalog when it has one.
+type fakeRegistry struct {
+	images  map[string]fakeImage
+	catalog *SignedCatalog
+	// downloads counts the images written.
+	downloads int
+}
 
 type fakeImage struct {
 	data       []byte
 	version    string
 	unverified bool
-	lie        bool // report a digest other than the data's
+	lie        bool   // report a digest other than the data's
+	index      string // the index digest reported
 }
 
 func digestOf(b []byte) string {
@@ -33,12 +40,24 @@ func digestOf(b []byte) string {
 	return "sha256:" + hex.EncodeToString(s[:])
 }
 
-func (p fakePuller) Pull(_ context.Context, ref, arch, dest string) (Pulled, error) {
-	img, ok := p[ref]
+func (r *fakeRegistry) Pull(_ context.Context, req PullRequest) (Pulled, error) {
+	img, ok := r.images[req.Ref]
 	if !ok {
-		return Pulled{}, fmt.Errorf("%s: not found", ref)
+		return Pulled{}, fmt.Errorf("%s: not found", req.Ref)
 	}
-	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	got := Pulled{Digest: digestOf(img.data), Version: img.version, IndexDigest: img.index}
+	if !img.unverified {
+		got.Verification = &Verification{At: time.Now(), Signature: digestB, Key: "k"}
+	}
+	if img.lie {
+		got.Digest = digestOf([]byte("other"))
+	}
+	if got.Digest == req.Have {
+		got.Unchanged = true
+		return got, nil
+	}
+	r.downloads++
+	f, err := os.OpenFile(req.Dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return Pulled{}, err
 	}
@@ -49,27 +68,30 @@ func (p fakePuller) Pull(_ context.Context, ref, arch, dest string) (Pulled, err
 			return Pulled{}, err
 		}
 	}
-	d := digestOf(img.data)
-	if img.lie {
-		d = digestOf([]byte("other"))
+	return got, nil
+}
+
+func (r *fakeRegistry) Catalog(context.Context, string) (*SignedCatalog, error) {
+	if r.catalog == nil {
+		return nil, errors.New("no signed catalog")
 	}
-	return Pulled{Digest: d, Version: img.version, Verified: !img.unverified}, nil
+	return r.catalog, nil
 }
 
 func TestSync(t *testing.T) {
 	v1, v2, v3 := []byte("image v1"), []byte("image v2"), []byte("image v3")
 	reg := "reg.example/ns"
-	puller := fakePuller{
-		reg + "/app:latest":   {data: v2, version: "2.0"},
-		reg + "/app:1.0":      {data: v1, version: "1.0"},
-		reg + "/app:stable":   {data: v1, version: "1.0"},
-		reg + "/tool:latest":  {data: v3, version: "3"},
-		reg + "/evil:latest":  {data: v3, version: "3", unverified: true},
-		reg + "/liar:latest":  {data: v3, version: "3", lie: true},
-		reg + "/app@sha256:x": {data: v1, version: "1.0"},
-	}
+	puller := &fakeRegistry{images: map[string]fakeImage{
+		reg + "/app:latest":     {data: v2, version: "2.0"},
+		reg + "/app:1.0":        {data: v1, version: "1.0"},
+		reg + "/app:stable":     {data: v1, version: "1.0"},
+		reg + "/tool:latest":    {data: v3, version: "3"},
+		reg + "/evil:latest":    {data: v3, version: "3", unverified: true},
+		reg + "/liar:latest":    {data: v3, version: "3", lie: true},
+		reg + "/app@" + digestA: {data: v1, version: "1.0"},
+	}}
 	cfg := func(exts ...ConfigExtension) *Config {
-		return &Config{Registry: reg, Keys: []string{"k.pub"}, Extensions: exts}
+		return &Config{Registry: reg, Keys: []string{"/k.pub"}, Extensions: exts}
 	}
 	root := t.TempDir()
 	installed := func(name string) []byte {
@@ -127,7 +149,7 @@ func TestSync(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, rollbackDir, "app.raw"), []byte("tampered"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := Rollback(root, "app"); err == nil || !strings.Contains(err.Error(), "not the verified") {
+	if err := Rollback(root, "app"); err == nil || !strings.Contains(err.Error(), "not the recorded") {
 		t.Errorf("rollback to a tampered image: err = %v", err)
 	}
 }
@@ -136,9 +158,9 @@ func TestSync(t *testing.T) {
 // it lists has a digest it records as verified.
 func checkState(t *testing.T, root string) {
 	t.Helper()
-	p, err := LoadPolicy(root, true)
-	if err != nil {
-		t.Fatalf("state: %v", err)
+	p, warnings, err := LoadPolicy(root, true, &Config{})
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("state: %v %v", err, warnings)
 	}
 	entries, _ := os.ReadDir(filepath.Join(root, ExtensionsDir))
 	for _, e := range entries {
@@ -164,11 +186,11 @@ var crashImages = [2][]byte{bytes.Repeat([]byte("old image "), 20_000), bytes.Re
 
 func TestMain(m *testing.M) {
 	if root := os.Getenv(crashEnv); root != "" {
-		cfg := &Config{Registry: "reg", Keys: []string{"k"}, Extensions: []ConfigExtension{{Name: "app", Tag: os.Getenv(crashEnv + "_TAG")}}}
-		puller := fakePuller{
+		cfg := &Config{Registry: "reg", Keys: []string{"/k"}, Extensions: []ConfigExtension{{Name: "app", Tag: os.Getenv(crashEnv + "_TAG")}}}
+		puller := &fakeRegistry{images: map[string]fakeImage{
 			"reg/app:1": {data: crashImages[0], version: "1"},
 			"reg/app:2": {data: crashImages[1], version: "2"},
-		}
+		}}
 		if _, err := Sync(context.Background(), root, cfg, "x86-64", puller); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

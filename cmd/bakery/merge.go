@@ -58,7 +58,7 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show which extensions are merged into each hierarchy",
-		Description: `The columns and --json shape are systemd-sysext's.
+		Description: `The columns and --json shape are systemd-sysext's; the table goes to stdout.
 
 Examples:
   bakery status
@@ -72,7 +72,7 @@ Examples:
 			if err != nil || cmd.Bool("json") {
 				return jsonOr(st, err)
 			}
-			w := tabwriter.NewWriter(os.Stderr, 0, 0, 1, ' ', 0)
+			w := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', 0)
 			fmt.Fprintln(w, "HIERARCHY\tEXTENSIONS\tSINCE")
 			for _, s := range st {
 				exts, since := "none", "-"
@@ -91,7 +91,7 @@ func listCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "list",
 		Usage: "list the installed extension images",
-		Description: `The columns and --json shape are systemd-sysext's.
+		Description: `The columns and --json shape are systemd-sysext's; the table goes to stdout.
 
 Examples:
   bakery list
@@ -109,7 +109,7 @@ Examples:
 				stderrf("No OS extensions found.\n")
 				return nil
 			}
-			w := tabwriter.NewWriter(os.Stderr, 0, 0, 1, ' ', 0)
+			w := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', 0)
 			fmt.Fprintln(w, "NAME\tTYPE\tPATH\tTIME")
 			for _, e := range list {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", e.Name, e.Type, e.Path, time.UnixMicro(e.Time).Format("Mon 2006-01-02 15:04:05 MST"))
@@ -140,16 +140,32 @@ reported and skipped.
 Examples:
   bakery ` + name + `
   bakery ` + name + ` --root /mnt/node --require-signature --json`,
-		Flags: []cli.Flag{rootFlag, requireSignatureFlag, jsonFlag},
+		Flags: []cli.Flag{rootFlag, requireSignatureFlag,
+			&cli.StringFlag{Name: "config", Usage: "take the policy from this sync configuration `FILE` (default: ROOT/etc/bakery/sync.yaml, when it exists)"},
+			jsonFlag},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.NArg() != 0 {
 				return usagef("%s takes no arguments", name)
 			}
-			res, err := run(merge.Options{Root: cmd.String("root"), RequireSignature: cmd.Bool("require-signature")})
+			opts := merge.Options{Root: cmd.String("root"), RequireSignature: cmd.Bool("require-signature")}
+			if p := cmd.String("config"); p != "" {
+				cfg, err := merge.LoadConfig(p)
+				if err != nil {
+					return err
+				}
+				opts.Config = cfg
+			}
+			res, err := run(opts)
 			if err != nil {
 				return err
 			}
-			return printMergeResult(res, cmd.Bool("json"))
+			if err := printMergeResult(res, cmd.Bool("json")); err != nil {
+				return err
+			}
+			if res.AllRefused() {
+				return fmt.Errorf("%d images found, every one refused (see above)", len(res.Refused))
+			}
+			return nil
 		},
 	}
 }
@@ -158,6 +174,9 @@ Examples:
 func printMergeResult(res *merge.Result, asJSON bool) error {
 	if asJSON {
 		return printJSON(os.Stdout, res)
+	}
+	for _, w := range res.Warnings {
+		stderrf("Warning: %s\n", w)
 	}
 	for _, r := range res.Refused {
 		stderrf("Skipping %s\n", r)

@@ -17,6 +17,12 @@ func TestMergeCommands(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "var/lib/extensions/app.raw"), []byte("image"), 0o644)
 	cfg := filepath.Join(t.TempDir(), "sync.yaml")
 	os.WriteFile(cfg, []byte("registry: 127.0.0.1:1/ns\ninsecure: true\nextensions: []\n"), 0o644)
+	requiring := filepath.Join(t.TempDir(), "sync.yaml")
+	os.WriteFile(requiring, []byte("registry: r\nkeys: [/k.pub]\npolicy: {require-signature: true}\n"), 0o644)
+	relative := filepath.Join(t.TempDir(), "sync.yaml")
+	os.WriteFile(relative, []byte("registry: r\nkeys: [k.pub]\n"), 0o644)
+	missingKey := filepath.Join(t.TempDir(), "sync.yaml")
+	os.WriteFile(missingKey, []byte("registry: r\nkeys: [/etc/bakery/none.pub]\nextensions: [{name: a}]\n"), 0o644)
 	bad := filepath.Join(t.TempDir(), "sync.yaml")
 	os.WriteFile(bad, []byte("registry: r\nextensions: [{name: a, tag: x, digest: sha256:1}]\n"), 0o644)
 	cases := []struct {
@@ -29,12 +35,17 @@ func TestMergeCommands(t *testing.T) {
 		{"merge takes no arguments", []string{"merge", "x"}, 2, "", "no arguments"},
 		{"unknown flag", []string{"status", "--bogus"}, 2, "", "bogus"},
 		{"status json", []string{"status", "--root", root, "--json"}, 0, `"extensions": "none"`, ""},
-		{"status human", []string{"status", "--root", root}, 0, "", "HIERARCHY EXTENSIONS SINCE"},
+		{"status human", []string{"status", "--root", root}, 0, "HIERARCHY EXTENSIONS SINCE", ""},
 		{"list json", []string{"list", "--root", root, "--json"}, 0, `"type": "raw"`, ""},
-		{"list human", []string{"list", "--root", root}, 0, "", "app  raw"},
+		{"list human", []string{"list", "--root", root}, 0, "app  raw", ""},
+		{"merge where every image is refused", []string{"merge", "--root", root}, 1, "", "every one refused"},
+		{"merge json where every image is refused", []string{"merge", "--root", root, "--json"}, 1, `"refused"`, "every one refused"},
+		{"merge with the policy of a given config", []string{"merge", "--root", root, "--config", requiring}, 1, "", "not verified"},
 		{"sync with nothing to do", []string{"sync", "--root", root, "--config", cfg, "--no-refresh", "--json"}, 0, `"installed": []`, ""},
 		{"sync with a bad config", []string{"sync", "--root", root, "--config", bad}, 1, "", "not both"},
 		{"sync without a config", []string{"sync", "--root", root}, 1, "", "sync.yaml"},
+		{"sync with a relative key path", []string{"sync", "--root", root, "--config", relative}, 1, "", `keys[0] "k.pub": give an absolute path`},
+		{"sync with a missing key", []string{"sync", "--root", root, "--config", missingKey}, 1, "", "keys[0] /etc/bakery/none.pub (read as " + root + "/etc/bakery/none.pub under --root)"},
 		{"rollback without history", []string{"sync", "--root", root, "--rollback", "app"}, 1, "", "no previous image"},
 	}
 	for _, c := range cases {

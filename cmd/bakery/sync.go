@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/urfave/cli/v3"
 
@@ -24,7 +25,12 @@ keys, policy), pulls each image for this machine's architecture, verifies
 it before it touches /var/lib/extensions, installs it atomically as
 NAME.raw keeping the previous one, refuses downgrades unless pinned,
 removes extensions no longer listed, then refreshes the merge when
-anything changed.
+anything changed, with the policy of the configuration given.
+
+The configuration's keys are absolute paths on the node; with --root they
+are read under the root. An image already installed is not downloaded
+again. policy.require-catalog checks every extension against the
+namespace's signed catalog (see README, "Threat model").
 
 Examples:
   bakery sync
@@ -42,31 +48,38 @@ Examples:
 				return usagef("sync takes no arguments")
 			}
 			root := cmd.String("root")
-			if name := cmd.String("rollback"); name != "" {
-				if err := merge.Rollback(root, name); err != nil {
-					return err
-				}
-				return refreshAfter(cmd, root, map[string]string{"rolledBack": name})
-			}
 			path := cmd.String("config")
 			if path == "" {
 				path = filepath.Join(root, merge.ConfigPath)
+			}
+			if name := cmd.String("rollback"); name != "" {
+				var cfg *merge.Config // the root's sync.yaml, when there is one
+				if cmd.String("config") != "" {
+					c, err := merge.LoadConfig(path)
+					if err != nil {
+						return err
+					}
+					cfg = c
+				}
+				if err := merge.Rollback(root, name); err != nil {
+					return err
+				}
+				return refreshAfter(cmd, root, cfg, map[string]string{"rolledBack": name})
 			}
 			cfg, err := merge.LoadConfig(path)
 			if err != nil {
 				return err
 			}
-			var keys []crypto.PublicKey
-			for _, k := range cfg.Keys {
-				pub, err := sign.LoadPublicKey(filepath.Join(root, k))
-				if err != nil {
-					return err
-				}
-				keys = append(keys, pub)
-			}
-			res, err := merge.Sync(ctx, root, cfg, sysext.HostArch().Name, registryPuller{keys: keys, insecure: cfg.Insecure})
+			keys, err := loadNodeKeys(root, path, cfg.Keys)
 			if err != nil {
 				return err
+			}
+			res, err := merge.Sync(ctx, root, cfg, sysext.HostArch().Name, registryClient{keys: keys, insecure: cfg.Insecure})
+			if err != nil {
+				return err
+			}
+			for _, w := range res.Warnings {
+				stderrf("Warning: %s\n", w)
 			}
 			for _, r := range res.Refused {
 				stderrf("Not installed: %s\n", r)
@@ -78,7 +91,7 @@ Examples:
 				stderrf("Removed %s.\n", n)
 			}
 			if res.Changed() {
-				err = refreshAfter(cmd, root, res)
+				err = refreshAfter(cmd, root, cfg, res)
 			} else {
 				err = jsonIf(cmd, res)
 			}
@@ -90,6 +103,26 @@ Examples:
 	}
 }
 
+// loadNodeKeys reads the trusted keys a sync configuration names: absolute
+// paths on the node, read under root. Errors show the path as written in
+// the configuration and where it was read.
+func loadNodeKeys(root, config string, paths []string) ([]crypto.PublicKey, error) {
+	var keys []crypto.PublicKey
+	for i, k := range paths {
+		p := filepath.Join(root, k)
+		pub, err := sign.LoadPublicKey(p)
+		if err != nil {
+			where := ""
+			if p != k {
+				where = fmt.Sprintf(" (read as %s under --root)", p)
+			}
+			return nil, fmt.Errorf("%s: keys[%d] %s%s: %w", config, i, k, where, err)
+		}
+		keys = append(keys, pub)
+	}
+	return keys, nil
+}
+
 // jsonIf prints v as JSON when --json was given.
 func jsonIf(cmd *cli.Command, v any) error {
 	if cmd.Bool("json") {
@@ -98,10 +131,11 @@ func jsonIf(cmd *cli.Command, v any) error {
 	return nil
 }
 
-// refreshAfter refreshes the merge unless --no-refresh, then reports v.
-func refreshAfter(cmd *cli.Command, root string, v any) error {
+// refreshAfter refreshes the merge unless --no-refresh, with the policy of
+// cfg (nil: the root's sync.yaml), then reports v.
+func refreshAfter(cmd *cli.Command, root string, cfg *merge.Config, v any) error {
 	if !cmd.Bool("no-refresh") {
-		res, err := merge.Refresh(merge.Options{Root: root})
+		res, err := merge.Refresh(merge.Options{Root: root, Config: cfg})
 		if err != nil {
 			return err
 		}
@@ -112,21 +146,58 @@ func refreshAfter(cmd *cli.Command, root string, v any) error {
 	return jsonIf(cmd, v)
 }
 
-// registryPuller pulls with the registry client, verifying against keys.
-type registryPuller struct {
+// registryClient is sync's registry: it pulls and reads catalogs with the
+// registry client, verifying against keys.
+type registryClient struct {
 	keys     []crypto.PublicKey
 	insecure bool
 }
 
-// Pull implements merge.Puller.
-func (p registryPuller) Pull(ctx context.Context, ref, arch, dest string) (merge.Pulled, error) {
-	opts := []registry.Option{registry.WithDest(dest), registry.WithKeys(p.keys...), registry.WithArch(arch)}
-	if p.insecure {
+// options are the registry options of every call.
+func (c registryClient) options() []registry.Option {
+	opts := []registry.Option{registry.WithKeys(c.keys...)}
+	if c.insecure {
 		opts = append(opts, registry.WithInsecure())
 	}
-	res, err := registry.Pull(ctx, ref, opts...)
+	return opts
+}
+
+// Pull implements merge.Registry.
+func (c registryClient) Pull(ctx context.Context, req merge.PullRequest) (merge.Pulled, error) {
+	opts := append(c.options(), registry.WithDest(req.Dest), registry.WithArch(req.Arch), registry.WithName(req.Name), registry.WithHave(req.Have))
+	res, err := registry.Pull(ctx, req.Ref, opts...)
 	if err != nil {
 		return merge.Pulled{}, err
 	}
-	return merge.Pulled{Digest: res.Digest, Version: res.Version, Verified: res.Verified}, nil
+	got := merge.Pulled{Digest: res.Digest, IndexDigest: res.IndexDigest, Version: res.Version, Unchanged: res.Unchanged}
+	if res.IndexDigest == "" {
+		got.IndexDigest = res.ManifestDigest
+	}
+	if res.Verified {
+		got.Verification = &merge.Verification{At: time.Now().UTC(), Signature: res.Signature, Key: res.Key}
+	}
+	return got, nil
+}
+
+// Catalog implements merge.Registry: the namespace's catalog, its
+// signature and expiry checked.
+func (c registryClient) Catalog(ctx context.Context, namespace string) (*merge.SignedCatalog, error) {
+	res, err := registry.Catalog(ctx, namespace, c.options()...)
+	if err != nil {
+		return nil, err
+	}
+	if !res.Verified {
+		return nil, fmt.Errorf("catalog of %s: not verified", namespace)
+	}
+	cat := &merge.SignedCatalog{Sequence: res.Catalog.Sequence, Extensions: map[string]merge.CatalogListing{}}
+	for _, e := range res.Catalog.Extensions {
+		l := merge.CatalogListing{Versions: map[string]string{}, Tags: e.Tags}
+		for _, v := range e.Versions {
+			if v.Signed {
+				l.Versions[v.Version] = v.Digest
+			}
+		}
+		cat.Extensions[e.Name] = l
+	}
+	return cat, nil
 }

@@ -10,6 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sysext-bakery/bakery/sysext"
 )
 
 // TestSyncFromRegistry is the node's life end to end: bake, push signed to
@@ -45,11 +49,25 @@ func TestSyncFromRegistry(t *testing.T) {
 	sum := sha256.Sum256(image)
 	want := hex.EncodeToString(sum[:])
 
+	// An attacker with write access copies another extension's signed
+	// index, with its signature, to hello:latest.
+	evilOut := t.TempDir()
+	sysextImage(t, evilOut, "evil", "9.9.9", sysext.HostArch().Name)
+	if _, stderr, code := run(t, "push", evilOut, addr+"/demo/evil", "--key", filepath.Join(work, "good.key"), "--insecure"); code != 0 {
+		t.Fatalf("push evil: %s", stderr)
+	}
+	copySigned(t, addr+"/demo/evil:9.9.9", addr+"/demo/hello:stolen")
+
 	for _, c := range []struct {
-		key       string
-		installed bool
-	}{{"good", true}, {"other", false}} {
-		t.Run("trusting "+c.key, func(t *testing.T) {
+		name, key, tag string
+		installed      bool
+		stderr         string
+	}{
+		{"trusting the publisher", "good", "1.0.0", true, ""},
+		{"trusting another key", "other", "1.0.0", false, "no valid signature"},
+		{"another extension's signed index under the name", "good", "stolen", false, `is extension "evil", not "hello"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
 			root := t.TempDir()
 			for _, d := range []string{"etc/bakery", "usr/lib", "var/lib/extensions"} {
 				os.MkdirAll(filepath.Join(root, d), 0o755)
@@ -58,7 +76,7 @@ func TestSyncFromRegistry(t *testing.T) {
 			pub, _ := os.ReadFile(filepath.Join(work, c.key+".pub"))
 			os.WriteFile(filepath.Join(root, "etc/bakery/trusted.pub"), pub, 0o644)
 			os.WriteFile(filepath.Join(root, "etc/bakery/sync.yaml"), []byte(fmt.Sprintf(
-				"registry: %s/demo\ninsecure: true\nkeys: [/etc/bakery/trusted.pub]\npolicy: {require-signature: true}\nextensions:\n  - name: hello\n    tag: 1.0.0\n", addr)), 0o644)
+				"registry: %s/demo\ninsecure: true\nkeys: [/etc/bakery/trusted.pub]\npolicy: {require-signature: true}\nextensions:\n  - name: hello\n    tag: %s\n", addr, c.tag)), 0o644)
 			script := `"$0" sync --root "$1"; echo "sync exit $?"; "$0" status --root "$1" --json; cat "$1/usr/share/hello/greeting.txt" 2>/dev/null; "$0" unmerge --root "$1" >/dev/null 2>&1; true`
 			cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script, bakeryBin, root)
 			cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
@@ -67,11 +85,14 @@ func TestSyncFromRegistry(t *testing.T) {
 				t.Fatalf("%v\n%s", err, outb)
 			}
 			got := string(outb)
+			if !strings.Contains(got, c.stderr) {
+				t.Errorf("sync output does not say %q:\n%s", c.stderr, got)
+			}
 			installed, _ := os.ReadFile(filepath.Join(root, "var/lib/extensions/hello.raw"))
 			state, _ := os.ReadFile(filepath.Join(root, "var/lib/bakery/state.json"))
 			if !c.installed {
-				if !strings.Contains(got, "sync exit 1") || installed != nil || strings.Contains(got, "Hello from") {
-					t.Errorf("a signature by an untrusted key was installed or merged:\n%s", got)
+				if !strings.Contains(got, "sync exit 1") || installed != nil || strings.Contains(got, "Hello from") || strings.Contains(string(state), "9.9.9") {
+					t.Errorf("a refused image was installed, merged or recorded:\n%s\nstate: %s", got, state)
 				}
 				return
 			}
@@ -91,5 +112,44 @@ func TestSyncFromRegistry(t *testing.T) {
 				t.Errorf("status --json does not show hello merged:\n%s", got)
 			}
 		})
+	}
+}
+
+// copySigned copies an index and its signature referrers to the tag dst,
+// as an attacker with write access to the registry can (crane copy).
+func copySigned(t *testing.T, src, dst string) {
+	t.Helper()
+	from, err := name.ParseReference(src, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to, err := name.NewTag(dst, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Index(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(to, idx); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := idx.Digest()
+	refs, err := remote.Referrers(from.Context().Digest(d.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := refs.IndexManifest()
+	if len(im.Manifests) == 0 {
+		t.Fatal("no signature to copy: the test proves nothing")
+	}
+	for _, r := range im.Manifests {
+		img, err := remote.Image(from.Context().Digest(r.Digest.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(to.Context().Digest(r.Digest.String()), img); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
