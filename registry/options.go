@@ -240,7 +240,19 @@ type serveOptions struct {
 	htpasswd          string
 	ready             func(addr string)
 	logLevel          logrus.Level
+	page              http.Handler
 }
+
+func makeServeOptions(opts []ServeOption) serveOptions {
+	o := serveOptions{logLevel: logrus.FatalLevel}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// WithPage serves h at / beside the registry API at /v2/.
+func WithPage(h http.Handler) ServeOption { return func(o *serveOptions) { o.page = h } }
 
 // WithTLS serves https with the given PEM certificate and key files.
 func WithTLS(certFile, keyFile string) ServeOption {

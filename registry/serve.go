@@ -20,24 +20,21 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 )
 
-// Serve runs an OCI registry (distribution/distribution v3, in process) on
-// addr, storing everything under root on the file system: what it
-// acknowledged survives restarts and kill -9. It returns when ctx is done,
-// after in-flight requests finish (at most 10 s).
-func Serve(ctx context.Context, addr, root string, opts ...ServeOption) error {
-	o := serveOptions{logLevel: logrus.FatalLevel}
-	for _, opt := range opts {
-		opt(&o)
-	}
+// NewHandler returns an OCI registry (distribution/distribution v3's app,
+// in process) storing everything under root on the file system, as an
+// http.Handler to mount at /v2/: what it acknowledged survives restarts
+// and kill -9. The handler lives until ctx is done.
+func NewHandler(ctx context.Context, root string, opts ...ServeOption) (http.Handler, error) {
+	o := makeServeOptions(opts)
 	if root == "" {
-		return errors.New("registry root directory is empty: pass --root DIR")
+		return nil, errors.New("registry root directory is empty: pass --root DIR")
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
-		return fmt.Errorf("registry root: %w", err)
+		return nil, fmt.Errorf("registry root: %w", err)
 	}
 	if o.htpasswd != "" {
 		if _, err := os.Stat(o.htpasswd); err != nil {
-			return fmt.Errorf("htpasswd file: %w", err)
+			return nil, fmt.Errorf("htpasswd file: %w", err)
 		}
 	}
 	// distribution logs through logrus' standard logger: this level is
@@ -54,24 +51,39 @@ func Serve(ctx context.Context, addr, root string, opts ...ServeOption) error {
 	// nothing.
 	config.Catalog.MaxEntries = 1000
 	config.Tags.MaxTags = 1000
-	config.HTTP.Addr = addr
 	// One process serves; the secret only signs upload state between
 	// requests, so a fresh one per run is enough.
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
-		return err
+		return nil, err
 	}
 	config.HTTP.Secret = hex.EncodeToString(secret)
 	config.Log.AccessLog.Disabled = true
 	if o.htpasswd != "" {
 		config.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "bakery", "path": o.htpasswd}}
 	}
-	app := handlers.NewApp(ctx, config)
+	return handlers.NewApp(ctx, config), nil
+}
+
+// Serve runs the registry of NewHandler on addr, its API at /v2/ (and
+// WithPage's handler at /), until ctx is done; it then returns after
+// in-flight requests finish (at most 10 s).
+func Serve(ctx context.Context, addr, root string, opts ...ServeOption) error {
+	o := makeServeOptions(opts)
+	app, err := NewHandler(ctx, root, opts...)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", app)
+	if o.page != nil {
+		mux.Handle("/", o.page)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("registry listen: %w", err)
 	}
-	srv := &http.Server{Handler: app, ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() {
 		if o.certFile != "" {

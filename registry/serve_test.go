@@ -3,9 +3,12 @@ package registry
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -94,5 +97,38 @@ func TestServeTLSAuth(t *testing.T) {
 				t.Fatalf("push: %v, want HTTP %d", err, tt.status)
 			}
 		})
+	}
+}
+
+// TestHandlerBesidePage mounts the registry API at /v2/ beside another
+// handler at /, as the catalog page will be: both answer, and a push
+// through the mux works.
+func TestHandlerBesidePage(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	api, err := NewHandler(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", api)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "the page") })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	if _, err := Push(ctx, host+"/ns/app", []string{bakeDir(t, "app", "1.0", 4096, "x86-64")}); err != nil {
+		t.Fatalf("push through the mux: %v", err)
+	}
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "the page" {
+		t.Errorf("GET / = %q", body)
+	}
+	if _, err := Catalog(ctx, host+"/ns"); err != nil {
+		t.Errorf("catalog through the mux: %v", err)
 	}
 }
