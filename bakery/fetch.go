@@ -195,9 +195,9 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, s sink, offset int64) 
 			n = -offset
 		}
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return n, true, fmt.Errorf("server answered %s", resp.Status)
+		return n, true, statusError(resp.StatusCode)
 	default:
-		return n, false, fmt.Errorf("server answered %s", resp.Status)
+		return n, false, statusError(resp.StatusCode)
 	}
 	copied, err := io.Copy(s, resp.Body)
 	n += copied
@@ -212,6 +212,12 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, s sink, offset int64) 
 		return n, true, fmt.Errorf("body truncated: got %d of %d bytes", copied, resp.ContentLength)
 	}
 	return n, false, nil
+}
+
+// statusError reports an HTTP status by its code and standard text; the
+// reason phrase the server sent is its own words, not quoted.
+func statusError(code int) error {
+	return fmt.Errorf("server answered %d %s", code, http.StatusText(code))
 }
 
 // fileSink writes a download to a file while hashing it.

@@ -109,7 +109,8 @@ func isUnitFile(p string) bool {
 
 // checkUnit checks the ini syntax systemd reads unit files with: a section
 // header before any assignment, and KEY=VALUE lines (with trailing
-// backslash continuations) inside sections.
+// backslash continuations) inside sections. The file comes from a source,
+// so errors give its line numbers but never quote it.
 func checkUnit(tree fs.FS, p string) error {
 	data, err := fs.ReadFile(tree, p)
 	if err != nil {
@@ -125,13 +126,13 @@ func checkUnit(tree fs.FS, p string) error {
 		case wasContinued, line == "", line[0] == '#', line[0] == ';':
 		case line[0] == '[':
 			if !strings.HasSuffix(line, "]") || len(line) < 3 {
-				return fmt.Errorf("%w: /%s:%d: malformed section header %q", ErrInvalidTree, p, n, line)
+				return fmt.Errorf("%w: /%s:%d: malformed section header: want [Section] alone on the line", ErrInvalidTree, p, n)
 			}
 			inSection = true
 		case !inSection:
 			return fmt.Errorf("%w: /%s:%d: assignment outside of a section; start the file with [Unit]", ErrInvalidTree, p, n)
 		case !strings.Contains(line, "=") || strings.HasPrefix(line, "="):
-			return fmt.Errorf("%w: /%s:%d: %q is not KEY=VALUE", ErrInvalidTree, p, n, line)
+			return fmt.Errorf("%w: /%s:%d: not KEY=VALUE, a [Section] header, a comment or blank", ErrInvalidTree, p, n)
 		}
 	}
 	return sc.Err()
