@@ -102,7 +102,11 @@ func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error)
 			return nil, err
 		}
 		img, tmp, err := bakeArch(ctx, b, opts)
-		if err != nil {
+		var located *recipes.Error
+		switch {
+		case errors.As(err, &located):
+			return nil, fmt.Errorf("arch %s: %w", arch, err)
+		case err != nil:
 			return nil, fmt.Errorf("recipe %s, arch %s: %w", r.Path, arch, err)
 		}
 		pending = append(pending, tmp)

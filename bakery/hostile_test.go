@@ -2,10 +2,15 @@ package bakery
 
 import (
 	"archive/tar"
+	"cmp"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/squashfs"
 )
@@ -25,9 +30,9 @@ func TestErrorsNeverQuoteFetchedContent(t *testing.T) {
 		want         []string
 	}{
 		{"sha256-url is the environment", "url: %[1]s/a.tar.gz\n    sha256-url: %[1]s/environ\n    extract: {}",
-			[]string{"sha256-url " + srv.URL + "/environ", "line 1 is not a checksum line"}},
+			[]string{"recipe.yaml:6: source 1 sha256-url: " + srv.URL + "/environ", "line 1 is not a checksum line"}},
 		{"sha256-url is shadow", "url: %[1]s/a.tar.gz\n    sha256-url: %[1]s/shadow\n    extract: {}",
-			[]string{"sha256-url " + srv.URL + "/shadow", "line 1 is not a checksum line"}},
+			[]string{"recipe.yaml:6: source 1 sha256-url: " + srv.URL + "/shadow", "line 1 is not a checksum line"}},
 		{"archive is shadow", "url: %[1]s/shadow\n    sha256: " + sha256Hex(shadow) + "\n    extract: {}",
 			[]string{"not a tar, tar.gz"}},
 		{"unit file is not KEY=VALUE", "url: %[1]s/unit\n    sha256: " + sha256Hex(unit) + "\n    install: {to: /usr/lib/systemd/system/x.service}",
@@ -52,6 +57,89 @@ func TestErrorsNeverQuoteFetchedContent(t *testing.T) {
 				if !strings.Contains(msg, w) {
 					t.Errorf("error does not say %q: %s", w, msg)
 				}
+			}
+		})
+	}
+}
+
+// TestFileURLsStayInTheRecipeFolder: file URLs (url and sha256-url) may
+// only read files inside the recipe's folder, symbolic links resolved,
+// unless the bake allows every file; a catalog recipe has no folder.
+func TestFileURLsStayInTheRecipeFolder(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	tool := []byte("#!/bin/sh\necho tool\n")
+	secret := filepath.Join(outside, "secret")
+	for p, data := range map[string][]byte{
+		filepath.Join(dir, "tool"):     tool,
+		filepath.Join(dir, "sums"):     []byte(sha256Hex(tool) + "  tool\n"),
+		secret:                         tool,
+		filepath.Join(outside, "sums"): []byte(sha256Hex(tool) + "  secret\n"),
+	} {
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Symlink("tool", filepath.Join(dir, "link-in"))
+	os.Symlink(secret, filepath.Join(dir, "link-out"))
+	linkedDir := filepath.Join(t.TempDir(), "recipes")
+	os.Symlink(dir, linkedDir)
+	srv := serveFiles(t, map[string][]byte{"/tool": tool})
+	pinned := func(u string) string {
+		return "  - url: " + u + "\n    sha256: " + sha256Hex(tool) + "\n    install: {to: /usr/bin/tool}\n"
+	}
+	summed := func(u, sums string) string {
+		return "  - url: " + u + "\n    sha256-url: " + sums + "\n    install: {to: /usr/bin/tool}\n"
+	}
+	cases := []struct {
+		name      string
+		sources   string
+		via       string // the folder the recipe is loaded from; dir when empty
+		allow     bool
+		catalog   bool
+		wantError string // "" when staging succeeds
+	}{
+		{name: "file inside", sources: pinned("file://" + dir + "/tool")},
+		{name: "sha256-url inside", sources: summed("file://"+dir+"/tool", "file://"+dir+"/sums")},
+		{name: "link inside to inside", sources: pinned("file://" + dir + "/link-in")},
+		{name: "recipe loaded through a linked folder", via: linkedDir, sources: pinned("file://" + linkedDir + "/tool")},
+		{name: "file outside", sources: pinned("file://" + secret), wantError: "recipe.yaml:5: source 1 url: file://" + secret + ": file URL outside the recipe's folder"},
+		{name: "sha256-url outside", sources: summed("file://"+dir+"/tool", "file:///proc/self/environ"), wantError: "recipe.yaml:6: source 1 sha256-url: file:///proc/self/environ: file URL outside"},
+		{name: "link inside to outside", sources: pinned("file://" + dir + "/link-out"), wantError: "(the file is " + secret + ", the recipe's folder " + dir + ")"},
+		{name: "dot-dot out of the folder", sources: pinned("file://" + dir + "/../" + filepath.Base(outside) + "/secret"), wantError: "file URL outside"},
+		{name: "refused before any download", sources: pinned(srv.URL+"/tool") + summed("file://"+dir+"/tool", "file://"+outside+"/sums"), wantError: "recipe.yaml:9: source 2 sha256-url"},
+		{name: "outside, allowed", sources: summed("file://"+secret, "file://"+outside+"/sums"), allow: true},
+		{name: "catalog recipe", sources: pinned("file://" + dir + "/tool"), catalog: true, wantError: "a catalog recipe has no folder"},
+		{name: "catalog recipe, allowed", sources: pinned("file://" + dir + "/tool"), catalog: true, allow: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			via := cmp.Or(c.via, dir)
+			recipe := filepath.Join(dir, "recipe.yaml")
+			os.WriteFile(recipe, []byte("name: x\nversion: \"1\"\narches: [x86-64]\nsources:\n"+c.sources), 0o644)
+			r, err := recipes.Load(filepath.Join(via, "recipe.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Catalog = c.catalog
+			b, err := r.Expand("", "x86-64")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := &Fetcher{Cache: Cache{Dir: t.TempDir()}, AllowFileURLs: c.allow}
+			before := srv.requests.Load()
+			err = Stage(bakeCtx, b, t.TempDir(), f)
+			switch {
+			case c.wantError == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.wantError == "":
+				return
+			case err == nil:
+				t.Fatalf("staged, want an error saying %q", c.wantError)
+			case !errors.Is(err, ErrFileURL) || !strings.Contains(err.Error(), c.wantError) || !strings.Contains(err.Error(), "--allow-file-urls"):
+				t.Fatalf("error %q, want ErrFileURL saying %q and the --allow-file-urls fix", err, c.wantError)
+			}
+			if n := srv.requests.Load() - before; n != 0 {
+				t.Errorf("%d downloads before the refusal", n)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"path/filepath"
 
 	"github.com/sysext-bakery/bakery/bakery/unpack"
 	"github.com/sysext-bakery/bakery/recipes"
@@ -19,13 +20,28 @@ type fetched struct {
 
 // Stage fetches and verifies every source of b, then writes them into
 // stageDir in recipe order. Nothing is staged unless every source is
-// verified.
+// verified, and nothing is downloaded unless every file URL is allowed.
+// Errors name the recipe file and the line of the source's key at fault.
 func Stage(ctx context.Context, b *recipes.Build, stageDir string, f *Fetcher) error {
+	dir, err := recipeDir(b.Recipe)
+	if err != nil {
+		return err
+	}
+	for _, src := range b.Sources {
+		for _, u := range []struct{ key, url string }{{"url", src.URL}, {"sha256-url", src.SHA256URL}} {
+			if u.url == "" {
+				continue
+			}
+			if err := f.checkURL(u.url, dir); err != nil {
+				return sourceError(b, src, u.key, err)
+			}
+		}
+	}
 	var all []fetched
 	for _, src := range b.Sources {
-		fs, err := fetch(ctx, src, f)
+		fs, err := fetch(ctx, b, src, f, dir)
 		if err != nil {
-			return fmt.Errorf("%s: source %d (line %d): %w", b.Recipe.Path, src.Index+1, src.Line, err)
+			return err
 		}
 		all = append(all, fs)
 	}
@@ -36,37 +52,60 @@ func Stage(ctx context.Context, b *recipes.Build, stageDir string, f *Fetcher) e
 	defer root.Close()
 	for _, fs := range all {
 		if err := stageOne(root, fs); err != nil {
-			return fmt.Errorf("%s: source %d (line %d): %w", b.Recipe.Path, fs.src.Index+1, fs.src.Line, err)
+			return sourceError(b, fs.src, fs.src.Kind.String(), err)
 		}
 	}
 	return nil
 }
 
-// fetch resolves a source's digest and downloads it into the cache.
-func fetch(ctx context.Context, src recipes.BuildSource, f *Fetcher) (fetched, error) {
+// recipeDir is the folder whose files the recipe's file URLs may read: ""
+// for a catalog recipe, which has none.
+func recipeDir(r *recipes.Recipe) (string, error) {
+	if r.Catalog {
+		return "", nil
+	}
+	dir, err := filepath.Abs(r.Dir())
+	if err != nil {
+		return "", fmt.Errorf("recipe %s: %w", r.Path, err)
+	}
+	return dir, nil
+}
+
+// sourceError places err at the line of key in the source src.
+func sourceError(b *recipes.Build, src recipes.BuildSource, key string, err error) error {
+	return &recipes.Error{
+		Path: b.Recipe.Path,
+		Line: b.Recipe.Sources[src.Index].KeyLine(key),
+		Err:  fmt.Errorf("source %d %s: %w", src.Index+1, key, err),
+	}
+}
+
+// fetch resolves a source's digest and downloads it into the cache; dir
+// is the recipe's folder (see recipeDir).
+func fetch(ctx context.Context, b *recipes.Build, src recipes.BuildSource, f *Fetcher, dir string) (fetched, error) {
 	switch src.Kind {
 	case recipes.FilesSource:
 		return fetched{src: src}, nil
 	case recipes.OCISource:
-		return fetched{}, fmt.Errorf("oci sources are not supported yet; download the files with a url: source instead")
+		return fetched{}, sourceError(b, src, "oci", fmt.Errorf("oci sources are not supported yet; download the files with a url: source instead"))
 	}
 	digest := src.SHA256
 	if digest == "" {
-		body, err := f.FetchSmall(ctx, src.SHA256URL)
+		body, err := f.FetchSmall(ctx, src.SHA256URL, dir)
 		if err != nil {
-			return fetched{}, fmt.Errorf("sha256-url: %w", err)
+			return fetched{}, sourceError(b, src, "sha256-url", err)
 		}
 		u, err := url.Parse(src.URL)
 		if err != nil {
-			return fetched{}, err
+			return fetched{}, sourceError(b, src, "url", err)
 		}
 		if digest, err = recipes.ParseSHA256File(body, path.Base(u.Path)); err != nil {
-			return fetched{}, fmt.Errorf("sha256-url %s: %w", src.SHA256URL, err)
+			return fetched{}, sourceError(b, src, "sha256-url", fmt.Errorf("%s: %w", src.SHA256URL, err))
 		}
 	}
-	p, err := f.Fetch(ctx, src.URL, digest)
+	p, err := f.Fetch(ctx, src.URL, digest, dir)
 	if err != nil {
-		return fetched{}, err
+		return fetched{}, sourceError(b, src, "url", err)
 	}
 	return fetched{src: src, path: p}, nil
 }

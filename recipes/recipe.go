@@ -34,6 +34,10 @@ type Recipe struct {
 	Sources []Source
 	// Path is the recipe file that was read.
 	Path string
+	// Catalog is set for a recipe of the shipped catalog: it was read from
+	// bakery itself, has no folder on disk, and Path only says where it
+	// lives in bakery's source.
+	Catalog bool
 }
 
 // Release holds the extension-release fields a recipe sets.

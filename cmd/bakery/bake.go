@@ -65,6 +65,8 @@ Examples:
 			&cli.StringSliceFlag{Name: "arch", Usage: "systemd architectures, comma separated (default: the recipe's arches)"},
 			&cli.StringFlag{Name: "out", Value: ".", Usage: "output directory"},
 			&cli.StringFlag{Name: "cache-dir", Usage: "download cache (default: $XDG_CACHE_HOME/bakery)"},
+			&cli.StringFlag{Name: "max-source-size", Usage: "refuse a source larger than this, such as 512MiB (default: 8GiB)"},
+			&cli.BoolFlag{Name: "allow-file-urls", Usage: "let file:// sources read any file you can, not only files in the recipe's folder"},
 			&cli.StringFlag{Name: "key", Usage: "with --format ddi: private key signing the verity root hash"},
 			&cli.StringFlag{Name: "cert", Usage: "with --format ddi: certificate of --key"},
 			jsonFlag,
@@ -98,13 +100,19 @@ func runBake(ctx context.Context, cmd *cli.Command) error {
 			return err
 		}
 	}
+	fetcher := &bakery.Fetcher{Cache: bakery.Cache{Dir: cacheDir}, AllowFileURLs: cmd.Bool("allow-file-urls")}
+	if v := cmd.String("max-source-size"); v != "" {
+		if fetcher.MaxSize, err = bakery.ParseSize(v); err != nil {
+			return usagef("--max-source-size: %v", err)
+		}
+	}
 	opts := bakery.Options{
 		Version: cmd.String("version"),
 		Arches:  splitList(cmd.StringSlice("arch")),
 		OutDir:  cmd.String("out"),
 		Build:   buildOpts,
 		Builder: builder,
-		Fetcher: &bakery.Fetcher{Cache: bakery.Cache{Dir: cacheDir}},
+		Fetcher: fetcher,
 	}
 	if !cmd.Bool("json") {
 		opts.Progress = stepPrinter{}
