@@ -307,12 +307,16 @@ sources:
 			os.WriteFile(filepath.Join(out, "SHA256SUMS"), []byte(strings.Repeat("a", 64)+"  old.raw\n"), 0o644)
 			os.WriteFile(filepath.Join(out, "old.raw"), []byte("old"), 0o644)
 			before := snapshot(t, parent)
-			_, err := Bake(bakeCtx, r, bakeOptions(t, out, squashfs.Builder{}, sysext.Squashfs))
+			opts := bakeOptions(t, out, squashfs.Builder{}, sysext.Squashfs)
+			_, err := Bake(bakeCtx, r, opts)
 			if err == nil {
 				t.Fatal("hostile archive was baked")
 			}
 			if !strings.Contains(err.Error(), c.want) {
 				t.Errorf("error %q does not name %q", err, c.want)
+			}
+			if origin := srv.URL + "/a.tar.gz: member"; !strings.Contains(err.Error(), origin) || strings.Contains(err.Error(), opts.Fetcher.Cache.Dir) {
+				t.Errorf("error %q does not start the archive's part with %q, or names the cache", err, origin)
 			}
 			if after := snapshot(t, parent); !slices.Equal(before, after) {
 				t.Errorf("output changed:\nbefore %v\nafter  %v", before, after)
@@ -321,5 +325,26 @@ sources:
 				t.Error("a file was written outside the staging root")
 			}
 		})
+	}
+}
+
+func TestInstallErrorNamesTheURL(t *testing.T) {
+	srv := serveFiles(t, map[string][]byte{"/tool": []byte("tool\n")})
+	r := writeRecipe(t, fmt.Sprintf(`name: x
+version: "1"
+arches: [x86-64]
+sources:
+  - files: files/
+  - url: %s/tool
+    sha256: %s
+    install: {to: /usr/bin/tool}
+`, srv.URL, sha256Hex([]byte("tool\n"))), nil)
+	os.MkdirAll(filepath.Join(r.Dir(), "files", "usr"), 0o755)
+	os.Symlink("/tmp", filepath.Join(r.Dir(), "files", "usr", "bin"))
+	opts := bakeOptions(t, t.TempDir(), squashfs.Builder{}, sysext.Squashfs)
+	_, err := Bake(bakeCtx, r, opts)
+	want := "recipe.yaml:8: source 2 install: " + srv.URL + "/tool: "
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), opts.Fetcher.Cache.Dir) {
+		t.Errorf("err = %v, want one saying %q and not naming the cache", err, want)
 	}
 }

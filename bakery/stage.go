@@ -52,7 +52,13 @@ func Stage(ctx context.Context, b *recipes.Build, stageDir string, f *Fetcher) e
 	defer root.Close()
 	for _, fs := range all {
 		if err := stageOne(root, fs); err != nil {
-			return sourceError(b, fs.src, fs.src.Kind.String(), err)
+			key := "files"
+			if fs.src.Install != nil {
+				key = "install"
+			} else if fs.src.Extract != nil {
+				key = "extract"
+			}
+			return sourceError(b, fs.src, key, err)
 		}
 	}
 	return nil
@@ -122,9 +128,10 @@ func stageOne(root *os.Root, fs fetched) error {
 	}
 	defer file.Close()
 	if src.Install != nil {
-		return unpack.File(root, file, src.Install.To, src.Install.Mode)
+		return unpack.File(root, file, src.URL, src.Install.To, src.Install.Mode)
 	}
 	_, err = unpack.Archive(root, file, unpack.Options{
+		Origin:          src.URL,
 		StripComponents: src.Extract.StripComponents,
 		Include:         src.Extract.Include,
 		To:              src.Extract.To,

@@ -227,12 +227,29 @@ func padBlock(b []byte) []byte {
 }
 
 func TestArchiveErrorMessage(t *testing.T) {
-	sb := newSandbox(t)
-	src := writeSource(t, "hostile.tar", tarBytes(t, []tm{{name: "dev/null", typ: tar.TypeChar, mode: 0o666}}))
-	_, err := Archive(sb.root, src, Options{To: "/usr"})
-	want := src.Name() + `: member "dev/null": device node /usr/dev/null not allowed in a sysext source — `
-	if err == nil || !strings.HasPrefix(err.Error(), want) {
-		t.Errorf("err = %v, want it to start with %q", err, want)
+	const url = "https://example.org/hostile.tar"
+	device := tarBytes(t, []tm{{name: "dev/null", typ: tar.TypeChar, mode: 0o666}})
+	tests := []struct {
+		name   string
+		data   []byte
+		origin string
+		want   string // %s is the source file's name
+	}{
+		{"origin defaults to the file", device, "", `%s: member "dev/null": device node /usr/dev/null not allowed in a sysext source — `},
+		{"member refused", device, url, url + `: member "dev/null": device node /usr/dev/null not allowed in a sysext source — `},
+		{"not an archive", []byte("plain text, not an archive"), url, url + ": not a tar, tar.gz"},
+		{"corrupt stream", compress(t, TarGzip, device)[:40], url, url + ": "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sb := newSandbox(t)
+			src := writeSource(t, "blob", tt.data)
+			_, err := Archive(sb.root, src, Options{To: "/usr", Origin: tt.origin})
+			want := strings.ReplaceAll(tt.want, "%s", src.Name())
+			if err == nil || !strings.HasPrefix(err.Error(), want) || tt.origin != "" && strings.Contains(err.Error(), src.Name()) {
+				t.Errorf("err = %v, want it to start with %q and not name %s", err, want, src.Name())
+			}
+		})
 	}
 }
 

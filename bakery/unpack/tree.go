@@ -29,12 +29,13 @@ func Tree(root *os.Root, srcDir string, to string) error {
 // path inside root, with mode (0 means 0644; setuid, setgid and sticky bits
 // are kept). Missing parents are created with mode 0755. A file already at
 // to is replaced; a directory or symbolic link there is refused. At most
-// [DefaultMaxBytes] are written.
-func File(root *os.Root, src io.Reader, to string, mode fs.FileMode) error {
+// [DefaultMaxBytes] are written. Errors start with origin, which names
+// src (such as the URL it was downloaded from).
+func File(root *os.Root, src io.Reader, origin, to string, mode fs.FileMode) error {
 	if mode == 0 {
 		mode = 0o644
 	}
-	st, err := newStager(root, "install", Options{})
+	st, err := newStager(root, origin, Options{})
 	if err != nil {
 		return err
 	}

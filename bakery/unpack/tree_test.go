@@ -198,12 +198,12 @@ func TestFile(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, sb.root, outside)
 			}
-			err := File(sb.root, strings.NewReader("content"), tt.to, tt.mode)
+			err := File(sb.root, strings.NewReader("content"), "https://example.org/x", tt.to, tt.mode)
 			sb.checkJail(t)
 			checkOutside(t, outside)
 			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				if !errors.Is(err, tt.wantErr) || !strings.HasPrefix(err.Error(), "https://example.org/x: ") {
+					t.Fatalf("err = %v, want %v starting with the origin", err, tt.wantErr)
 				}
 				return
 			}

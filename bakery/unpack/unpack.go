@@ -90,6 +90,9 @@ type Options struct {
 	// against each entry's declared size before anything is written.
 	// Zero or less means [DefaultMaxBytes].
 	MaxBytes int64
+	// Origin names the archive at the start of every error, such as the
+	// URL it was downloaded from; empty means the file's name.
+	Origin string
 }
 
 // Result reports what [Archive] wrote.
@@ -107,7 +110,10 @@ type Result struct {
 // On error, members already unpacked stay in root; the caller discards the
 // staging root.
 func Archive(root *os.Root, src *os.File, opts Options) (Result, error) {
-	name := src.Name()
+	name := opts.Origin
+	if name == "" {
+		name = src.Name()
+	}
 	info, err := src.Stat()
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", name, err)
