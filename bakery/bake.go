@@ -35,6 +35,9 @@ type Options struct {
 	Builder sysext.Builder
 	// Fetcher downloads and verifies url sources.
 	Fetcher *Fetcher
+	// MaxEntries is the most members one source may unpack; 0 means
+	// unpack.DefaultMaxEntries.
+	MaxEntries int
 	// Progress, if not nil, is told what the pipeline is doing.
 	Progress Progress
 }
@@ -145,7 +148,7 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 		return Image{}, nil, err
 	}
 	step("fetch", fmt.Sprintf("%d sources", len(b.Sources)))
-	if err := Stage(ctx, b, stageDir, opts.Fetcher); err != nil {
+	if err := Stage(ctx, b, stageDir, opts); err != nil {
 		return Image{}, nil, err
 	}
 	step("validate", stageDir)

@@ -91,7 +91,7 @@ func TestMountedImageShowsStagedTree(t *testing.T) {
 				}
 				staged := t.TempDir()
 				os.Chmod(staged, 0o755)
-				if err := Stage(bakeCtx, build, staged, opts.Fetcher); err != nil {
+				if err := Stage(bakeCtx, build, staged, opts); err != nil {
 					t.Fatal(err)
 				}
 				if err := writeRelease(build, staged); err != nil {
@@ -255,7 +255,7 @@ sources:
 	}
 	stage := t.TempDir()
 	f := &Fetcher{Cache: Cache{Dir: t.TempDir()}}
-	err = Stage(bakeCtx, b, stage, f)
+	err = Stage(bakeCtx, b, stage, Options{Fetcher: f})
 	if !errors.Is(err, ErrDigestMismatch) {
 		t.Fatalf("err = %v, want a sha256 mismatch", err)
 	}

@@ -261,9 +261,9 @@ type errTooLarge struct {
 
 func (e errTooLarge) Error() string {
 	if e.declared > 0 {
-		return fmt.Sprintf("%d bytes, more than the limit of %s; %s", e.declared, formatSize(e.max), e.advice)
+		return fmt.Sprintf("%d bytes, more than the limit of %s; %s", e.declared, FormatSize(e.max), e.advice)
 	}
-	return fmt.Sprintf("more than the limit of %s; %s", formatSize(e.max), e.advice)
+	return fmt.Sprintf("more than the limit of %s; %s", FormatSize(e.max), e.advice)
 }
 
 // capped passes at most limit.max bytes in all to a sink.

@@ -127,7 +127,7 @@ func TestFileURLsStayInTheRecipeFolder(t *testing.T) {
 			}
 			f := &Fetcher{Cache: Cache{Dir: t.TempDir()}, AllowFileURLs: c.allow}
 			before := srv.requests.Load()
-			err = Stage(bakeCtx, b, t.TempDir(), f)
+			err = Stage(bakeCtx, b, t.TempDir(), Options{Fetcher: f})
 			switch {
 			case c.wantError == "" && err != nil:
 				t.Fatalf("refused: %v", err)

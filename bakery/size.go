@@ -42,9 +42,9 @@ func ParseSize(s string) (int64, error) {
 	return n * unit, nil
 }
 
-// formatSize writes n bytes with the largest binary unit that divides it,
-// so that ParseSize reads the result back.
-func formatSize(n int64) string {
+// FormatSize writes n bytes with the largest binary unit that divides it,
+// such as "8GiB", so that ParseSize reads the result back.
+func FormatSize(n int64) string {
 	for _, u := range sizeUnits {
 		if n != 0 && n%u.bytes == 0 {
 			return strconv.FormatInt(n/u.bytes, 10) + u.suffix

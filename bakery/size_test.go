@@ -35,8 +35,8 @@ func TestParseSize(t *testing.T) {
 			case tt.err == "" && (err != nil || got != tt.want):
 				t.Fatalf("ParseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
 			case tt.err == "":
-				if back, err := ParseSize(formatSize(got)); err != nil || back != got {
-					t.Errorf("formatSize(%d) = %q, which reads back as %d, %v", got, formatSize(got), back, err)
+				if back, err := ParseSize(FormatSize(got)); err != nil || back != got {
+					t.Errorf("FormatSize(%d) = %q, which reads back as %d, %v", got, FormatSize(got), back, err)
 				}
 			}
 		})

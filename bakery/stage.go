@@ -18,11 +18,13 @@ type fetched struct {
 	path string // the verified file of a url source
 }
 
-// Stage fetches and verifies every source of b, then writes them into
-// stageDir in recipe order. Nothing is staged unless every source is
-// verified, and nothing is downloaded unless every file URL is allowed.
-// Errors name the recipe file and the line of the source's key at fault.
-func Stage(ctx context.Context, b *recipes.Build, stageDir string, f *Fetcher) error {
+// Stage fetches and verifies every source of b with opts.Fetcher, then
+// writes them into stageDir in recipe order, each within opts.MaxEntries.
+// Nothing is staged unless every source is verified, and nothing is
+// downloaded unless every file URL is allowed. Errors name the recipe file
+// and the line of the source's key at fault.
+func Stage(ctx context.Context, b *recipes.Build, stageDir string, opts Options) error {
+	f := opts.Fetcher
 	dir, err := recipeDir(b.Recipe)
 	if err != nil {
 		return err
@@ -51,7 +53,7 @@ func Stage(ctx context.Context, b *recipes.Build, stageDir string, f *Fetcher) e
 	}
 	defer root.Close()
 	for _, fs := range all {
-		if err := stageOne(root, fs); err != nil {
+		if err := stageOne(root, fs, opts.MaxEntries); err != nil {
 			key := "files"
 			if fs.src.Install != nil {
 				key = "install"
@@ -117,7 +119,7 @@ func fetch(ctx context.Context, b *recipes.Build, src recipes.BuildSource, f *Fe
 }
 
 // stageOne writes one verified source into the staging root.
-func stageOne(root *os.Root, fs fetched) error {
+func stageOne(root *os.Root, fs fetched, maxEntries int) error {
 	src := fs.src
 	if src.Kind == recipes.FilesSource {
 		return unpack.Tree(root, src.FilesDir, "/")
@@ -132,6 +134,7 @@ func stageOne(root *os.Root, fs fetched) error {
 	}
 	_, err = unpack.Archive(root, file, unpack.Options{
 		Origin:          src.URL,
+		MaxEntries:      maxEntries,
 		StripComponents: src.Extract.StripComponents,
 		Include:         src.Extract.Include,
 		To:              src.Extract.To,

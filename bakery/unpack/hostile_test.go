@@ -365,3 +365,20 @@ func rawZip(t *testing.T, name string, size uint64, body string) []byte {
 	}
 	return buf.Bytes()
 }
+
+// TestHardLinkOnlyToThisArchive: a hard link may only point at a file the
+// same archive wrote, not at one an earlier source left in the root.
+func TestHardLinkOnlyToThisArchive(t *testing.T) {
+	sb := newSandbox(t)
+	if err := sb.root.MkdirAll("usr/bin", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.root.WriteFile("usr/bin/earlier", []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := writeSource(t, "link.tar", tarBytes(t, []tm{reg("usr/bin/own", 0o644, "own"), hard("usr/bin/a", "usr/bin/own"), hard("usr/bin/b", "usr/bin/earlier")}))
+	_, err := Archive(sb.root, src, Options{})
+	if !errors.Is(err, ErrLinkOutside) || !strings.Contains(err.Error(), `member "usr/bin/b"`) {
+		t.Errorf("err = %v, want %v for usr/bin/b", err, ErrLinkOutside)
+	}
+}

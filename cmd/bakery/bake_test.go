@@ -5,20 +5,29 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// fileRecipe writes a recipe file installing the file at path (by file
-// URL), which it creates with data, and returns the recipe's path.
-func fileRecipe(t *testing.T, recipe, path string, data []byte) string {
+// fileRecipe writes a recipe file whose one source is the file at path (a
+// file URL), which it creates with data unless data is nil, staged as the
+// recipe line stage says (install: or extract:); it returns the recipe's
+// path.
+func fileRecipe(t *testing.T, recipe, path string, data []byte, stage string) string {
 	t.Helper()
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	if data != nil {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
-	body := fmt.Sprintf("name: local\nversion: \"1\"\narches: [x86-64]\nsources:\n  - url: file://%s\n    sha256: %s\n    install: {to: /usr/share/local/file}\n", path, hex.EncodeToString(sum[:]))
+	body := fmt.Sprintf("name: local\nversion: \"1\"\narches: [x86-64]\nsources:\n  - url: file://%s\n    sha256: %s\n    %s\n", path, hex.EncodeToString(sum[:]), stage)
 	if err := os.WriteFile(recipe, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -28,8 +37,21 @@ func fileRecipe(t *testing.T, recipe, path string, data []byte) string {
 func TestBakeSourceLimits(t *testing.T) {
 	dir := t.TempDir()
 	outside := filepath.Join(t.TempDir(), "data")
-	far := fileRecipe(t, filepath.Join(dir, "far.yaml"), outside, []byte(strings.Repeat("x", 2048)))
-	near := fileRecipe(t, filepath.Join(dir, "near.yaml"), filepath.Join(dir, "data"), []byte(strings.Repeat("y", 2048)))
+	const install = "install: {to: /usr/share/local/file}"
+	far := fileRecipe(t, filepath.Join(dir, "far.yaml"), outside, []byte(strings.Repeat("x", 2048)), install)
+	near := fileRecipe(t, filepath.Join(dir, "near.yaml"), filepath.Join(dir, "data"), []byte(strings.Repeat("y", 2048)), install)
+	// many.tar.gz holds usr/, usr/share/, usr/share/many/ and 20 files: 23 entries, made by GNU tar.
+	tree := t.TempDir()
+	for i := range 20 {
+		p := filepath.Join(tree, "usr", "share", "many", fmt.Sprint(i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, nil, 0o644)
+	}
+	tarball := filepath.Join(dir, "many.tar.gz")
+	if out, err := exec.Command("tar", "-C", tree, "-czf", tarball, "usr").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, out)
+	}
+	many := fileRecipe(t, filepath.Join(dir, "many.yaml"), tarball, nil, "extract: {}")
 	cases := []struct {
 		name   string
 		args   []string
@@ -41,6 +63,9 @@ func TestBakeSourceLimits(t *testing.T) {
 		{"source over --max-source-size", []string{near, "--max-source-size", "1KiB"}, 1, "2048 bytes, more than the limit of 1KiB"},
 		{"source within --max-source-size", []string{near, "--max-source-size", "2KiB"}, 0, "local-1-x86-64.raw"},
 		{"bad --max-source-size", []string{near, "--max-source-size", "lots"}, 2, `--max-source-size: size "lots"`},
+		{"archive over --max-entries", []string{many, "--max-entries", "22"}, 1, "many.yaml:7: source 1 extract: file://" + tarball + ": more than 22 entries (MaxEntries) — raise MaxEntries (bake --max-entries)"},
+		{"archive within --max-entries", []string{many, "--max-entries", "23"}, 0, "local-1-x86-64.raw"},
+		{"bad --max-entries", []string{many, "--max-entries", "0"}, 2, "--max-entries 0: must be 1 or more"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
