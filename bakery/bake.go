@@ -155,8 +155,12 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 	if err := writeRelease(b, stageDir); err != nil {
 		return Image{}, nil, err
 	}
-	if err := Validate(os.DirFS(stageDir), b.Arch); err != nil {
+	allowed, err := Validate(os.DirFS(stageDir), b.Arch, b.Recipe)
+	if err != nil {
 		return Image{}, nil, err
+	}
+	for _, a := range allowed {
+		step("foreign-elf", fmt.Sprintf("%s, built for %s, allowed by %s:%d: %s", a.Path, a.For, b.Recipe.Path, a.Rule.Line, a.Rule.Reason))
 	}
 	name := FileName(b.Recipe.Name, b.Version, b.Arch)
 	dst := filepath.Join(opts.OutDir, name)

@@ -3,6 +3,7 @@ package bakery
 import (
 	"archive/tar"
 	"bytes"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -346,5 +347,37 @@ sources:
 	want := "recipe.yaml:8: source 2 install: " + srv.URL + "/tool: "
 	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), opts.Fetcher.Cache.Dir) {
 		t.Errorf("err = %v, want one saying %q and not naming the cache", err, want)
+	}
+}
+
+// stepRecorder keeps a bake's progress steps.
+type stepRecorder []string
+
+func (s *stepRecorder) Step(arch, step, detail string) {
+	*s = append(*s, arch+" "+step+": "+detail)
+}
+
+func TestBakeShowsAllowedForeignELF(t *testing.T) {
+	r := writeRecipe(t, `name: fw
+version: "1"
+arches: [x86-64, arm64]
+sources:
+  - files: files/
+validate:
+  foreign-elf:
+    - path: /usr/lib/firmware/*
+      reason: firmware for the NIC's microcontroller
+`, map[string]string{"files/usr/lib/firmware/nic/fw.elf": string(elfFile(elf.ELFCLASS32, elf.ELFDATA2LSB, elf.ET_EXEC, elf.EM_ARM))})
+	var steps stepRecorder
+	opts := bakeOptions(t, t.TempDir(), squashfs.Builder{}, sysext.Squashfs)
+	opts.Progress = &steps
+	if _, err := Bake(bakeCtx, r, opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []string{"x86-64", "arm64"} {
+		want := arch + " foreign-elf: /usr/lib/firmware/nic/fw.elf, built for arm, allowed by " + r.Path + ":8: firmware for the NIC's microcontroller"
+		if !slices.Contains(steps, want) {
+			t.Errorf("progress lacks %q:\n%s", want, strings.Join(steps, "\n"))
+		}
 	}
 }

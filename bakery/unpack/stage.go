@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"unicode/utf8"
+
+	"github.com/sysext-bakery/bakery/internal/pathmatch"
 )
 
 // stager writes members into a root, refusing anything hostile.
@@ -209,14 +211,8 @@ func (s *stager) selected(rel string) bool {
 	}
 	chosen := false
 	for _, p := range s.include {
-		for i := 0; i <= len(rel); i++ {
-			if i < len(rel) && rel[i] != '/' {
-				continue
-			}
-			if ok, _ := path.Match(p.glob, rel[:i]); ok {
-				p.matched, chosen = true, true
-				break
-			}
+		if pathmatch.Subtree(p.glob, rel) {
+			p.matched, chosen = true, true
 		}
 	}
 	return chosen
