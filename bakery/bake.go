@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
 	"github.com/sysext-bakery/bakery/internal/sha256sums"
@@ -78,16 +79,45 @@ func ReleasePath(name string) string {
 	return path.Join("usr/lib/extension-release.d", "extension-release."+name)
 }
 
-// Bake builds the recipe's images for every requested arch. The output
-// directory changes only when every arch succeeded: images are written to
-// temporary files and renamed into place at the end, then SHA256SUMS.
-func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error) {
-	if opts.Builder == nil || opts.Fetcher == nil {
-		return nil, fmt.Errorf("bakery: Options.Builder and Options.Fetcher are required")
+// Plan expands r for every arch opts asks for (the recipe's when none) and
+// checks the image options, fetching nothing: its errors are the mistakes
+// in how a bake was asked for, which Bake reports before any download.
+func Plan(r *recipes.Recipe, opts Options) ([]*recipes.Build, error) {
+	if opts.Builder == nil {
+		return nil, fmt.Errorf("bakery: Options.Builder is required")
+	}
+	if err := checkBuild(opts.Builder, opts.Build); err != nil {
+		return nil, err
 	}
 	arches := opts.Arches
 	if len(arches) == 0 {
 		arches = r.Arches
+	}
+	var builds []*recipes.Build
+	for i, arch := range arches {
+		if slices.Contains(arches[:i], arch) {
+			return nil, fmt.Errorf("arch %s is asked for twice", arch)
+		}
+		b, err := r.Expand(opts.Version, arch)
+		if err != nil {
+			return nil, err
+		}
+		builds = append(builds, b)
+	}
+	return builds, nil
+}
+
+// Bake builds the recipe's images for every requested arch, after Plan
+// found nothing wrong. The output directory changes only when every arch
+// succeeded: images are written to temporary files and renamed into place
+// at the end, then SHA256SUMS.
+func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error) {
+	if opts.Fetcher == nil {
+		return nil, fmt.Errorf("bakery: Options.Fetcher is required")
+	}
+	builds, err := Plan(r, opts)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("output directory: %w", err)
@@ -99,18 +129,14 @@ func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error)
 		}
 	}()
 	res := &Result{Checksums: filepath.Join(opts.OutDir, "SHA256SUMS")}
-	for _, arch := range arches {
-		b, err := r.Expand(opts.Version, arch)
-		if err != nil {
-			return nil, err
-		}
+	for _, b := range builds {
 		img, tmp, err := bakeArch(ctx, b, opts)
 		var located *recipes.Error
 		switch {
 		case errors.As(err, &located):
-			return nil, fmt.Errorf("arch %s: %w", arch, err)
+			return nil, fmt.Errorf("arch %s: %w", b.Arch, err)
 		case err != nil:
-			return nil, fmt.Errorf("recipe %s, arch %s: %w", r.Path, arch, err)
+			return nil, fmt.Errorf("recipe %s, arch %s: %w", r.Path, b.Arch, err)
 		}
 		pending = append(pending, tmp)
 		res.Images = append(res.Images, img)

@@ -119,6 +119,12 @@ func runBake(ctx context.Context, cmd *cli.Command) error {
 		Fetcher:    fetcher,
 		MaxEntries: maxEntries,
 	}
+	// Whatever Plan refuses (an arch, version or image option the recipe or
+	// bake cannot use) is a mistake in the command line, found before
+	// anything is fetched.
+	if _, err := bakery.Plan(r, opts); err != nil {
+		return usagef("%v", err)
+	}
 	if !cmd.Bool("json") {
 		opts.Progress = stepPrinter{}
 	}

@@ -4,10 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -73,6 +76,55 @@ func TestBakeSourceLimits(t *testing.T) {
 			_, stderr, code := run(t, args...)
 			if code != c.code || !strings.Contains(stderr, c.stderr) {
 				t.Errorf("exit code %d, want %d saying %q; stderr:\n%s", code, c.code, c.stderr, stderr)
+			}
+		})
+	}
+}
+
+// TestBakeUsageErrorsFetchNothing: a flag bake cannot use is a usage error
+// (exit 2) found before any source is fetched.
+func TestBakeUsageErrorsFetchNothing(t *testing.T) {
+	tool := []byte("#!/bin/sh\necho tool\n")
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Write(tool)
+	}))
+	t.Cleanup(srv.Close)
+	sum := sha256.Sum256(tool)
+	recipe := filepath.Join(t.TempDir(), "recipe.yaml")
+	os.WriteFile(recipe, []byte(fmt.Sprintf("name: tool\nversion: \"1\"\narches: [x86-64, arm64]\nsources:\n  - url: %s/tool-{{.GoArch}}\n    sha256: %x\n    install: {to: /usr/bin/tool, mode: \"0755\"}\n", srv.URL, sum)), 0o644)
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"unknown arch after a good one", []string{"--arch", "x86-64,bogus"}, 2, `unknown systemd architecture "bogus"`},
+		{"arch as GOARCH", []string{"--arch", "amd64"}, 2, `architecture "amd64" is spelled "x86-64"`},
+		{"arch the recipe lacks", []string{"--arch", "s390x"}, 2, "the recipe does not build for s390x"},
+		{"arch twice", []string{"--arch", "arm64,arm64"}, 2, "arch arm64 is asked for twice"},
+		{"bad version", []string{"--version", "1/2"}, 2, `version: "1/2" is not usable`},
+		{"unknown compression", []string{"--compression", "brotli"}, 2, `compression "brotli": use zstd, gzip, xz, lz4 or none`},
+		{"zstd level out of range", []string{"--level", "99"}, 2, "zstd level 99: use 1..22"},
+		{"xz with a level", []string{"--compression", "xz", "--level", "6"}, 2, "xz takes no level"},
+		{"mksquashfs lz4 with a level", []string{"--builder", "mksquashfs", "--compression", "lz4", "--level", "4"}, 2, "lz4 takes no --level"},
+		{"unknown format", []string{"--format", "zip"}, 2, `format "zip" is not supported`},
+		{"compressed erofs", []string{"--format", "erofs", "--compression", "lz4"}, 2, "bakery's own reader (image inspect, push) cannot read compressed erofs"},
+		{"erofs with a level", []string{"--format", "erofs", "--level", "3"}, 2, "uncompressed erofs takes no level"},
+		{"a good bake fetches", []string{"--format", "erofs"}, 0, "tool-1-arm64.raw"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := requests.Load()
+			args := append([]string{"bake", recipe, "--out", t.TempDir(), "--epoch", "0"}, c.args...)
+			_, stderr, code := run(t, args...)
+			if code != c.code || !strings.Contains(stderr, c.stderr) {
+				t.Errorf("exit code %d, want %d saying %q; stderr:\n%s", code, c.code, c.stderr, stderr)
+			}
+			fetched := requests.Load() - before
+			if c.code == 2 && fetched != 0 || c.code == 0 && fetched == 0 {
+				t.Errorf("%d requests reached the server", fetched)
 			}
 		})
 	}
