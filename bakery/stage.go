@@ -53,7 +53,7 @@ func Stage(ctx context.Context, b *recipes.Build, stageDir string, opts Options)
 	}
 	defer root.Close()
 	for _, fs := range all {
-		if err := stageOne(root, fs, opts.MaxEntries); err != nil {
+		if err := stageOne(ctx, root, fs, opts.MaxEntries); err != nil {
 			key := "files"
 			if fs.src.Install != nil {
 				key = "install"
@@ -119,10 +119,10 @@ func fetch(ctx context.Context, b *recipes.Build, src recipes.BuildSource, f *Fe
 }
 
 // stageOne writes one verified source into the staging root.
-func stageOne(root *os.Root, fs fetched, maxEntries int) error {
+func stageOne(ctx context.Context, root *os.Root, fs fetched, maxEntries int) error {
 	src := fs.src
 	if src.Kind == recipes.FilesSource {
-		return unpack.Tree(root, src.FilesDir, "/")
+		return unpack.Tree(ctx, root, src.FilesDir, "/")
 	}
 	file, err := os.Open(fs.path)
 	if err != nil {
@@ -130,9 +130,9 @@ func stageOne(root *os.Root, fs fetched, maxEntries int) error {
 	}
 	defer file.Close()
 	if src.Install != nil {
-		return unpack.File(root, file, src.URL, src.Install.To, src.Install.Mode)
+		return unpack.File(ctx, root, file, src.URL, src.Install.To, src.Install.Mode)
 	}
-	_, err = unpack.Archive(root, file, unpack.Options{
+	_, err = unpack.Archive(ctx, root, file, unpack.Options{
 		Origin:          src.URL,
 		MaxEntries:      maxEntries,
 		StripComponents: src.Extract.StripComponents,

@@ -2,6 +2,7 @@ package unpack
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 
 // stager writes members into a root, refusing anything hostile.
 type stager struct {
+	ctx     context.Context // stops the stager between members and blocks
 	root    *os.Root
 	origin  string // the archive or tree, for error messages
 	to      string // cleaned extraction directory relative to the root; "" is the root
@@ -55,7 +57,7 @@ type pattern struct {
 }
 
 // newStager validates opts and returns a stager for them.
-func newStager(root *os.Root, origin string, opts Options) (*stager, error) {
+func newStager(ctx context.Context, root *os.Root, origin string, opts Options) (*stager, error) {
 	to, err := targetDir(opts.To)
 	if err != nil {
 		return nil, fmt.Errorf("%s: to %q: %w", origin, opts.To, err)
@@ -64,6 +66,7 @@ func newStager(root *os.Root, origin string, opts Options) (*stager, error) {
 		return nil, fmt.Errorf("%s: strip-components %d: must not be negative", origin, opts.StripComponents)
 	}
 	s := &stager{
+		ctx:        ctx,
 		root:       root,
 		origin:     origin,
 		to:         to,
@@ -119,6 +122,9 @@ func (s *stager) run(src memberSource) error {
 		}
 		if err != nil {
 			return withFix(s.origin, err)
+		}
+		if err := s.ctx.Err(); err != nil {
+			return fmt.Errorf("%s: %w", s.origin, err)
 		}
 		if n == s.entries {
 			return s.tooManyEntries()
@@ -304,7 +310,7 @@ func (s *stager) writeFile(full string, r io.Reader, size int64, mode fs.FileMod
 		if s.buf == nil {
 			s.buf = make([]byte, 2*copyBlock)
 		}
-		n, err = copySparse(f, r, size, s.limit, s.buf)
+		n, err = copySparse(s.ctx, f, r, size, s.limit, s.buf)
 		if err == nil {
 			err = f.Chmod(mode)
 		}
@@ -366,10 +372,10 @@ func (s *stager) replace(full string, mk func(d *os.Root, tmp string) error) err
 const copyBlock = 128 << 10
 
 // copySparse copies r to the new, empty file f, skipping zero blocks so they
-// become holes. With size >= 0 exactly size bytes must come; with size -1,
-// r is read to its end. More than limit bytes fail with ErrTooLarge.
-// scratch holds 2*copyBlock bytes, the second half zeros.
-func copySparse(f *os.File, r io.Reader, size, limit int64, scratch []byte) (int64, error) {
+// become holes, until ctx is done. With size >= 0 exactly size bytes must
+// come; with size -1, r is read to its end. More than limit bytes fail
+// with ErrTooLarge. scratch holds 2*copyBlock bytes, the second half zeros.
+func copySparse(ctx context.Context, f *os.File, r io.Reader, size, limit int64, scratch []byte) (int64, error) {
 	want := size
 	if size < 0 {
 		want = limit + 1
@@ -378,6 +384,9 @@ func copySparse(f *os.File, r io.Reader, size, limit int64, scratch []byte) (int
 	var n int64
 	holeAtEnd := false
 	for n < want {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
 		chunk := buf[:min(int64(len(buf)), want-n)]
 		k, err := io.ReadFull(r, chunk)
 		if k > 0 {

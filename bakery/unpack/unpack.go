@@ -22,6 +22,7 @@ import (
 	"archive/zip"
 	"compress/bzip2"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -116,10 +117,10 @@ type Result struct {
 }
 
 // Archive unpacks src, a verified local archive whose format is detected
-// from its content (see [DetectFormat]), into root under opts.To.
-// On error, members already unpacked stay in root; the caller discards the
-// staging root.
-func Archive(root *os.Root, src *os.File, opts Options) (Result, error) {
+// from its content (see [DetectFormat]), into root under opts.To, until
+// ctx is done. On error, members already unpacked stay in root; the caller
+// discards the staging root.
+func Archive(ctx context.Context, root *os.Root, src *os.File, opts Options) (Result, error) {
 	name := opts.Origin
 	if name == "" {
 		name = src.Name()
@@ -132,7 +133,7 @@ func Archive(root *os.Root, src *os.File, opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", name, err)
 	}
-	st, err := newStager(root, name, opts)
+	st, err := newStager(ctx, root, name, opts)
 	if err != nil {
 		return Result{}, err
 	}

@@ -64,7 +64,7 @@ func TestArchiveRoundTrip(t *testing.T) {
 			}
 			sb := newSandbox(t)
 			src := writeSource(t, "archive.bin", archiveFor(t, format, members))
-			res, err := Archive(sb.root, src, Options{})
+			res, err := Archive(testCtx, sb.root, src, Options{})
 			if err != nil {
 				t.Fatalf("Archive: %v", err)
 			}
@@ -253,7 +253,7 @@ func TestArchiveOptions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sb := newSandbox(t)
 			src := writeSource(t, "src.tar", tarBytes(t, tt.members))
-			_, err := Archive(sb.root, src, tt.opts)
+			_, err := Archive(testCtx, sb.root, src, tt.opts)
 			sb.checkJail(t)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
@@ -285,7 +285,7 @@ func BenchmarkArchive(b *testing.B) {
 		b.StopTimer()
 		sb := newSandbox(b)
 		b.StartTimer()
-		res, err := Archive(sb.root, src, Options{})
+		res, err := Archive(testCtx, sb.root, src, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -312,7 +312,7 @@ func TestArchiveZipWithoutUnixModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	sb := newSandbox(t)
-	if _, err := Archive(sb.root, writeSource(t, "fat.zip", buf.Bytes()), Options{}); err != nil {
+	if _, err := Archive(testCtx, sb.root, writeSource(t, "fat.zip", buf.Bytes()), Options{}); err != nil {
 		t.Fatalf("Archive: %v", err)
 	}
 	want := map[string]string{"dir": "dir 0755", "dir/file.txt": fileEntry(0o644, "text")}
@@ -337,7 +337,7 @@ func TestEntryLimit(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%d of %d", format, tt.entries, tt.max), func(t *testing.T) {
 				sb := newSandbox(t)
 				src := writeSource(t, "many", archiveFor(t, format, members(tt.entries)))
-				_, err := Archive(sb.root, src, Options{MaxEntries: tt.max, Origin: "https://example.org/many"})
+				_, err := Archive(testCtx, sb.root, src, Options{MaxEntries: tt.max, Origin: "https://example.org/many"})
 				if !errors.Is(err, tt.err) {
 					t.Fatalf("err = %v, want %v", err, tt.err)
 				}
