@@ -122,7 +122,7 @@ func fetch(ctx context.Context, b *recipes.Build, src recipes.BuildSource, f *Fe
 func stageOne(ctx context.Context, root *os.Root, fs fetched, maxEntries int) error {
 	src := fs.src
 	if src.Kind == recipes.FilesSource {
-		return unpack.Tree(ctx, root, src.FilesDir, "/")
+		return unpack.Tree(ctx, root, src.FilesDir, unpack.Options{To: "/", MaxEntries: maxEntries})
 	}
 	file, err := os.Open(fs.path)
 	if err != nil {

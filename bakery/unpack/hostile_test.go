@@ -419,7 +419,7 @@ func TestUnpackStopsWhenCancelled(t *testing.T) {
 		{"tree, cancelled before", func(t *testing.T, sb *sandbox) error {
 			src := t.TempDir()
 			makeTree(t, src, map[string]string{"usr/bin/tool": "x"}, nil)
-			return Tree(cancelled, sb.root, src, "/")
+			return Tree(cancelled, sb.root, src, Options{})
 		}},
 		{"endless file, cancelled while copying", func(t *testing.T, sb *sandbox) error {
 			ctx, cancel := context.WithCancel(testCtx)

@@ -8,15 +8,18 @@ import (
 	"strings"
 )
 
-// Tree copies the local directory tree srcDir into root under the
-// directory to (a path inside the root; "" means "/"), keeping permission,
-// setuid, setgid and sticky bits and storing symbolic links as they are.
-// Device nodes, fifos and sockets are refused with [ErrDevice], and so is
-// anything that would be written through a symbolic link already in root.
-// The mode of srcDir itself is not copied onto to. It stops when ctx is
-// done.
-func Tree(ctx context.Context, root *os.Root, srcDir string, to string) error {
-	st, err := newStager(ctx, root, srcDir, Options{To: to})
+// Tree copies the local directory tree srcDir into root as [Archive]
+// unpacks an archive under opts (its entries in lexical order; Origin
+// defaults to srcDir), keeping permission, setuid, setgid and sticky bits
+// and storing symbolic links as they are. Device nodes, fifos and sockets
+// are refused with [ErrDevice], and so is anything that would be written
+// through a symbolic link already in root. The mode of srcDir itself is
+// not copied onto opts.To. It stops when ctx is done.
+func Tree(ctx context.Context, root *os.Root, srcDir string, opts Options) error {
+	if opts.Origin == "" {
+		opts.Origin = srcDir
+	}
+	st, err := newStager(ctx, root, opts.Origin, opts)
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,7 @@ func TestTree(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sb := newSandbox(t)
-			if err := Tree(testCtx, sb.root, src, tt.to); err != nil {
+			if err := Tree(testCtx, sb.root, src, Options{To: tt.to}); err != nil {
 				t.Fatalf("Tree: %v", err)
 			}
 			if got := listing(t, sb.dir); !maps.Equal(got, tt.want) {
@@ -87,7 +87,7 @@ func TestTree(t *testing.T) {
 	}
 	t.Run("to a subdirectory", func(t *testing.T) {
 		sb := newSandbox(t)
-		if err := Tree(testCtx, sb.root, src, "/opt/sub"); err != nil {
+		if err := Tree(testCtx, sb.root, src, Options{To: "/opt/sub"}); err != nil {
 			t.Fatalf("Tree: %v", err)
 		}
 		got := listing(t, sb.dir)
@@ -137,7 +137,7 @@ func TestTreeRefuses(t *testing.T) {
 			src, outside := t.TempDir(), t.TempDir()
 			sb := newSandbox(t)
 			tt.setup(t, src, outside, sb.root)
-			err := Tree(testCtx, sb.root, src, tt.to)
+			err := Tree(testCtx, sb.root, src, Options{To: tt.to})
 			if !errors.Is(err, tt.want) {
 				t.Errorf("err = %v, want %v", err, tt.want)
 			}

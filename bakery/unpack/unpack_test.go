@@ -354,4 +354,21 @@ func TestEntryLimit(t *testing.T) {
 			})
 		}
 	}
+	t.Run("tree", func(t *testing.T) {
+		src := t.TempDir()
+		files := map[string]string{}
+		for i := range 9 {
+			files["usr/"+strconv.Itoa(i)] = ""
+		}
+		makeTree(t, src, files, nil) // usr and 9 files: 10 entries
+		for _, tt := range []struct {
+			max int
+			err error
+		}{{10, nil}, {9, ErrTooManyEntries}} {
+			err := Tree(testCtx, newSandbox(t).root, src, Options{MaxEntries: tt.max})
+			if !errors.Is(err, tt.err) || err != nil && !strings.HasPrefix(err.Error(), src+": more than 9 entries") {
+				t.Errorf("MaxEntries %d: err = %v, want %v", tt.max, err, tt.err)
+			}
+		}
+	})
 }
