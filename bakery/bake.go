@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
 	"github.com/sysext-bakery/bakery/internal/sha256sums"
@@ -35,6 +36,9 @@ type Options struct {
 	Builder sysext.Builder
 	// Fetcher downloads and verifies url sources.
 	Fetcher *Fetcher
+	// MaxEntries is the most members one source may unpack; 0 means
+	// unpack.DefaultMaxEntries.
+	MaxEntries int
 	// Progress, if not nil, is told what the pipeline is doing.
 	Progress Progress
 }
@@ -75,16 +79,45 @@ func ReleasePath(name string) string {
 	return path.Join("usr/lib/extension-release.d", "extension-release."+name)
 }
 
-// Bake builds the recipe's images for every requested arch. The output
-// directory changes only when every arch succeeded: images are written to
-// temporary files and renamed into place at the end, then SHA256SUMS.
-func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error) {
-	if opts.Builder == nil || opts.Fetcher == nil {
-		return nil, fmt.Errorf("bakery: Options.Builder and Options.Fetcher are required")
+// Plan expands r for every arch opts asks for (the recipe's when none) and
+// checks the image options, fetching nothing: its errors are the mistakes
+// in how a bake was asked for, which Bake reports before any download.
+func Plan(r *recipes.Recipe, opts Options) ([]*recipes.Build, error) {
+	if opts.Builder == nil {
+		return nil, fmt.Errorf("bakery: Options.Builder is required")
+	}
+	if err := checkBuild(opts.Builder, opts.Build); err != nil {
+		return nil, err
 	}
 	arches := opts.Arches
 	if len(arches) == 0 {
 		arches = r.Arches
+	}
+	var builds []*recipes.Build
+	for i, arch := range arches {
+		if slices.Contains(arches[:i], arch) {
+			return nil, fmt.Errorf("arch %s is asked for twice", arch)
+		}
+		b, err := r.Expand(opts.Version, arch)
+		if err != nil {
+			return nil, err
+		}
+		builds = append(builds, b)
+	}
+	return builds, nil
+}
+
+// Bake builds the recipe's images for every requested arch, after Plan
+// found nothing wrong. The output directory changes only when every arch
+// succeeded: images are written to temporary files and renamed into place
+// at the end, then SHA256SUMS.
+func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error) {
+	if opts.Fetcher == nil {
+		return nil, fmt.Errorf("bakery: Options.Fetcher is required")
+	}
+	builds, err := Plan(r, opts)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("output directory: %w", err)
@@ -96,14 +129,14 @@ func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error)
 		}
 	}()
 	res := &Result{Checksums: filepath.Join(opts.OutDir, "SHA256SUMS")}
-	for _, arch := range arches {
-		b, err := r.Expand(opts.Version, arch)
-		if err != nil {
-			return nil, err
-		}
+	for _, b := range builds {
 		img, tmp, err := bakeArch(ctx, b, opts)
-		if err != nil {
-			return nil, fmt.Errorf("recipe %s, arch %s: %w", r.Path, arch, err)
+		var located *recipes.Error
+		switch {
+		case errors.As(err, &located):
+			return nil, fmt.Errorf("arch %s: %w", b.Arch, err)
+		case err != nil:
+			return nil, fmt.Errorf("recipe %s, arch %s: %w", r.Path, b.Arch, err)
 		}
 		pending = append(pending, tmp)
 		res.Images = append(res.Images, img)
@@ -141,15 +174,19 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 		return Image{}, nil, err
 	}
 	step("fetch", fmt.Sprintf("%d sources", len(b.Sources)))
-	if err := Stage(ctx, b, stageDir, opts.Fetcher); err != nil {
+	if err := Stage(ctx, b, stageDir, opts); err != nil {
 		return Image{}, nil, err
 	}
 	step("validate", stageDir)
 	if err := writeRelease(b, stageDir); err != nil {
 		return Image{}, nil, err
 	}
-	if err := Validate(os.DirFS(stageDir), b.Arch); err != nil {
+	allowed, err := Validate(os.DirFS(stageDir), b.Arch, b.Recipe)
+	if err != nil {
 		return Image{}, nil, err
+	}
+	for _, a := range allowed {
+		step("foreign-elf", fmt.Sprintf("%s, built for %s, allowed by %s:%d: %s", a.Path, a.For, b.Recipe.Path, a.Rule.Line, a.Rule.Reason))
 	}
 	name := FileName(b.Recipe.Name, b.Version, b.Arch)
 	dst := filepath.Join(opts.OutDir, name)

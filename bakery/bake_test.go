@@ -3,6 +3,7 @@ package bakery
 import (
 	"archive/tar"
 	"bytes"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -91,7 +92,7 @@ func TestMountedImageShowsStagedTree(t *testing.T) {
 				}
 				staged := t.TempDir()
 				os.Chmod(staged, 0o755)
-				if err := Stage(bakeCtx, build, staged, opts.Fetcher); err != nil {
+				if err := Stage(bakeCtx, build, staged, opts); err != nil {
 					t.Fatal(err)
 				}
 				if err := writeRelease(build, staged); err != nil {
@@ -255,7 +256,7 @@ sources:
 	}
 	stage := t.TempDir()
 	f := &Fetcher{Cache: Cache{Dir: t.TempDir()}}
-	err = Stage(bakeCtx, b, stage, f)
+	err = Stage(bakeCtx, b, stage, Options{Fetcher: f})
 	if !errors.Is(err, ErrDigestMismatch) {
 		t.Fatalf("err = %v, want a sha256 mismatch", err)
 	}
@@ -307,12 +308,16 @@ sources:
 			os.WriteFile(filepath.Join(out, "SHA256SUMS"), []byte(strings.Repeat("a", 64)+"  old.raw\n"), 0o644)
 			os.WriteFile(filepath.Join(out, "old.raw"), []byte("old"), 0o644)
 			before := snapshot(t, parent)
-			_, err := Bake(bakeCtx, r, bakeOptions(t, out, squashfs.Builder{}, sysext.Squashfs))
+			opts := bakeOptions(t, out, squashfs.Builder{}, sysext.Squashfs)
+			_, err := Bake(bakeCtx, r, opts)
 			if err == nil {
 				t.Fatal("hostile archive was baked")
 			}
 			if !strings.Contains(err.Error(), c.want) {
 				t.Errorf("error %q does not name %q", err, c.want)
+			}
+			if origin := srv.URL + "/a.tar.gz: member"; !strings.Contains(err.Error(), origin) || strings.Contains(err.Error(), opts.Fetcher.Cache.Dir) {
+				t.Errorf("error %q does not start the archive's part with %q, or names the cache", err, origin)
 			}
 			if after := snapshot(t, parent); !slices.Equal(before, after) {
 				t.Errorf("output changed:\nbefore %v\nafter  %v", before, after)
@@ -321,5 +326,58 @@ sources:
 				t.Error("a file was written outside the staging root")
 			}
 		})
+	}
+}
+
+func TestInstallErrorNamesTheURL(t *testing.T) {
+	srv := serveFiles(t, map[string][]byte{"/tool": []byte("tool\n")})
+	r := writeRecipe(t, fmt.Sprintf(`name: x
+version: "1"
+arches: [x86-64]
+sources:
+  - files: files/
+  - url: %s/tool
+    sha256: %s
+    install: {to: /usr/bin/tool}
+`, srv.URL, sha256Hex([]byte("tool\n"))), nil)
+	os.MkdirAll(filepath.Join(r.Dir(), "files", "usr"), 0o755)
+	os.Symlink("/tmp", filepath.Join(r.Dir(), "files", "usr", "bin"))
+	opts := bakeOptions(t, t.TempDir(), squashfs.Builder{}, sysext.Squashfs)
+	_, err := Bake(bakeCtx, r, opts)
+	want := "recipe.yaml:8: source 2 install: " + srv.URL + "/tool: "
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), opts.Fetcher.Cache.Dir) {
+		t.Errorf("err = %v, want one saying %q and not naming the cache", err, want)
+	}
+}
+
+// stepRecorder keeps a bake's progress steps.
+type stepRecorder []string
+
+func (s *stepRecorder) Step(arch, step, detail string) {
+	*s = append(*s, arch+" "+step+": "+detail)
+}
+
+func TestBakeShowsAllowedForeignELF(t *testing.T) {
+	r := writeRecipe(t, `name: fw
+version: "1"
+arches: [x86-64, arm64]
+sources:
+  - files: files/
+validate:
+  foreign-elf:
+    - path: /usr/lib/firmware/*
+      reason: firmware for the NIC's microcontroller
+`, map[string]string{"files/usr/lib/firmware/nic/fw.elf": string(elfFile(elf.ELFCLASS32, elf.ELFDATA2LSB, elf.ET_EXEC, elf.EM_ARM))})
+	var steps stepRecorder
+	opts := bakeOptions(t, t.TempDir(), squashfs.Builder{}, sysext.Squashfs)
+	opts.Progress = &steps
+	if _, err := Bake(bakeCtx, r, opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []string{"x86-64", "arm64"} {
+		want := arch + " foreign-elf: /usr/lib/firmware/nic/fw.elf, built for arm, allowed by " + r.Path + ":8: firmware for the NIC's microcontroller"
+		if !slices.Contains(steps, want) {
+			t.Errorf("progress lacks %q:\n%s", want, strings.Join(steps, "\n"))
+		}
 	}
 }

@@ -1,7 +1,9 @@
 package bakery
 
 import (
+	"context"
 	"fmt"
+	"io/fs"
 
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/erofs"
@@ -45,3 +47,38 @@ func SelectBuilder(name string, opts sysext.BuildOptions) (sysext.Builder, error
 	}
 	return nil, fmt.Errorf("builder %q cannot write %s (use one of %v)", name, format, names)
 }
+
+// checkBuild refuses image options bake must not use or the builder b
+// cannot, so that a bake fails on them before fetching anything. Bake
+// writes no compressed erofs: bakery's own erofs reader (image inspect,
+// push) reads only uncompressed images. Squashfs compression and level
+// are checked by the native writer writing an empty tree to nowhere, the
+// one place its rules live; mksquashfs's own restrictions by its command
+// line.
+func checkBuild(b sysext.Builder, opts sysext.BuildOptions) error {
+	switch opts.Format {
+	case sysext.Erofs:
+		if opts.Compression != "" && opts.Compression != sysext.None {
+			return fmt.Errorf("--format erofs --compression %s: bakery's own reader (image inspect, push) cannot read compressed erofs, so bake writes only uncompressed erofs; use --compression none, or --format squashfs to compress", opts.Compression)
+		}
+		if opts.Level != 0 {
+			return fmt.Errorf("--level %d: uncompressed erofs takes no level; drop --level, or use --format squashfs to compress", opts.Level)
+		}
+	case "", sysext.Squashfs:
+		empty := &squashfs.Node{Mode: fs.ModeDir | 0o755}
+		if _, err := squashfs.Write(context.Background(), discardAt{}, empty, squashfs.Options{Compression: opts.Compression, Level: opts.Level, Epoch: opts.Epoch}); err != nil {
+			return fmt.Errorf("squashfs: %w", err)
+		}
+		if _, ok := b.(mkfs.Mksquashfs); ok {
+			if _, err := mkfs.MksquashfsArgs("", "", opts); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// discardAt is an io.WriterAt that keeps nothing.
+type discardAt struct{}
+
+func (discardAt) WriteAt(p []byte, _ int64) (int, error) { return len(p), nil }

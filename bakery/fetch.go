@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
@@ -39,6 +41,19 @@ func (c Cache) blob(sha256hex string) string {
 	return filepath.Join(c.Dir, "blobs", "sha256", sha256hex)
 }
 
+// DefaultMaxSourceSize is the limit on one source's size when
+// [Fetcher.MaxSize] is 0: 8 GiB, several times the largest toolchain or
+// Kubernetes release archive, and small enough that a runaway download
+// cannot fill a build machine's disk.
+const DefaultMaxSourceSize int64 = 8 << 30
+
+// maxSHA256File is the limit on a sha256-url's document.
+const maxSHA256File = 1 << 20
+
+// ErrFileURL is wrapped by the refusal of a file URL that names a file
+// outside the recipe's folder while [Fetcher.AllowFileURLs] is off.
+var ErrFileURL = errors.New("file URL outside the recipe's folder")
+
 // Fetcher downloads sources (http, https, file URLs) into a Cache,
 // verifying each against its pinned sha256 before it can be used.
 type Fetcher struct {
@@ -50,6 +65,15 @@ type Fetcher struct {
 	// Backoff is the wait before the second attempt, doubled after each;
 	// 0 means 500ms.
 	Backoff time.Duration
+	// MaxSize is the most bytes one source may have, checked against the
+	// declared size before a download and while it streams; 0 means
+	// DefaultMaxSourceSize.
+	MaxSize int64
+	// AllowFileURLs lets file URLs name any file. Without it a file URL
+	// must name a file inside the recipe's folder once symbolic links are
+	// resolved, and a recipe without a folder (from the catalog) may use
+	// none.
+	AllowFileURLs bool
 }
 
 // ErrDigestMismatch is returned when a download's sha256 differs from the
@@ -57,10 +81,15 @@ type Fetcher struct {
 var ErrDigestMismatch = errors.New("sha256 mismatch")
 
 // Fetch returns the path of a cached, verified copy of rawURL whose content
-// must have the given sha256 (lowercase hex).
-func (f *Fetcher) Fetch(ctx context.Context, rawURL, sha256hex string) (string, error) {
+// must have the given sha256 (lowercase hex). dir is the recipe's folder,
+// which file URLs must stay inside (see AllowFileURLs); "" when the recipe
+// has none.
+func (f *Fetcher) Fetch(ctx context.Context, rawURL, sha256hex, dir string) (string, error) {
 	if !isSHA256Hex(sha256hex) {
 		return "", fmt.Errorf("%s: pinned sha256 %q is not 64 lowercase hex digits", rawURL, sha256hex)
+	}
+	if err := f.checkURL(rawURL, dir); err != nil {
+		return "", err
 	}
 	path := f.Cache.blob(sha256hex)
 	if _, err := os.Stat(path); err == nil {
@@ -75,7 +104,11 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, sha256hex string) (string, 
 	}
 	defer tmp.Abort()
 	sink := &fileSink{f: tmp, h: sha256.New()}
-	if err := f.download(ctx, rawURL, sink); err != nil {
+	limit := sizeLimit{max: f.MaxSize, advice: "if the source really is that large, raise bake --max-source-size"}
+	if limit.max <= 0 {
+		limit.max = DefaultMaxSourceSize
+	}
+	if err := f.download(ctx, rawURL, dir, sink, limit); err != nil {
 		return "", err
 	}
 	if got := hex.EncodeToString(sink.h.Sum(nil)); got != sha256hex {
@@ -88,21 +121,121 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, sha256hex string) (string, 
 }
 
 // FetchSmall downloads a small document (a sha256-url), which has no digest
-// to check it against, keeping a copy keyed by URL for offline rebuilds.
-func (f *Fetcher) FetchSmall(ctx context.Context, rawURL string) ([]byte, error) {
-	key := sha256.Sum256([]byte(rawURL))
-	path := filepath.Join(f.Cache.Dir, "urls", hex.EncodeToString(key[:]))
-	if data, err := os.ReadFile(path); err == nil {
-		return data, nil
-	}
-	buf := &limitedBuffer{max: 1 << 20}
-	if err := f.download(ctx, rawURL, buf); err != nil {
+// to check it against. A copy of an http or https document is kept, keyed
+// by URL, for offline rebuilds; a file URL's document is read each time
+// and never copied. dir is as for Fetch.
+func (f *Fetcher) FetchSmall(ctx context.Context, rawURL, dir string) ([]byte, error) {
+	if err := f.checkURL(rawURL, dir); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+	key := sha256.Sum256([]byte(rawURL))
+	path := filepath.Join(f.Cache.Dir, "urls", hex.EncodeToString(key[:]))
+	u, err := url.Parse(rawURL)
+	local := err == nil && u.Scheme == "file"
+	if !local {
+		if data, err := os.ReadFile(path); err == nil {
+			return data, nil
+		}
+	}
+	buf := &bufferSink{}
+	if err := f.download(ctx, rawURL, dir, buf, sizeLimit{max: maxSHA256File, advice: "is sha256-url really a sha256 file?"}); err != nil {
+		return nil, err
+	}
+	if !local && os.MkdirAll(filepath.Dir(path), 0o755) == nil {
 		_ = atomicfile.WriteFile(path, buf.data, 0o644) // failing to cache only costs a download later
 	}
 	return buf.data, nil
+}
+
+// checkURL refuses a file URL that AllowFileURLs does not let the recipe
+// in folder dir use ("" for a recipe without a folder); other URLs pass.
+// Fetch and FetchSmall check again as they open the file.
+func (f *Fetcher) checkURL(rawURL, dir string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "file" {
+		return nil // download reports it
+	}
+	if _, _, err := f.localFile(u.Path, dir); err != nil {
+		return fmt.Errorf("%s: %w", rawURL, err)
+	}
+	return nil
+}
+
+// localFile decides where the file at path p may be opened from: the
+// folder to open it in (the recipe's, symbolic links resolved) and the path
+// relative to it, or no folder and p itself when AllowFileURLs is set.
+func (f *Fetcher) localFile(p, dir string) (base, rel string, err error) {
+	if f.AllowFileURLs {
+		return "", p, nil
+	}
+	const allow = "pass --allow-file-urls to bake if you trust the recipe with every file you can read"
+	if dir == "" {
+		return "", "", fmt.Errorf("%w (a catalog recipe has no folder, so it may read no local file): copy the recipe into a folder holding the file, or %s", ErrFileURL, allow)
+	}
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", "", fmt.Errorf("recipe folder: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", "", err
+	}
+	rel, err = filepath.Rel(realDir, real)
+	if err != nil || !filepath.IsLocal(rel) {
+		return "", "", fmt.Errorf("%w (the file is %s, the recipe's folder %s): move the file into the recipe's folder, or %s", ErrFileURL, real, realDir, allow)
+	}
+	return realDir, rel, nil
+}
+
+// openFile opens the regular file at path p for reading, as localFile
+// allows, refusing anything else before a byte is read: a fifo is opened
+// without waiting for a writer and a device is never read from.
+func (f *Fetcher) openFile(p, dir string) (*os.File, error) {
+	base, rel, err := f.localFile(p, dir)
+	if err != nil {
+		return nil, err
+	}
+	const flags = os.O_RDONLY | syscall.O_NONBLOCK
+	var file *os.File
+	if base == "" {
+		file, err = os.OpenFile(rel, flags, 0)
+	} else {
+		var root *os.Root
+		if root, err = os.OpenRoot(base); err != nil {
+			return nil, err
+		}
+		defer root.Close()
+		file, err = root.OpenFile(rel, flags, 0) // a link swapped in since localFile cannot leave base
+	}
+	if err != nil {
+		return nil, err
+	}
+	fi, err := file.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is %s, not a regular file; a source must be a file", p, describeType(fi.Mode()))
+	}
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	return file, nil
+}
+
+// describeType names the type of a file that is not a regular file.
+func describeType(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a fifo"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "a special file"
 }
 
 // sink receives a download and can start over when a server cannot resume.
@@ -111,23 +244,77 @@ type sink interface {
 	Reset() error
 }
 
-// download writes rawURL's body to s, retrying transient failures (429,
-// 5xx, broken connections, truncated bodies) with exponential backoff and
-// resuming with a Range request where the server allows.
-func (f *Fetcher) download(ctx context.Context, rawURL string, s sink) error {
+// sizeLimit is the most bytes a download may have, and what to do about a
+// larger one.
+type sizeLimit struct {
+	max    int64
+	advice string
+}
+
+// errTooLarge is a download over its size limit: no retry helps.
+type errTooLarge struct {
+	sizeLimit
+	// declared is the size a server or the file system announced; 0 when
+	// the limit was crossed while reading.
+	declared int64
+}
+
+func (e errTooLarge) Error() string {
+	if e.declared > 0 {
+		return fmt.Sprintf("%d bytes, more than the limit of %s; %s", e.declared, FormatSize(e.max), e.advice)
+	}
+	return fmt.Sprintf("more than the limit of %s; %s", FormatSize(e.max), e.advice)
+}
+
+// capped passes at most limit.max bytes in all to a sink.
+type capped struct {
+	sink
+	limit sizeLimit
+	n     int64
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if int64(len(p)) > c.limit.max-c.n {
+		return 0, errTooLarge{sizeLimit: c.limit}
+	}
+	n, err := c.sink.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *capped) Reset() error {
+	c.n = 0
+	return c.sink.Reset()
+}
+
+// ctxReader stops reading once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// download writes rawURL's body to s, at most limit.max bytes, stopping
+// when ctx is done. A file URL is read from the local file as openFile
+// allows; http and https downloads retry transient failures (429, 5xx,
+// broken connections, truncated bodies) with exponential backoff, resuming
+// with a Range request where the server allows.
+func (f *Fetcher) download(ctx context.Context, rawURL, dir string, s sink, limit sizeLimit) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return fmt.Errorf("source URL %q: %w", rawURL, err)
 	}
+	c := &capped{sink: s, limit: limit}
 	switch u.Scheme {
 	case "file":
-		src, err := os.Open(u.Path)
-		if err != nil {
-			return fmt.Errorf("source %s: %w", rawURL, err)
-		}
-		defer src.Close()
-		if _, err := io.Copy(s, src); err != nil {
-			return fmt.Errorf("source %s: %w", rawURL, err)
+		if err := f.copyFile(ctx, u.Path, dir, c); err != nil {
+			return fmt.Errorf("read %s: %w", rawURL, err)
 		}
 		return nil
 	case "http", "https":
@@ -152,7 +339,7 @@ func (f *Fetcher) download(ctx context.Context, rawURL string, s sink) error {
 			}
 			backoff *= 2
 		}
-		n, retry, err := f.get(ctx, rawURL, s, written)
+		n, retry, err := f.get(ctx, rawURL, c, written)
 		written += n
 		if err == nil {
 			return nil
@@ -165,10 +352,28 @@ func (f *Fetcher) download(ctx context.Context, rawURL string, s sink) error {
 	return fmt.Errorf("download %s: %w", rawURL, lastErr)
 }
 
+// copyFile copies the file at path p to c.
+func (f *Fetcher) copyFile(ctx context.Context, p, dir string, c *capped) error {
+	src, err := f.openFile(p, dir)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() > c.limit.max {
+		return errTooLarge{sizeLimit: c.limit, declared: fi.Size()}
+	}
+	_, err = io.CopyBuffer(c, ctxReader{ctx, src}, make([]byte, 1<<20))
+	return err
+}
+
 // get makes one attempt, continuing after the first offset bytes; it
 // returns how many bytes it wrote (after a restart: in all) and whether a
 // failure is worth retrying.
-func (f *Fetcher) get(ctx context.Context, rawURL string, s sink, offset int64) (n int64, retry bool, err error) {
+func (f *Fetcher) get(ctx context.Context, rawURL string, c *capped, offset int64) (n int64, retry bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		return 0, false, err
@@ -185,21 +390,28 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, s sink, offset int64) 
 		return 0, ctx.Err() == nil, err
 	}
 	defer resp.Body.Close()
+	total := resp.ContentLength
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && offset > 0:
+		if total >= 0 {
+			total += offset
+		}
 	case resp.StatusCode == http.StatusOK:
 		if offset > 0 { // the server ignored Range: start over
-			if err := s.Reset(); err != nil {
+			if err := c.Reset(); err != nil {
 				return 0, false, err
 			}
 			n = -offset
 		}
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return n, true, fmt.Errorf("server answered %s", resp.Status)
+		return n, true, statusError(resp.StatusCode)
 	default:
-		return n, false, fmt.Errorf("server answered %s", resp.Status)
+		return n, false, statusError(resp.StatusCode)
 	}
-	copied, err := io.Copy(s, resp.Body)
+	if total > c.limit.max {
+		return n, false, errTooLarge{sizeLimit: c.limit, declared: total}
+	}
+	copied, err := io.Copy(c, resp.Body)
 	n += copied
 	var tooLarge errTooLarge
 	if errors.As(err, &tooLarge) {
@@ -212,6 +424,12 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, s sink, offset int64) 
 		return n, true, fmt.Errorf("body truncated: got %d of %d bytes", copied, resp.ContentLength)
 	}
 	return n, false, nil
+}
+
+// statusError reports an HTTP status by its code and standard text; the
+// reason phrase the server sent is its own words, not quoted.
+func statusError(code int) error {
+	return fmt.Errorf("server answered %d %s", code, http.StatusText(code))
 }
 
 // fileSink writes a download to a file while hashing it.
@@ -235,28 +453,15 @@ func (s *fileSink) Reset() error {
 	return err
 }
 
-// limitedBuffer collects a small download, refusing more than max bytes.
-type limitedBuffer struct {
-	data []byte
-	max  int
-}
+// bufferSink collects a small download in memory.
+type bufferSink struct{ data []byte }
 
-// errTooLarge is a document over the size limit: no retry helps.
-type errTooLarge struct{ max int }
-
-func (e errTooLarge) Error() string {
-	return fmt.Sprintf("document larger than %d bytes: is this really a sha256 file?", e.max)
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if len(b.data)+len(p) > b.max {
-		return 0, errTooLarge{b.max}
-	}
+func (b *bufferSink) Write(p []byte) (int, error) {
 	b.data = append(b.data, p...)
 	return len(p), nil
 }
 
-func (b *limitedBuffer) Reset() error {
+func (b *bufferSink) Reset() error {
 	b.data = b.data[:0]
 	return nil
 }

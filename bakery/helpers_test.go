@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"io/fs"
 	"net/http"
@@ -191,21 +190,6 @@ func tarGz(t *testing.T, entries ...tarEntry) []byte {
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
-}
-
-// elfHeader returns a minimal 64-bit little-endian ELF header for machine.
-func elfHeader(machine uint16) []byte {
-	h := make([]byte, 64)
-	copy(h, "\x7fELF")
-	h[4], h[5], h[6] = 2, 1, 1 // ELFCLASS64, ELFDATA2LSB, EV_CURRENT
-	le := binary.LittleEndian
-	le.PutUint16(h[16:], 2) // ET_EXEC
-	le.PutUint16(h[18:], machine)
-	le.PutUint32(h[20:], 1)
-	le.PutUint16(h[52:], 64) // e_ehsize
-	le.PutUint16(h[54:], 56) // e_phentsize
-	le.PutUint16(h[58:], 64) // e_shentsize
-	return h
 }
 
 // dirListing describes a tree, one sorted line per entry: path, type,

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,31 +13,53 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
 // ErrInvalidTree is wrapped by every validation failure of a staged tree.
 var ErrInvalidTree = errors.New("invalid extension tree")
 
+// AllowedELF is an ELF file for another architecture than the image's
+// that the recipe's validate.foreign-elf let in.
+type AllowedELF struct {
+	// Path is the file's absolute path in the image.
+	Path string
+	// For says what the file was built for, such as "arm64" or
+	// "EM_PPC64 ELFCLASS64 ELFDATA2MSB".
+	For string
+	// Rule is the entry of validate.foreign-elf that allowed it.
+	Rule recipes.ForeignELF
+}
+
 // Validate checks a staged tree before it becomes an image: only usr/ and
 // opt/ at the top, no usr/lib/os-release, valid UTF-8 names, no special
-// files, ELF binaries built for arch (a systemd architecture name), and
-// systemd unit files that parse.
-func Validate(tree fs.FS, arch string) error {
+// files, systemd unit files that parse, and ELF executables and shared
+// libraries built for arch (a systemd architecture name), except where
+// r's validate.foreign-elf allows others: those are returned, for bake to
+// show. Every validate.foreign-elf entry must match an ELF executable or
+// shared library of the tree, whatever its architecture, or Validate
+// fails naming r's file and the entry's line: a pattern that allows
+// nothing is a typo or outlived its purpose, and would silently let a
+// later wrong binary through.
+func Validate(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) {
 	want, err := sysext.ArchByName(arch)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	top, err := fs.ReadDir(tree, ".")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, e := range top {
 		if (e.Name() != "usr" && e.Name() != "opt") || !e.IsDir() {
-			return fmt.Errorf("%w: /%s: a system extension may only hold /usr and /opt; install it below /usr or /opt", ErrInvalidTree, e.Name())
+			return nil, fmt.Errorf("%w: /%s: a system extension may only hold /usr and /opt; install it below /usr or /opt", ErrInvalidTree, e.Name())
 		}
 	}
-	return fs.WalkDir(tree, ".", func(p string, d fs.DirEntry, err error) error {
+	rules := r.Validate.ForeignELF
+	used := make([]bool, len(rules))
+	var allowed []AllowedELF
+	err = fs.WalkDir(tree, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -56,38 +79,89 @@ func Validate(tree fs.FS, arch string) error {
 				return err
 			}
 		}
-		return checkELF(tree, p, want)
+		ef, err := loadableELF(tree, p)
+		if ef == nil || err != nil {
+			return err
+		}
+		rule := -1
+		for i := range rules {
+			if rules[i].Matches("/" + p) {
+				used[i] = true
+				if rule < 0 {
+					rule = i
+				}
+			}
+		}
+		switch {
+		case want.MatchesELF(ef):
+			return nil
+		case rule >= 0:
+			allowed = append(allowed, AllowedELF{Path: "/" + p, For: elfArch(ef), Rule: rules[rule]})
+			return nil
+		}
+		return fmt.Errorf("%w: /%s: ELF binary (%s) for %s, but this image is for %s; check the source URL uses {{.GoArch}} or {{.Arch}}, or, if the file belongs there, allow it under validate.foreign-elf with a reason",
+			ErrInvalidTree, p, ef.Type, elfArch(ef), want.Name)
 	})
+	if err != nil {
+		return nil, err
+	}
+	for i, rule := range rules {
+		if !used[i] {
+			return nil, &recipes.Error{Path: r.Path, Line: rule.Line, Err: fmt.Errorf("%w: validate.foreign-elf path %q matches no ELF executable or shared library in the %s image; correct the pattern or remove the entry", ErrInvalidTree, rule.Path, want.Name)}
+		}
+	}
+	return allowed, nil
 }
 
-// checkELF refuses an ELF file built for another architecture.
-func checkELF(tree fs.FS, p string, want sysext.Arch) error {
+// loadableELF returns the parsed ELF file at p when it is one a node would
+// execute or load: an executable or a shared library (ET_EXEC, ET_DYN).
+// Other files, ELF relocatable objects (.o, .syso, kernel modules) and core
+// dumps among them, give nil without being parsed.
+func loadableELF(tree fs.FS, p string) (*elf.File, error) {
 	f, err := tree.Open(p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
-	var magic [4]byte
-	if _, err := io.ReadFull(f, magic[:]); err != nil || string(magic[:]) != elf.ELFMAG {
-		return nil
+	// e_ident (16 bytes), then e_type and e_machine, in the file's byte
+	// order: the same place in 32- and 64-bit files.
+	var head [18]byte
+	if _, err := io.ReadFull(f, head[:]); err != nil || string(head[:4]) != elf.ELFMAG {
+		return nil, nil
+	}
+	var typ elf.Type
+	switch elf.Data(head[elf.EI_DATA]) {
+	case elf.ELFDATA2LSB:
+		typ = elf.Type(binary.LittleEndian.Uint16(head[16:]))
+	case elf.ELFDATA2MSB:
+		typ = elf.Type(binary.BigEndian.Uint16(head[16:]))
+	}
+	if typ != elf.ET_EXEC && typ != elf.ET_DYN {
+		return nil, nil
 	}
 	ra, ok := f.(io.ReaderAt)
 	if !ok {
 		data, err := fs.ReadFile(tree, p)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ra = bytes.NewReader(data)
 	}
 	ef, err := elf.NewFile(ra)
 	if err != nil {
-		return fmt.Errorf("%w: /%s: starts like an ELF file but does not parse: %v", ErrInvalidTree, p, err)
+		return nil, fmt.Errorf("%w: /%s: starts like an ELF %s but does not parse: %v", ErrInvalidTree, p, typ, err)
 	}
-	if ef.Machine != want.Machine || ef.Class != want.Class {
-		return fmt.Errorf("%w: /%s: ELF binary for %s (%s), but this image is for %s; check the source URL uses {{.GoArch}} or {{.Arch}}",
-			ErrInvalidTree, p, ef.Machine, ef.Class, want.Name)
+	return ef, nil
+}
+
+// elfArch names the architecture an ELF file was built for: its systemd
+// name when bakery knows it, else its header's machine, class and byte
+// order.
+func elfArch(ef *elf.File) string {
+	if a, err := sysext.ArchByELF(ef); err == nil {
+		return a.Name
 	}
-	return nil
+	return fmt.Sprintf("%s %s %s", ef.Machine, ef.Class, ef.Data)
 }
 
 // unitSuffixes are the systemd unit types whose files are checked.
@@ -109,7 +183,8 @@ func isUnitFile(p string) bool {
 
 // checkUnit checks the ini syntax systemd reads unit files with: a section
 // header before any assignment, and KEY=VALUE lines (with trailing
-// backslash continuations) inside sections.
+// backslash continuations) inside sections. The file comes from a source,
+// so errors give its line numbers but never quote it.
 func checkUnit(tree fs.FS, p string) error {
 	data, err := fs.ReadFile(tree, p)
 	if err != nil {
@@ -125,13 +200,13 @@ func checkUnit(tree fs.FS, p string) error {
 		case wasContinued, line == "", line[0] == '#', line[0] == ';':
 		case line[0] == '[':
 			if !strings.HasSuffix(line, "]") || len(line) < 3 {
-				return fmt.Errorf("%w: /%s:%d: malformed section header %q", ErrInvalidTree, p, n, line)
+				return fmt.Errorf("%w: /%s:%d: malformed section header: want [Section] alone on the line", ErrInvalidTree, p, n)
 			}
 			inSection = true
 		case !inSection:
 			return fmt.Errorf("%w: /%s:%d: assignment outside of a section; start the file with [Unit]", ErrInvalidTree, p, n)
 		case !strings.Contains(line, "=") || strings.HasPrefix(line, "="):
-			return fmt.Errorf("%w: /%s:%d: %q is not KEY=VALUE", ErrInvalidTree, p, n, line)
+			return fmt.Errorf("%w: /%s:%d: not KEY=VALUE, a [Section] header, a comment or blank", ErrInvalidTree, p, n)
 		}
 	}
 	return sc.Err()

@@ -50,7 +50,8 @@ func catalogNames(fsys fs.FS) []string {
 }
 
 // loadCatalog parses fsys/catalog/NAME/recipe.yaml. A catalog recipe has no
-// folder on disk, so it may not hold files sources.
+// folder on disk, so it may not hold files sources (nor, unless a bake
+// allows every file URL, file URLs).
 func loadCatalog(fsys fs.FS, name string) (*Recipe, error) {
 	if err := sysext.CheckName(name); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
@@ -70,6 +71,7 @@ func loadCatalog(fsys fs.FS, name string) (*Recipe, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.Catalog = true
 	for i, s := range r.Sources {
 		if s.Files != "" {
 			return nil, &Error{Path: r.Path, Line: s.Line, Err: fmt.Errorf("source %d: a catalog recipe cannot hold files sources (it has no folder on disk)", i+1)}

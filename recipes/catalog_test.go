@@ -72,8 +72,8 @@ func TestCatalog(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Name != tt.name || r.Path != "recipes/catalog/"+tt.name+"/recipe.yaml" {
-				t.Errorf("loaded %q from %q", r.Name, r.Path)
+			if r.Name != tt.name || r.Path != "recipes/catalog/"+tt.name+"/recipe.yaml" || !r.Catalog {
+				t.Errorf("loaded %q from %q, Catalog %v", r.Name, r.Path, r.Catalog)
 			}
 		})
 	}
@@ -100,8 +100,8 @@ func TestResolve(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Name != tt.wantName {
-				t.Errorf("resolved to %q, want %q", r.Name, tt.wantName)
+			if r.Name != tt.wantName || r.Catalog {
+				t.Errorf("resolved to %q (Catalog %v), want %q from disk", r.Name, r.Catalog, tt.wantName)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -18,12 +19,14 @@ import (
 
 // The keys each part of a recipe may hold, in the order messages list them.
 var (
-	recipeKeys  = []string{"name", "description", "license", "version", "arches", "release", "sources"}
-	releaseKeys = []string{"id", "sysext-level", "version-id", "scope", "reload-manager"}
-	sourceKeys  = []string{"url", "sha256", "sha256-url", "install", "extract", "oci", "files"}
-	installKeys = []string{"to", "mode"}
-	extractKeys = []string{"strip-components", "include", "to", "mode"}
-	scopes      = []string{"system", "initrd", "portable"}
+	recipeKeys     = []string{"name", "description", "license", "version", "arches", "release", "sources", "validate"}
+	releaseKeys    = []string{"id", "sysext-level", "version-id", "scope", "reload-manager"}
+	sourceKeys     = []string{"url", "sha256", "sha256-url", "install", "extract", "oci", "files"}
+	installKeys    = []string{"to", "mode"}
+	extractKeys    = []string{"strip-components", "include", "to", "mode"}
+	validateKeys   = []string{"foreign-elf"}
+	foreignELFKeys = []string{"path", "reason"}
+	scopes         = []string{"system", "initrd", "portable"}
 )
 
 var (
@@ -93,6 +96,9 @@ func (d *decoder) recipe(data []byte) *Recipe {
 	}
 	if n, ok := f["release"]; ok {
 		d.release(n, &r.Release)
+	}
+	if n, ok := f["validate"]; ok {
+		d.validation(n, &r.Validate)
 	}
 	n, ok := f["sources"]
 	if !ok {
@@ -334,6 +340,56 @@ func (d *decoder) release(n *yaml.Node, rel *Release) {
 		}
 		d.errorf(line, "release.id %q needs sysext-level or version-id: systemd refuses such an extension on hosts with a VERSION_ID", rel.ID)
 	}
+}
+
+// validation decodes the validate mapping into v.
+func (d *decoder) validation(n *yaml.Node, v *Validation) {
+	f := d.mapping(n, "validate", validateKeys)
+	if f == nil {
+		return
+	}
+	list, ok := f["foreign-elf"]
+	if !ok {
+		return
+	}
+	first := map[string]int{}
+	for i, item := range d.sequence(list, "validate.foreign-elf") {
+		where := fmt.Sprintf("validate.foreign-elf %d", i+1)
+		m := d.mapping(item, where, foreignELFKeys)
+		if m == nil {
+			continue
+		}
+		e := ForeignELF{Line: item.Line}
+		if _, ok := m["path"]; !ok {
+			d.errorf(item.Line, "%s needs path: a pattern of the image paths it allows, such as /usr/lib/firmware/*", where)
+		}
+		if _, ok := m["reason"]; !ok {
+			d.errorf(item.Line, "%s needs reason: why files for another architecture belong in the image (bake shows it)", where)
+		}
+		e.Path = d.str(m, "path", where+" path", checkImagePattern)
+		e.Reason = d.str(m, "reason", where+" reason", nil)
+		switch {
+		case e.Path == "" || e.Reason == "": // reported
+		case first[e.Path] != 0:
+			d.errorf(m["path"].Line, "%s: path %q is given twice (first on line %d); keep one", where, e.Path, first[e.Path])
+		default:
+			first[e.Path] = m["path"].Line
+			v.ForeignELF = append(v.ForeignELF, e)
+		}
+	}
+}
+
+// checkImagePattern reports whether p is a path.Match pattern of absolute
+// image paths under /usr or /opt.
+func checkImagePattern(p string) error {
+	if _, err := path.Match(p, ""); err != nil {
+		return fmt.Errorf("%q is not a valid pattern (path.Match syntax): %w", p, err)
+	}
+	top, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+	if !path.IsAbs(p) || path.Clean(p) != p || top != "usr" && top != "opt" {
+		return fmt.Errorf("%q must be a clean absolute pattern under /usr or /opt, such as \"/usr/lib/firmware/*\"", p)
+	}
+	return nil
 }
 
 // source decodes source i (0-based) of a recipe building for arches.

@@ -116,7 +116,7 @@ func (x *expander) source(s *Source, i int) BuildSource {
 			err = check(v)
 		}
 		if err != nil {
-			x.errs = append(x.errs, &Error{Path: x.r.Path, Line: s.line(lineKey), Err: fmt.Errorf("%s %s: %w", where, key, err)})
+			x.errs = append(x.errs, &Error{Path: x.r.Path, Line: s.KeyLine(lineKey), Err: fmt.Errorf("%s %s: %w", where, key, err)})
 			return ""
 		}
 		return v
@@ -134,7 +134,7 @@ func (x *expander) source(s *Source, i int) BuildSource {
 			h, ok = s.SHA256["*"]
 		}
 		if !ok {
-			x.errs = append(x.errs, &Error{Path: x.r.Path, Line: s.line("sha256"), Err: missingHash(where+" sha256", arch)})
+			x.errs = append(x.errs, &Error{Path: x.r.Path, Line: s.KeyLine("sha256"), Err: missingHash(where+" sha256", arch)})
 		}
 		b.SHA256 = h
 	}
@@ -153,8 +153,10 @@ func (x *expander) source(s *Source, i int) BuildSource {
 	return b
 }
 
-// line returns the line of key's value, or where the source starts.
-func (s *Source) line(key string) int {
+// KeyLine returns the line of key's value in the recipe file ("url",
+// "sha256-url", "install.to", "extract.include.0", …), or where the source
+// starts when the key is absent.
+func (s *Source) KeyLine(key string) int {
 	if l := s.lines[key]; l != 0 {
 		return l
 	}

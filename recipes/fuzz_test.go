@@ -25,6 +25,7 @@ func FuzzParse(f *testing.F) {
 		"name: a\nsources:\n  - url: \"https://x/{{.Version}}\"\n    sha256: {x86-64: " + hashA + ", arm64: " + hashB + "}\n    install: {to: /usr/bin/a, mode: 4755}\n",
 		"a: &a [*a]\n",
 		"name: a\n<<: {version: 1}\nsources: [{files: x}]\n",
+		"name: a\nsources: [{files: x}]\nvalidate:\n  foreign-elf:\n    - {path: /usr/lib/firmware/*, reason: nic}\n    - {path: \"/opt/[a-z]*/testdata\", reason: tests}\n",
 	} {
 		f.Add([]byte(s))
 	}

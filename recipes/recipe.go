@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/sysext-bakery/bakery/internal/pathmatch"
 )
 
 // FileName is the name of a recipe inside a recipe folder.
@@ -32,8 +34,14 @@ type Recipe struct {
 	Arches  []string
 	Release Release
 	Sources []Source
+	// Validate holds the exceptions to the checks of the staged tree.
+	Validate Validation
 	// Path is the recipe file that was read.
 	Path string
+	// Catalog is set for a recipe of the shipped catalog: it was read from
+	// bakery itself, has no folder on disk, and Path only says where it
+	// lives in bakery's source.
+	Catalog bool
 }
 
 // Release holds the extension-release fields a recipe sets.
@@ -47,6 +55,32 @@ type Release struct {
 	Scope []string
 	// ReloadManager asks for EXTENSION_RELOAD_MANAGER=1.
 	ReloadManager bool
+}
+
+// Validation is a recipe's validate: section.
+type Validation struct {
+	// ForeignELF lists where executables and shared libraries built for
+	// another architecture than the image's may be.
+	ForeignELF []ForeignELF
+}
+
+// ForeignELF lets ELF executables and shared libraries for another
+// architecture into the image at the paths Path matches.
+type ForeignELF struct {
+	// Path is a path.Match pattern of absolute image paths under /usr or
+	// /opt, such as "/usr/lib/firmware/*"; a pattern that matches a
+	// directory matches everything beneath it, as extract.include does.
+	Path string
+	// Reason says why such files belong in the image; bake shows it with
+	// every file it lets through.
+	Reason string
+	// Line is where the entry starts in the recipe file.
+	Line int
+}
+
+// Matches reports whether the absolute image path p is one e allows.
+func (e ForeignELF) Matches(p string) bool {
+	return pathmatch.Subtree(e.Path, p)
 }
 
 // Source is one entry of a recipe's sources: exactly one of URL, OCI and

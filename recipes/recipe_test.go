@@ -65,6 +65,22 @@ sources:
 			{URL: "https://example.org/data", SHA256: map[string]string{"*": hashA}, Install: &Install{To: "/opt/tool/data", Mode: 0o644}, Line: 9},
 		}},
 	}, {
+		name: "validate.foreign-elf",
+		yaml: `name: go
+sources: [{files: x}]
+validate:
+  foreign-elf:
+    - path: /usr/lib/firmware/*
+      reason: firmware for the NIC's microcontroller
+    - {path: "/opt/go/src/*/testdata", reason: test data of every arch}
+`,
+		want: Recipe{Name: "go", Arches: []string{"x86-64", "arm64"}, Release: Release{ID: "_any"},
+			Sources: []Source{{Files: "x", Line: 2}},
+			Validate: Validation{ForeignELF: []ForeignELF{
+				{Path: "/usr/lib/firmware/*", Reason: "firmware for the NIC's microcontroller", Line: 5},
+				{Path: "/opt/go/src/*/testdata", Reason: "test data of every arch", Line: 7},
+			}}},
+	}, {
 		name: "anchors and aliases",
 		yaml: "name: hello\nsources:\n  - &f {files: files/}\n  - *f\n",
 		want: Recipe{Name: "hello", Arches: []string{"x86-64", "arm64"}, Release: Release{ID: "_any"},
@@ -173,6 +189,19 @@ func TestParseErrors(t *testing.T) {
 		{"arch as uname", "name: a\narches: [aarch64]\nsources: [{files: x}]\n", 2, `arches item: unknown systemd architecture "aarch64"`},
 		{"arch unknown", "name: a\narches: [mips]\nsources: [{files: x}]\n", 2, `arches item: unknown systemd architecture "mips"`},
 		{"arches empty", "name: a\narches: []\nsources: [{files: x}]\n", 2, "arches is an empty list"},
+		// validate
+		{"validate not a mapping", "name: a\nsources: [{files: x}]\nvalidate: [x]\n", 3, "validate must be a mapping"},
+		{"validate unknown key", "name: a\nsources: [{files: x}]\nvalidate:\n  foreign-elfs: []\n", 4, `unknown key "foreign-elfs" in validate; known keys: foreign-elf`},
+		{"foreign-elf empty", "name: a\nsources: [{files: x}]\nvalidate: {foreign-elf: []}\n", 3, "validate.foreign-elf is an empty list"},
+		{"foreign-elf unknown key", "name: a\nsources: [{files: x}]\nvalidate:\n  foreign-elf:\n    - {path: /usr/x, reason: r, arch: arm64}\n", 5, `unknown key "arch" in validate.foreign-elf 1; known keys: path, reason`},
+		{"foreign-elf without reason", "name: a\nsources: [{files: x}]\nvalidate:\n  foreign-elf:\n    - path: /usr/x\n", 5, "validate.foreign-elf 1 needs reason:"},
+		{"foreign-elf without path", "name: a\nsources: [{files: x}]\nvalidate:\n  foreign-elf:\n    - reason: r\n", 5, "validate.foreign-elf 1 needs path:"},
+		{"foreign-elf empty reason", "name: a\nsources: [{files: x}]\nvalidate:\n  foreign-elf:\n    - {path: /usr/x, reason: \"\"}\n", 5, "validate.foreign-elf 1 reason is empty"},
+		{"foreign-elf relative", "name: a\nsources: [{files: x}]\nvalidate:\n  foreign-elf:\n    - {path: usr/x, reason: r}\n", 5, `validate.foreign-elf 1 path: "usr/x" must be a clean absolute pattern under /usr or /opt`},
+		{"foreign-elf outside usr", "name: a\nsources: [{files: x}]\nvalidate:\n  foreign-elf:\n    - {path: /*, reason: r}\n", 5, `"/*" must be a clean absolute pattern under /usr or /opt`},
+		{"foreign-elf unclean", "name: a\nsources: [{files: x}]\nvalidate:\n  foreign-elf:\n    - {path: /usr/lib/, reason: r}\n", 5, "must be a clean absolute pattern"},
+		{"foreign-elf bad pattern", "name: a\nsources: [{files: x}]\nvalidate:\n  foreign-elf:\n    - {path: \"/usr/[\", reason: r}\n", 5, "is not a valid pattern"},
+		{"foreign-elf twice", "name: a\nsources: [{files: x}]\nvalidate:\n  foreign-elf:\n    - {path: /usr/x, reason: r}\n    - {path: /usr/x, reason: s}\n", 6, `path "/usr/x" is given twice (first on line 5)`},
 		{"arches scalar", "name: a\narches: x86-64\nsources: [{files: x}]\n", 2, "arches must be a list"},
 		{"arch twice", "name: a\narches:\n  - arm64\n  - arm64\nsources: [{files: x}]\n", 4, `arches lists "arm64" twice`},
 		// release

@@ -59,7 +59,7 @@ var magics = []struct {
 }
 
 // DetectFormat identifies the archive in r by its magic bytes, never by a
-// file name. For a compressed stream it also checks that the stream starts
+// file name, and never quotes them in an error. For a compressed stream it also checks that the stream starts
 // with a tar header. It returns an error wrapping [ErrFormat] for anything
 // else.
 func DetectFormat(r io.ReaderAt) (Format, error) {
@@ -84,7 +84,7 @@ func DetectFormat(r io.ReaderAt) (Format, error) {
 	case format == 0 && isTarHeader(head):
 		return Tar, nil
 	case format == 0:
-		return 0, refused(ErrFormat, "not a tar, tar.gz, tar.xz, tar.zst, tar.bz2 or zip archive (leading bytes % x) — check the source URL and that the file is an archive, or use install: for a single file", head[:min(len(head), 8)])
+		return 0, refused(ErrFormat, "not a tar, tar.gz, tar.xz, tar.zst, tar.bz2 or zip archive (it starts with none of their magic bytes, nor with a tar header) — check the source URL and that the file is an archive, or use install: for a single file")
 	}
 	inner, closeFn, err := decompress(format, io.NewSectionReader(r, 0, math.MaxInt64))
 	if err != nil {

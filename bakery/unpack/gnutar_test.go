@@ -74,7 +74,7 @@ func TestArchiveMatchesGNUTar(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			if _, err := Archive(sb.root, f, Options{StripComponents: tc.strip}); err != nil {
+			if _, err := Archive(testCtx, sb.root, f, Options{StripComponents: tc.strip}); err != nil {
 				t.Fatalf("Archive: %v", err)
 			}
 			want, got := listing(t, ref), listing(t, sb.dir)

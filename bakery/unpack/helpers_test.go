@@ -5,6 +5,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io/fs"
@@ -17,6 +18,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 )
+
+// testCtx is the context tests unpack with.
+var testCtx = context.Background()
 
 // tm is one member of an archive built by a test.
 type tm struct {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // outsideDir is a directory outside the jail that attacks aim at; it must
@@ -113,7 +115,7 @@ func TestArchiveRefusesHostileTar(t *testing.T) {
 			outside := outsideDir(t)
 			sb := newSandbox(t)
 			src := writeSource(t, "hostile.tar", tarBytes(t, tt.members(outside)))
-			_, err := Archive(sb.root, src, tt.opts)
+			_, err := Archive(testCtx, sb.root, src, tt.opts)
 			if !errors.Is(err, tt.want) {
 				t.Errorf("err = %v, want %v", err, tt.want)
 			}
@@ -171,7 +173,7 @@ func TestArchiveRefusesSparseClaim(t *testing.T) {
 				t.Fatalf("test archive: tar reads size %d, want the 1 TB claim", h.Size)
 			}
 			sb := newSandbox(t)
-			_, err = Archive(sb.root, writeSource(t, "sparse.tar", archive), Options{})
+			_, err = Archive(testCtx, sb.root, writeSource(t, "sparse.tar", archive), Options{})
 			if !errors.Is(err, ErrTooLarge) {
 				t.Errorf("err = %v, want %v", err, ErrTooLarge)
 			}
@@ -227,12 +229,29 @@ func padBlock(b []byte) []byte {
 }
 
 func TestArchiveErrorMessage(t *testing.T) {
-	sb := newSandbox(t)
-	src := writeSource(t, "hostile.tar", tarBytes(t, []tm{{name: "dev/null", typ: tar.TypeChar, mode: 0o666}}))
-	_, err := Archive(sb.root, src, Options{To: "/usr"})
-	want := src.Name() + `: member "dev/null": device node /usr/dev/null not allowed in a sysext source — `
-	if err == nil || !strings.HasPrefix(err.Error(), want) {
-		t.Errorf("err = %v, want it to start with %q", err, want)
+	const url = "https://example.org/hostile.tar"
+	device := tarBytes(t, []tm{{name: "dev/null", typ: tar.TypeChar, mode: 0o666}})
+	tests := []struct {
+		name   string
+		data   []byte
+		origin string
+		want   string // %s is the source file's name
+	}{
+		{"origin defaults to the file", device, "", `%s: member "dev/null": device node /usr/dev/null not allowed in a sysext source — `},
+		{"member refused", device, url, url + `: member "dev/null": device node /usr/dev/null not allowed in a sysext source — `},
+		{"not an archive", []byte("plain text, not an archive"), url, url + ": not a tar, tar.gz"},
+		{"corrupt stream", compress(t, TarGzip, device)[:40], url, url + ": "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sb := newSandbox(t)
+			src := writeSource(t, "blob", tt.data)
+			_, err := Archive(testCtx, sb.root, src, Options{To: "/usr", Origin: tt.origin})
+			want := strings.ReplaceAll(tt.want, "%s", src.Name())
+			if err == nil || !strings.HasPrefix(err.Error(), want) || tt.origin != "" && strings.Contains(err.Error(), src.Name()) {
+				t.Errorf("err = %v, want it to start with %q and not name %s", err, want, src.Name())
+			}
+		})
 	}
 }
 
@@ -261,7 +280,7 @@ func TestArchiveRefusesThroughEarlierSource(t *testing.T) {
 				t.Fatal(err)
 			}
 			src := writeSource(t, "src.tar", tarBytes(t, tt.members))
-			_, err := Archive(sb.root, src, tt.opts)
+			_, err := Archive(testCtx, sb.root, src, tt.opts)
 			if !errors.Is(err, ErrThroughSymlink) {
 				t.Errorf("err = %v, want %v", err, ErrThroughSymlink)
 			}
@@ -319,7 +338,7 @@ func TestArchiveRefusesHostileZip(t *testing.T) {
 			outside := outsideDir(t)
 			sb := newSandbox(t)
 			src := writeSource(t, "hostile.zip", tt.archive(t, outside))
-			_, err := Archive(sb.root, src, Options{})
+			_, err := Archive(testCtx, sb.root, src, Options{})
 			if !errors.Is(err, tt.want) {
 				t.Errorf("err = %v, want %v", err, tt.want)
 			}
@@ -347,4 +366,86 @@ func rawZip(t *testing.T, name string, size uint64, body string) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestHardLinkOnlyToThisArchive: a hard link may only point at a file the
+// same archive wrote, not at one an earlier source left in the root.
+func TestHardLinkOnlyToThisArchive(t *testing.T) {
+	sb := newSandbox(t)
+	if err := sb.root.MkdirAll("usr/bin", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.root.WriteFile("usr/bin/earlier", []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := writeSource(t, "link.tar", tarBytes(t, []tm{reg("usr/bin/own", 0o644, "own"), hard("usr/bin/a", "usr/bin/own"), hard("usr/bin/b", "usr/bin/earlier")}))
+	_, err := Archive(testCtx, sb.root, src, Options{})
+	if !errors.Is(err, ErrLinkOutside) || !strings.Contains(err.Error(), `member "usr/bin/b"`) {
+		t.Errorf("err = %v, want %v for usr/bin/b", err, ErrLinkOutside)
+	}
+}
+
+// endless yields 'x' forever, calling onRead at the first read.
+type endless struct{ onRead func() }
+
+func (e *endless) Read(p []byte) (int, error) {
+	if e.onRead != nil {
+		e.onRead()
+		e.onRead = nil
+	}
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
+}
+
+// TestUnpackStopsWhenCancelled: a cancelled context stops unpacking
+// between members and within a file's content, leaving no temporary file.
+func TestUnpackStopsWhenCancelled(t *testing.T) {
+	cancelled, cancel := context.WithCancel(testCtx)
+	cancel()
+	var many []tm
+	for i := range 100 {
+		many = append(many, reg(fmt.Sprintf("usr/share/%d", i), 0o644, "x"))
+	}
+	tests := []struct {
+		name   string
+		unpack func(t *testing.T, sb *sandbox) error
+	}{
+		{"archive, cancelled before", func(t *testing.T, sb *sandbox) error {
+			_, err := Archive(cancelled, sb.root, writeSource(t, "many.tar", tarBytes(t, many)), Options{})
+			return err
+		}},
+		{"tree, cancelled before", func(t *testing.T, sb *sandbox) error {
+			src := t.TempDir()
+			makeTree(t, src, map[string]string{"usr/bin/tool": "x"}, nil)
+			return Tree(cancelled, sb.root, src, Options{})
+		}},
+		{"endless file, cancelled while copying", func(t *testing.T, sb *sandbox) error {
+			ctx, cancel := context.WithCancel(testCtx)
+			defer cancel()
+			return File(ctx, sb.root, &endless{onRead: cancel}, "endless", "/usr/share/endless", 0)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sb := newSandbox(t)
+			done := make(chan error, 1)
+			go func() { done <- tt.unpack(t, sb) }()
+			select {
+			case err := <-done:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("err = %v, want context.Canceled", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("still unpacking 10 s after the context was cancelled")
+			}
+			sb.checkJail(t)
+			for p, what := range listing(t, sb.dir) {
+				if strings.HasPrefix(what, "file") {
+					t.Errorf("%s was written: %s", p, what)
+				}
+			}
+		})
+	}
 }

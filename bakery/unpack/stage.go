@@ -2,6 +2,7 @@ package unpack
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,11 +12,15 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"syscall"
 	"unicode/utf8"
+
+	"github.com/sysext-bakery/bakery/internal/pathmatch"
 )
 
 // stager writes members into a root, refusing anything hostile.
 type stager struct {
+	ctx     context.Context // stops the stager between members and blocks
 	root    *os.Root
 	origin  string // the archive or tree, for error messages
 	to      string // cleaned extraction directory relative to the root; "" is the root
@@ -23,15 +28,26 @@ type stager struct {
 	include []*pattern
 	mode    fs.FileMode // replaces regular file modes when not zero
 	limit   int64       // bytes still allowed
+	entries int         // members allowed (MaxEntries)
 
-	cwd      string                 // the directory cwdRoot is open on
-	cwdRoot  *os.Root               // the directory of the last member: one lookup per member
-	buf      []byte                 // copy buffer
-	dirs     map[string]bool        // real directories seen or made
-	files    map[string]bool        // regular files written: valid hard link targets
-	dirModes map[string]fs.FileMode // directory modes applied at the end
-	listed   map[string]bool        // paths already in result.Paths
-	result   Result
+	// What follows is all the stager keeps between members. Its size does
+	// not grow with their number, except written (a few bytes per regular
+	// file) and lockedDirs (rare).
+	cwd     string   // the directory cwdRoot is open on
+	cwdRoot *os.Root // the directory of the last member: one lookup per member
+	buf     []byte   // copy buffer
+	// checked is the last directory parents made sure of: it and its
+	// ancestors are real directories, and stay so, as no member may
+	// replace a directory.
+	checked string
+	// written holds the inode numbers of the regular files written: the
+	// only valid hard link targets.
+	written map[uint64]struct{}
+	// lockedDirs holds the modes of directories that deny their owner
+	// read, write or search permission, applied at the end so that they do
+	// not stop later members; other directory modes are applied at once.
+	lockedDirs map[string]fs.FileMode
+	result     Result
 }
 
 // pattern is one include glob and whether it selected a member.
@@ -41,7 +57,7 @@ type pattern struct {
 }
 
 // newStager validates opts and returns a stager for them.
-func newStager(root *os.Root, origin string, opts Options) (*stager, error) {
+func newStager(ctx context.Context, root *os.Root, origin string, opts Options) (*stager, error) {
 	to, err := targetDir(opts.To)
 	if err != nil {
 		return nil, fmt.Errorf("%s: to %q: %w", origin, opts.To, err)
@@ -50,21 +66,24 @@ func newStager(root *os.Root, origin string, opts Options) (*stager, error) {
 		return nil, fmt.Errorf("%s: strip-components %d: must not be negative", origin, opts.StripComponents)
 	}
 	s := &stager{
-		root:     root,
-		origin:   origin,
-		to:       to,
-		strip:    opts.StripComponents,
-		limit:    opts.MaxBytes,
-		dirs:     map[string]bool{},
-		files:    map[string]bool{},
-		dirModes: map[string]fs.FileMode{},
-		listed:   map[string]bool{},
+		ctx:        ctx,
+		root:       root,
+		origin:     origin,
+		to:         to,
+		strip:      opts.StripComponents,
+		limit:      opts.MaxBytes,
+		entries:    opts.MaxEntries,
+		written:    map[uint64]struct{}{},
+		lockedDirs: map[string]fs.FileMode{},
 	}
 	if opts.Mode != 0 {
 		s.mode = normalMode(opts.Mode)
 	}
 	if s.limit <= 0 {
 		s.limit = DefaultMaxBytes
+	}
+	if s.entries <= 0 {
+		s.entries = DefaultMaxEntries
 	}
 	for _, g := range opts.Include {
 		clean := path.Clean("/" + g)[1:]
@@ -89,20 +108,26 @@ func targetDir(to string) (string, error) {
 }
 
 // run writes every member of src, checks that each include pattern was
-// used, then applies directory modes.
+// used, then applies the remaining directory modes.
 func (s *stager) run(src memberSource) error {
 	defer func() {
 		if s.cwdRoot != nil {
 			s.cwdRoot.Close()
 		}
 	}()
-	for {
+	for n := 0; ; n++ {
 		m, err := src.next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return withFix(s.origin, err)
+		}
+		if err := s.ctx.Err(); err != nil {
+			return fmt.Errorf("%s: %w", s.origin, err)
+		}
+		if n == s.entries {
+			return s.tooManyEntries()
 		}
 		if err := s.add(m); err != nil {
 			return err
@@ -174,11 +199,13 @@ func (s *stager) add(m *member) error {
 	if err != nil {
 		return s.refuse(m, err)
 	}
-	if !s.listed[full] {
-		s.listed[full] = true
-		s.result.Paths = append(s.result.Paths, "/"+full)
-	}
 	return nil
+}
+
+// tooManyEntries is the refusal of a source with more than MaxEntries
+// members.
+func (s *stager) tooManyEntries() error {
+	return withFix(s.origin, refused(ErrTooManyEntries, "more than %d entries (MaxEntries)", s.entries))
 }
 
 // selected reports whether rel is chosen by the include patterns, marking
@@ -190,14 +217,8 @@ func (s *stager) selected(rel string) bool {
 	}
 	chosen := false
 	for _, p := range s.include {
-		for i := 0; i <= len(rel); i++ {
-			if i < len(rel) && rel[i] != '/' {
-				continue
-			}
-			if ok, _ := path.Match(p.glob, rel[:i]); ok {
-				p.matched, chosen = true, true
-				break
-			}
+		if pathmatch.Subtree(p.glob, rel) {
+			p.matched, chosen = true, true
 		}
 	}
 	return chosen
@@ -206,7 +227,7 @@ func (s *stager) selected(rel string) bool {
 // parents makes sure every component of dir is a real directory, creating
 // missing ones with mode 0755, and refuses symbolic links.
 func (s *stager) parents(dir string) error {
-	if dir == "." || s.dirs[dir] {
+	if dir == "." || dir == s.checked || strings.HasPrefix(s.checked, dir+"/") {
 		return nil
 	}
 	if err := s.parents(path.Dir(dir)); err != nil {
@@ -228,21 +249,26 @@ func (s *stager) parents(dir string) error {
 	case !info.IsDir():
 		return refused(ErrConflict, "/%s is not a directory", dir)
 	}
-	s.dirs[dir] = true
+	s.checked = dir
 	return nil
 }
 
-// dir makes directory full, or keeps the existing one, and records its mode
-// for the end, so a read-only directory does not stop later members.
+// dir makes directory full, or keeps the existing one, and gives it mode;
+// a mode denying the owner anything waits for the end, so that it does not
+// stop later members.
 func (s *stager) dir(d *os.Root, full string, existing fs.FileInfo, mode fs.FileMode) error {
+	base := path.Base(full)
 	if existing == nil {
-		if err := d.Mkdir(path.Base(full), 0o700); err != nil {
+		if err := d.Mkdir(base, 0o700); err != nil {
 			return err
 		}
 	}
-	s.dirs[full] = true
-	s.dirModes[full] = mode
-	return nil
+	if mode.Perm()&0o700 != 0o700 {
+		s.lockedDirs[full] = mode
+		return nil
+	}
+	delete(s.lockedDirs, full)
+	return d.Chmod(base, mode)
 }
 
 // file writes a regular file under a temporary name and renames it over
@@ -267,13 +293,13 @@ func (s *stager) file(full string, m *member) error {
 	}
 	s.limit -= n
 	s.result.Bytes += n
-	s.files[full] = true
 	return nil
 }
 
 // writeFile writes exactly size bytes of r (all of r when size is -1,
 // within the limit) to full with mode, via a temporary file in the same
-// directory. Runs of zeros become holes.
+// directory, and records it as a hard link target. Runs of zeros become
+// holes.
 func (s *stager) writeFile(full string, r io.Reader, size int64, mode fs.FileMode) (int64, error) {
 	var n int64
 	err := s.replace(full, func(d *os.Root, tmp string) error {
@@ -284,9 +310,12 @@ func (s *stager) writeFile(full string, r io.Reader, size int64, mode fs.FileMod
 		if s.buf == nil {
 			s.buf = make([]byte, 2*copyBlock)
 		}
-		n, err = copySparse(f, r, size, s.limit, s.buf)
+		n, err = copySparse(s.ctx, f, r, size, s.limit, s.buf)
 		if err == nil {
 			err = f.Chmod(mode)
+		}
+		if err == nil {
+			err = s.recordWritten(f)
 		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
@@ -343,10 +372,10 @@ func (s *stager) replace(full string, mk func(d *os.Root, tmp string) error) err
 const copyBlock = 128 << 10
 
 // copySparse copies r to the new, empty file f, skipping zero blocks so they
-// become holes. With size >= 0 exactly size bytes must come; with size -1,
-// r is read to its end. More than limit bytes fail with ErrTooLarge.
-// scratch holds 2*copyBlock bytes, the second half zeros.
-func copySparse(f *os.File, r io.Reader, size, limit int64, scratch []byte) (int64, error) {
+// become holes, until ctx is done. With size >= 0 exactly size bytes must
+// come; with size -1, r is read to its end. More than limit bytes fail
+// with ErrTooLarge. scratch holds 2*copyBlock bytes, the second half zeros.
+func copySparse(ctx context.Context, f *os.File, r io.Reader, size, limit int64, scratch []byte) (int64, error) {
 	want := size
 	if size < 0 {
 		want = limit + 1
@@ -355,6 +384,9 @@ func copySparse(f *os.File, r io.Reader, size, limit int64, scratch []byte) (int
 	var n int64
 	holeAtEnd := false
 	for n < want {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
 		chunk := buf[:min(int64(len(buf)), want-n)]
 		k, err := io.ReadFull(r, chunk)
 		if k > 0 {
@@ -413,10 +445,16 @@ func (s *stager) symlink(full string, m *member) error {
 	if err := checkName(target); err != nil {
 		return refused(ErrBadName, "symbolic link target %q: %v", target, err)
 	}
-	if err := s.replace(full, func(d *os.Root, tmp string) error { return d.Symlink(target, tmp) }); err != nil {
+	return s.replace(full, func(d *os.Root, tmp string) error { return d.Symlink(target, tmp) })
+}
+
+// recordWritten records the file f as written by this stager.
+func (s *stager) recordWritten(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
 		return err
 	}
-	delete(s.files, full)
+	s.written[fi.Sys().(*syscall.Stat_t).Ino] = struct{}{}
 	return nil
 }
 
@@ -433,34 +471,41 @@ func (s *stager) hardlink(full string, existing fs.FileInfo, m *member) error {
 		return refused(ErrLinkOutside, "target %q is outside the extraction directory (%v)", m.link, err)
 	}
 	target := path.Join(s.to, rel)
-	if !s.files[target] {
+	ti, err := s.root.Lstat(target)
+	if err != nil || !ti.Mode().IsRegular() || !s.wrote(ti) {
 		return refused(ErrLinkOutside, "target %q is not a regular file unpacked earlier from this archive", m.link)
 	}
-	if existing != nil {
-		if ti, err := s.root.Lstat(target); err == nil && os.SameFile(ti, existing) {
-			return nil // already this file
-		}
+	if existing != nil && os.SameFile(ti, existing) {
+		return nil // already this file
 	}
-	err = s.replace(full, func(_ *os.Root, tmp string) error {
+	return s.replace(full, func(_ *os.Root, tmp string) error {
 		return s.root.Link(target, path.Join(path.Dir(full), tmp))
 	})
-	if err != nil {
-		return err
-	}
-	s.files[full] = true
-	return nil
 }
 
-// finish applies directory modes, deepest first so a directory without
-// search permission does not block its children.
+// wrote reports whether fi is a file this stager wrote. Every file in the
+// staging root holds its inode, so an inode once written by this stager,
+// even if freed and reused since, is in a file it wrote.
+func (s *stager) wrote(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	_, ok = s.written[st.Ino]
+	return ok
+}
+
+// finish applies the directory modes that deny the owner some access,
+// deepest first so a directory without search permission does not block
+// its children.
 func (s *stager) finish() error {
-	dirs := make([]string, 0, len(s.dirModes))
-	for d := range s.dirModes {
+	dirs := make([]string, 0, len(s.lockedDirs))
+	for d := range s.lockedDirs {
 		dirs = append(dirs, d)
 	}
 	sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i], "/") > strings.Count(dirs[j], "/") })
 	for _, d := range dirs {
-		if err := s.root.Chmod(d, s.dirModes[d]); err != nil {
+		if err := s.root.Chmod(d, s.lockedDirs[d]); err != nil {
 			return fmt.Errorf("%s: directory /%s: setting mode: %w", s.origin, d, err)
 		}
 	}
@@ -551,6 +596,7 @@ var fixes = []struct {
 	{ErrThroughSymlink, "the archive or an earlier source puts a symbolic link where this member is written; use another source, or leave the member out with include:"},
 	{ErrDevice, "leave it out with include:"},
 	{ErrTooLarge, "raise MaxBytes only if the source is trusted, or use another source"},
+	{ErrTooManyEntries, "raise MaxEntries (bake --max-entries) only if the source is trusted, or use another source"},
 	{ErrLinkOutside, "include the link's target too, or use another source"},
 	{ErrConflict, "an earlier member or source has another type of file at that path; change to: or the order of the sources"},
 	{ErrBadName, "the member cannot be stored in a sysext; use another source"},

@@ -76,7 +76,7 @@ func TestTree(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sb := newSandbox(t)
-			if err := Tree(sb.root, src, tt.to); err != nil {
+			if err := Tree(testCtx, sb.root, src, Options{To: tt.to}); err != nil {
 				t.Fatalf("Tree: %v", err)
 			}
 			if got := listing(t, sb.dir); !maps.Equal(got, tt.want) {
@@ -87,7 +87,7 @@ func TestTree(t *testing.T) {
 	}
 	t.Run("to a subdirectory", func(t *testing.T) {
 		sb := newSandbox(t)
-		if err := Tree(sb.root, src, "/opt/sub"); err != nil {
+		if err := Tree(testCtx, sb.root, src, Options{To: "/opt/sub"}); err != nil {
 			t.Fatalf("Tree: %v", err)
 		}
 		got := listing(t, sb.dir)
@@ -137,7 +137,7 @@ func TestTreeRefuses(t *testing.T) {
 			src, outside := t.TempDir(), t.TempDir()
 			sb := newSandbox(t)
 			tt.setup(t, src, outside, sb.root)
-			err := Tree(sb.root, src, tt.to)
+			err := Tree(testCtx, sb.root, src, Options{To: tt.to})
 			if !errors.Is(err, tt.want) {
 				t.Errorf("err = %v, want %v", err, tt.want)
 			}
@@ -198,12 +198,12 @@ func TestFile(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, sb.root, outside)
 			}
-			err := File(sb.root, strings.NewReader("content"), tt.to, tt.mode)
+			err := File(testCtx, sb.root, strings.NewReader("content"), "https://example.org/x", tt.to, tt.mode)
 			sb.checkJail(t)
 			checkOutside(t, outside)
 			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				if !errors.Is(err, tt.wantErr) || !strings.HasPrefix(err.Error(), "https://example.org/x: ") {
+					t.Fatalf("err = %v, want %v starting with the origin", err, tt.wantErr)
 				}
 				return
 			}

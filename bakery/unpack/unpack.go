@@ -22,6 +22,7 @@ import (
 	"archive/zip"
 	"compress/bzip2"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +37,13 @@ import (
 // [Options.MaxBytes] is zero: 16 GiB.
 const DefaultMaxBytes int64 = 16 << 30
 
+// DefaultMaxEntries is the limit on the members of one source when
+// [Options.MaxEntries] is zero: 250,000, 15 times the Go toolchain's tree
+// and more than a whole Debian /usr with compilers (150,000). Every member
+// costs a file system operation or more (tens of µs on ext4), so it also
+// bounds the time a hostile archive of empty files takes.
+const DefaultMaxEntries = 250_000
+
 // Sentinel errors; every refusal wraps exactly one of them.
 var (
 	// ErrEscape: a member path is absolute or its ".." leaves the
@@ -45,6 +53,9 @@ var (
 	ErrDevice = errors.New("special file not allowed")
 	// ErrTooLarge: an entry or the archive's total exceeds the size limit.
 	ErrTooLarge = errors.New("size limit exceeded")
+	// ErrTooManyEntries: the archive or tree holds more members than
+	// allowed.
+	ErrTooManyEntries = errors.New("entry limit exceeded")
 	// ErrLinkOutside: a hard link whose target is outside the extraction
 	// directory or is not a regular file extracted earlier.
 	ErrLinkOutside = errors.New("hard link target not allowed")
@@ -90,24 +101,30 @@ type Options struct {
 	// against each entry's declared size before anything is written.
 	// Zero or less means [DefaultMaxBytes].
 	MaxBytes int64
+	// MaxEntries limits the members read, whether unpacked or not (a zip
+	// archive's are counted before any is). Zero or less means
+	// [DefaultMaxEntries].
+	MaxEntries int
+	// Origin names the archive at the start of every error, such as the
+	// URL it was downloaded from; empty means the file's name.
+	Origin string
 }
 
 // Result reports what [Archive] wrote.
 type Result struct {
-	// Paths holds every path written from a member (files, directories,
-	// symbolic and hard links) as an absolute path inside the root, in
-	// archive order, each once. Parents created implicitly are not listed.
-	Paths []string
 	// Bytes is the sum of the sizes of the regular files written.
 	Bytes int64
 }
 
 // Archive unpacks src, a verified local archive whose format is detected
-// from its content (see [DetectFormat]), into root under opts.To.
-// On error, members already unpacked stay in root; the caller discards the
-// staging root.
-func Archive(root *os.Root, src *os.File, opts Options) (Result, error) {
-	name := src.Name()
+// from its content (see [DetectFormat]), into root under opts.To, until
+// ctx is done. On error, members already unpacked stay in root; the caller
+// discards the staging root.
+func Archive(ctx context.Context, root *os.Root, src *os.File, opts Options) (Result, error) {
+	name := opts.Origin
+	if name == "" {
+		name = src.Name()
+	}
 	info, err := src.Stat()
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", name, err)
@@ -116,7 +133,7 @@ func Archive(root *os.Root, src *os.File, opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", name, err)
 	}
-	st, err := newStager(root, name, opts)
+	st, err := newStager(ctx, root, name, opts)
 	if err != nil {
 		return Result{}, err
 	}
@@ -125,6 +142,9 @@ func Archive(root *os.Root, src *os.File, opts Options) (Result, error) {
 		zr, err := zip.NewReader(src, info.Size())
 		if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 			return Result{}, withFix(name, refused(ErrFormat, "reading the zip directory: %v", err))
+		}
+		if len(zr.File) > st.entries {
+			return Result{}, st.tooManyEntries()
 		}
 		members = &zipSource{files: zr.File}
 	} else {

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/sysext-bakery/bakery/bakery"
+	"github.com/sysext-bakery/bakery/bakery/unpack"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sysext"
 )
@@ -65,6 +66,9 @@ Examples:
 			&cli.StringSliceFlag{Name: "arch", Usage: "systemd architectures, comma separated (default: the recipe's arches)"},
 			&cli.StringFlag{Name: "out", Value: ".", Usage: "output directory"},
 			&cli.StringFlag{Name: "cache-dir", Usage: "download cache (default: $XDG_CACHE_HOME/bakery)"},
+			&cli.StringFlag{Name: "max-source-size", Value: bakery.FormatSize(bakery.DefaultMaxSourceSize), Usage: "refuse a source larger than this, such as 512MiB"},
+			&cli.BoolFlag{Name: "allow-file-urls", Usage: "let file:// sources read any file you can, not only files in the recipe's folder"},
+			&cli.IntFlag{Name: "max-entries", Value: unpack.DefaultMaxEntries, Usage: "refuse a source with more members (files, directories, links) than this"},
 			&cli.StringFlag{Name: "key", Usage: "with --format ddi: private key signing the verity root hash"},
 			&cli.StringFlag{Name: "cert", Usage: "with --format ddi: certificate of --key"},
 			jsonFlag,
@@ -98,13 +102,28 @@ func runBake(ctx context.Context, cmd *cli.Command) error {
 			return err
 		}
 	}
+	fetcher := &bakery.Fetcher{Cache: bakery.Cache{Dir: cacheDir}, AllowFileURLs: cmd.Bool("allow-file-urls")}
+	if fetcher.MaxSize, err = bakery.ParseSize(cmd.String("max-source-size")); err != nil {
+		return usagef("--max-source-size: %v", err)
+	}
+	maxEntries := int(cmd.Int("max-entries"))
+	if maxEntries < 1 {
+		return usagef("--max-entries %d: must be 1 or more", maxEntries)
+	}
 	opts := bakery.Options{
-		Version: cmd.String("version"),
-		Arches:  splitList(cmd.StringSlice("arch")),
-		OutDir:  cmd.String("out"),
-		Build:   buildOpts,
-		Builder: builder,
-		Fetcher: &bakery.Fetcher{Cache: bakery.Cache{Dir: cacheDir}},
+		Version:    cmd.String("version"),
+		Arches:     splitList(cmd.StringSlice("arch")),
+		OutDir:     cmd.String("out"),
+		Build:      buildOpts,
+		Builder:    builder,
+		Fetcher:    fetcher,
+		MaxEntries: maxEntries,
+	}
+	// Whatever Plan refuses (an arch, version or image option the recipe or
+	// bake cannot use) is a mistake in the command line, found before
+	// anything is fetched.
+	if _, err := bakery.Plan(r, opts); err != nil {
+		return usagef("%v", err)
 	}
 	if !cmd.Bool("json") {
 		opts.Progress = stepPrinter{}

@@ -1,0 +1,54 @@
+package bakery
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// sizeUnits are the suffixes ParseSize accepts, largest first.
+var sizeUnits = []struct {
+	suffix string
+	bytes  int64
+}{
+	{"TiB", 1 << 40},
+	{"GiB", 1 << 30},
+	{"MiB", 1 << 20},
+	{"KiB", 1 << 10},
+	{"B", 1},
+}
+
+// ParseSize reads a positive byte count written as a whole number with an
+// optional binary unit: "1048576", "512MiB", "8GiB" (B, KiB, MiB, GiB,
+// TiB; the unit's case does not matter).
+func ParseSize(s string) (int64, error) {
+	num, unit := s, int64(1)
+	for _, u := range sizeUnits {
+		if len(s) > len(u.suffix) && strings.EqualFold(s[len(s)-len(u.suffix):], u.suffix) {
+			num, unit = s[:len(s)-len(u.suffix)], u.bytes
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("size %q: want a whole number of bytes, optionally with KiB, MiB, GiB or TiB, such as 512MiB", s)
+	case n <= 0:
+		return 0, fmt.Errorf("size %q: must be more than 0", s)
+	case n > math.MaxInt64/unit:
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return n * unit, nil
+}
+
+// FormatSize writes n bytes with the largest binary unit that divides it,
+// such as "8GiB", so that ParseSize reads the result back.
+func FormatSize(n int64) string {
+	for _, u := range sizeUnits {
+		if n != 0 && n%u.bytes == 0 {
+			return strconv.FormatInt(n/u.bytes, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
+}
