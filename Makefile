@@ -39,6 +39,9 @@ fuzz:
 	$(GO) test ./sysext -run '^$$' -fuzz FuzzParseRelease -fuzztime 30s
 	$(GO) test ./recipes -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s
 	$(GO) test ./bakery/unpack -run '^$$' -fuzz FuzzArchive -fuzztime 30s
+	$(GO) test ./sysext/squashfs -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime 30s
+	$(GO) test ./sysext/erofs -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime 30s
+	$(GO) test ./sysext/inspect -run '^$$' -fuzz '^FuzzImage$$' -fuzztime 30s
 
 # The units run /usr/bin/bakery: with another PREFIX their ExecStart follows.
 install: build

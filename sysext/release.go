@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sysext-bakery/bakery/internal/clip"
 )
 
 // Release holds the fields of an os-release or extension-release file, keyed
@@ -43,6 +45,22 @@ const (
 	doubleQuoteEscape
 	inComment
 )
+
+// maxQuoted is how much of a text from a release file an error message
+// shows: a file may hold a megabyte on one line, or terminal escapes.
+const maxQuoted = 64
+
+// quoted quotes text from a release file for an error message.
+func quoted(s string) string { return clip.Quote(s, maxQuoted) }
+
+// keyName shows a key for an error message: as it is when it is a valid
+// name of at most maxQuoted bytes, else quoted.
+func keyName(k string) string {
+	if isEnvName(k) && len(k) <= maxQuoted {
+		return k
+	}
+	return quoted(k)
+}
 
 // ParseRelease reads an os-release or extension-release file the way
 // systemd's env-file parser does (src/basic/env-file.c): comments start with
@@ -87,10 +105,10 @@ func ParseRelease(r io.Reader) (Release, error) {
 		}
 		k, v := string(key), string(value)
 		if !isEnvName(k) {
-			return fmt.Errorf("line %d: key %q is not a valid name: use letters, digits and _, not starting with a digit", keyLine, k)
+			return fmt.Errorf("line %d: key %s is not a valid name: use letters, digits and _, not starting with a digit", keyLine, quoted(k))
 		}
 		if !utf8.ValidString(v) {
-			return fmt.Errorf("line %d: %s: value is not valid UTF-8: re-encode the file as UTF-8", keyLine, k)
+			return fmt.Errorf("line %d: %s: value is not valid UTF-8: re-encode the file as UTF-8", keyLine, keyName(k))
 		}
 		rel[k] = v
 		key, value, keyEnd, valueEnd = key[:0], nil, -1, -1
@@ -109,7 +127,7 @@ func ParseRelease(r io.Reader) (Release, error) {
 		case inKey:
 			switch {
 			case is(newlines):
-				return nil, fmt.Errorf("line %d: %q has no \"=\": write KEY=value, or start a comment with #", keyLine, key)
+				return nil, fmt.Errorf("line %d: %s has no \"=\": write KEY=value, or start a comment with #", keyLine, quoted(string(key)))
 			case c == '=':
 				state, valueEnd = preValue, -1
 			default:
@@ -193,13 +211,13 @@ func ParseRelease(r io.Reader) (Release, error) {
 	}
 	switch state {
 	case inKey:
-		return nil, fmt.Errorf("line %d: %q has no \"=\": write KEY=value, or start a comment with #", keyLine, key)
+		return nil, fmt.Errorf("line %d: %s has no \"=\": write KEY=value, or start a comment with #", keyLine, quoted(string(key)))
 	case singleQuote, doubleQuote, doubleQuoteEscape:
 		q := `"`
 		if state == singleQuote {
 			q = "'"
 		}
-		return nil, fmt.Errorf("line %d: %s: unterminated %s quote: close the value with %s", openLine, key, q, q)
+		return nil, fmt.Errorf("line %d: %s: unterminated %s quote: close the value with %s", openLine, keyName(string(key)), q, q)
 	case preValue, inValue, valueEscape:
 		if err := push(); err != nil {
 			return nil, err
@@ -352,10 +370,10 @@ func ValidateRelease(r Release) error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	for _, k := range slices.Sorted(maps.Keys(r)) {
 		if !isEnvName(k) {
-			bad("key %q is not a valid name: use letters, digits and _, not starting with a digit", k)
+			bad("key %s is not a valid name: use letters, digits and _, not starting with a digit", quoted(k))
 		}
 		if !utf8.ValidString(r[k]) || strings.ContainsRune(r[k], 0) {
-			bad("%s: value is not UTF-8 text: remove the invalid bytes", k)
+			bad("%s: value is not UTF-8 text: remove the invalid bytes", keyName(k))
 		}
 	}
 	id, ok := r["ID"]
@@ -363,20 +381,20 @@ func ValidateRelease(r Release) error {
 	case !ok || id == "":
 		bad("ID is missing: set ID=_any, or ID= the host's os-release ID to tie the extension to that OS")
 	case !isOSReleaseID(id):
-		bad("ID %q is not a valid os-release ID: use lower-case letters, digits, ., _ and -, or _any", id)
+		bad("ID %s is not a valid os-release ID: use lower-case letters, digits, ., _ and -, or _any", quoted(id))
 	}
 	for _, k := range []string{"VERSION_ID", "SYSEXT_LEVEL"} {
 		v, ok := r[k]
 		switch {
 		case !ok:
 		case !isVersion(v):
-			bad("%s %q is not a valid version: use letters, digits, ., ,, _, + and -", k, v)
+			bad("%s %s is not a valid version: use letters, digits, ., ,, _, + and -", k, quoted(v))
 		case id == "_any" && k == "VERSION_ID":
-			bad("VERSION_ID %q is ignored with ID=_any: set ID to the host's os-release ID, or drop VERSION_ID", v)
+			bad("VERSION_ID %s is ignored with ID=_any: set ID to the host's os-release ID, or drop VERSION_ID", quoted(v))
 		}
 	}
 	if a, ok := r["ARCHITECTURE"]; ok && a != "_any" && !slices.Contains(systemdArchNames, a) {
-		bad("ARCHITECTURE %q is not a systemd architecture: use one of %s, or _any", a, strings.Join(systemdArchNames, ", "))
+		bad("ARCHITECTURE %s is not a systemd architecture: use one of %s, or _any", quoted(a), strings.Join(systemdArchNames, ", "))
 	}
 	if s, ok := r["SYSEXT_SCOPE"]; ok {
 		scopes := words(s)
@@ -385,13 +403,13 @@ func ValidateRelease(r Release) error {
 		}
 		for _, w := range scopes {
 			if !slices.Contains([]string{"system", "initrd", "portable"}, w) {
-				bad("SYSEXT_SCOPE %q: %q is not a scope: use system, initrd or portable", s, w)
+				bad("SYSEXT_SCOPE %s: %s is not a scope: use system, initrd or portable", quoted(s), quoted(w))
 			}
 		}
 	}
 	if v, ok := r["EXTENSION_RELOAD_MANAGER"]; ok {
 		if _, err := parseBool(v); err != nil {
-			bad("EXTENSION_RELOAD_MANAGER %q is not a boolean: use 1 or 0", v)
+			bad("EXTENSION_RELOAD_MANAGER %s is not a boolean: use 1 or 0", quoted(v))
 		}
 	}
 	return errors.Join(errs...)

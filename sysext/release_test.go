@@ -92,11 +92,18 @@ func TestParseReleaseErrors(t *testing.T) {
 		{"lines counted in continuation", "A=x\\\ny\nB", `line 3: "B" has no "="`},
 		{"lines counted in comments", "#\n;\nB", `line 3: "B" has no "="`},
 		{"too large", "A=" + strings.Repeat("x", MaxReleaseSize), "larger than"},
+		{"long line without equals", strings.Repeat("k", 1000), `line 1: "` + strings.Repeat("k", 32) + "..." + strings.Repeat("k", 32) + `" has no "="`},
+		{"long invalid key", strings.Repeat("k", 1000) + "-=1", `line 1: key "` + strings.Repeat("k", 32) + "..." + strings.Repeat("k", 31) + `-" is not a valid name`},
+		{"escapes in an unterminated key", "\x1b[2J='abc", `line 1: "\x1b[2J": unterminated ' quote`},
+		{"long unterminated key", strings.Repeat("K", 100) + "='abc", `line 1: "` + strings.Repeat("K", 32) + "..." + strings.Repeat("K", 32) + `": unterminated`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := ParseRelease(strings.NewReader(tc.in))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("ParseRelease(%.40q) = %q, %v; want error containing %q", tc.in, r, err, tc.want)
+			}
+			if len(err.Error()) > 200 {
+				t.Errorf("error of %d bytes: %.200s", len(err.Error()), err)
 			}
 		})
 	}

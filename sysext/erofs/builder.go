@@ -27,8 +27,10 @@
 //     chunk the holes are aligned to, so that a hole takes no block.
 //
 // The reader, Open, wraps go-erofs's: an fs.FS with the full file mode,
-// a walk that refuses directory loops, the file count and the
-// extension-release file, with no root and no external tool.
+// a walk that refuses directory loops and whose work is bounded by the
+// image's size, the file count and the extension-release file, with no
+// root and no external tool. It refuses compressed images, which go-erofs
+// cannot read, saying so.
 package erofs
 
 import (

@@ -16,12 +16,22 @@ const (
 	superblockOffset = 1024
 	superblockSize   = 128
 	sbMagic          = 0xe0f5e1e2
+	sbOffBlockBits   = 12
 	sbOffRootNid     = 14
+	sbOffBlocks      = 36
 	sbOffUUID        = 48
+	sbOffIncompat    = 80
+	sbOffComprAlgs   = 84 // available_compr_algs, or lz4_max_distance
 
 	// featureChunkedFile is the feature_incompat bit of images holding
 	// chunk-based files.
 	featureChunkedFile = 0x4
+	// Feature_incompat bits only compressed images set: lz4 zero padding,
+	// compression configurations (the same bit marks big pclusters), tail
+	// packing of compressed data.
+	featureZeroPadding  = 0x1
+	featureComprCfgs    = 0x2
+	featureZtailpacking = 0x10
 
 	// slotSize is the unit of nids: inodes start on 32-byte boundaries,
 	// counted from the first metadata block.
@@ -48,6 +58,10 @@ const (
 	xattrEntryHeaderSize = 4  // name length u8, name index u8, value size u16
 	maxXattrValue        = 0xffff
 )
+
+// compressorNames are the compression algorithms of erofs, by their bit in
+// available_compr_algs.
+var compressorNames = []string{"lz4", "lzma", "deflate", "zstd"}
 
 // Directory entry file types.
 const (

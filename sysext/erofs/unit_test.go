@@ -8,12 +8,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
 
-	goerofs "github.com/erofs/go-erofs"
 	"golang.org/x/sys/unix"
 
 	"github.com/sysext-bakery/bakery/sysext"
@@ -225,47 +225,74 @@ func TestReaderFile(t *testing.T) {
 	}
 }
 
-// TestWalkLoop damages an image so that a directory holds its grandparent:
-// Walk and Count must stop with an error instead of descending forever.
-func TestWalkLoop(t *testing.T) {
-	img := build(t, writeTree(t, map[string]string{"a/b/c": "c", "a/d": "d"}), sysext.BuildOptions{})
-	im := openImage(t, img)
-	nid := func(p string) uint64 {
-		fi, err := im.Lstat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return uint64(fi.Sys().(*goerofs.Stat).Ino)
+// TestCompressors reads the compression algorithms from superblocks.
+func TestCompressors(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		incompat uint32
+		algs     uint16
+		want     string
+	}{
+		{"uncompressed", 0, 0, ""},
+		{"chunked, uncompressed", featureChunkedFile, 0, ""},
+		{"lz4 without configurations", featureZeroPadding, 0xffff, "lz4"},
+		{"lz4 distance only", 0, 0x10, "lz4"},
+		{"configured zstd", featureZeroPadding | featureComprCfgs, 1 << 3, "zstd"},
+		{"configured lz4 and lzma", featureComprCfgs, 0b11, "lz4, lzma"},
+		{"configured, unknown", featureComprCfgs, 1 << 9, "algorithm 9"},
+		{"configured, none", featureComprCfgs, 0, "unknown algorithm"},
+		{"tail packing", featureZtailpacking, 0, "lz4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sb := make([]byte, superblockSize)
+			binary.LittleEndian.PutUint32(sb[sbOffIncompat:], tc.incompat)
+			binary.LittleEndian.PutUint16(sb[sbOffComprAlgs:], tc.algs)
+			if got := compressors(sb); got != tc.want {
+				t.Errorf("compressors = %q, want %q", got, tc.want)
+			}
+		})
 	}
-	a, b := nid("a"), nid("a/b")
+}
+
+// TestOpenCompressed opens an lz4hc image of mkfs.erofs: go-erofs cannot
+// read it, and Open must say what the image is and what to build instead.
+func TestOpenCompressed(t *testing.T) {
+	if _, err := exec.LookPath("mkfs.erofs"); err != nil {
+		t.Skip("mkfs.erofs not installed (apt-get install erofs-utils)")
+	}
+	dir := writeTree(t, map[string]string{"usr/lib/extension-release.d/extension-release.x": "ID=_any\n", "usr/bin/x": strings.Repeat("compressible ", 5000)})
+	img := filepath.Join(t.TempDir(), "lz4hc.raw")
+	if err := os.WriteFile(img, nil, 0o644); err != nil { // mkfs.erofs 1.5 does not create it
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.erofs", "--quiet", "-zlz4hc", img, dir).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.erofs -zlz4hc: %v\n%s", err, out)
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, err = Open(f)
+	want := "compressed erofs (lz4) is not readable by bakery: build uncompressed erofs (--compression none) or squashfs"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Open = %v, want an error containing %q", err, want)
+	}
+}
+
+// TestOpenTruncated opens an image cut short of the blocks its superblock
+// counts.
+func TestOpenTruncated(t *testing.T) {
+	img := build(t, writeTree(t, map[string]string{"usr/lib/x": strings.Repeat("x", 3*blockSize)}), sysext.BuildOptions{})
 	raw, err := os.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ino := raw[a*slotSize:]
-	if format := binary.LittleEndian.Uint16(ino); format != layoutFlatInline<<1 {
-		t.Fatalf("directory a: i_format %#x, want a compact inode with inline entries", format)
+	if _, err := Open(bytes.NewReader(raw)); err != nil {
+		t.Fatalf("Open of the whole image: %v", err)
 	}
-	entries := ino[compactInodeSize:]
-	root := binary.LittleEndian.Uint16(raw[superblockOffset+sbOffRootNid:])
-	found := false
-	for i := range 4 { // ., .., b, d
-		if e := entries[i*direntSize:]; binary.LittleEndian.Uint64(e) == b {
-			binary.LittleEndian.PutUint64(e, uint64(root))
-			found = true
-		}
-	}
-	if !found {
-		t.Fatal("no entry for a/b in directory a")
-	}
-	damaged, err := Open(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	err = damaged.Walk(func(_ string, _ fs.DirEntry, err error) error { n++; return err })
-	if err == nil || !strings.Contains(err.Error(), "directory loop") {
-		t.Errorf("Walk visited %d entries, err %v; want a directory loop error", n, err)
+	if _, err := Open(bytes.NewReader(raw[:len(raw)-1])); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("Open of the image less its last byte = %v, want an error saying it is truncated", err)
 	}
 }
 
@@ -333,5 +360,21 @@ func TestWriteChangedFile(t *testing.T) {
 				t.Errorf("write = %v, want d/f changed: it %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestWalkDeep walks an undamaged tree 300 directories deep, with long
+// paths for its size: the work limit must leave it alone.
+func TestWalkDeep(t *testing.T) {
+	const depth = 300
+	p := strings.Repeat("directory/", depth) + "file"
+	im := openImage(t, build(t, writeTree(t, map[string]string{p: "deep"}), sysext.BuildOptions{}))
+	entries := 0
+	err := im.Walk(func(p string, d fs.DirEntry, err error) error {
+		entries++
+		return err
+	})
+	if err != nil || entries != depth+2 {
+		t.Fatalf("Walk = %v after %d entries, want %d", err, entries, depth+2)
 	}
 }

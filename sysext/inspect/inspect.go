@@ -4,7 +4,6 @@
 package inspect
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -91,7 +90,8 @@ func Open(r io.ReaderAt) (fs.FS, sysext.Format, error) {
 }
 
 // Release reads the one usr/lib/extension-release.d/extension-release.NAME
-// of an image's tree and returns NAME and its fields.
+// of an image's tree, with sysext.ReadReleaseFile, and returns NAME and its
+// fields.
 func Release(fsys fs.FS) (string, sysext.Release, error) {
 	entries, err := fs.ReadDir(fsys, ReleaseDir)
 	if err != nil {
@@ -106,14 +106,9 @@ func Release(fsys fs.FS) (string, sysext.Release, error) {
 	if len(names) != 1 {
 		return "", nil, fmt.Errorf("want exactly one %s/extension-release.NAME, found %d", ReleaseDir, len(names))
 	}
-	p := ReleaseDir + "/extension-release." + names[0]
-	data, err := fs.ReadFile(fsys, p)
+	rel, err := sysext.ReadReleaseFile(fsys, ReleaseDir+"/extension-release."+names[0])
 	if err != nil {
 		return "", nil, err
-	}
-	rel, err := sysext.ParseRelease(bytes.NewReader(data))
-	if err != nil {
-		return "", nil, fmt.Errorf("%s: %w", p, err)
 	}
 	return names[0], rel, nil
 }

@@ -1,12 +1,15 @@
 package inspect
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/sysext-bakery/bakery/internal/bounded"
+	"github.com/sysext-bakery/bakery/internal/hostile"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/erofs"
 	"github.com/sysext-bakery/bakery/sysext/squashfs"
@@ -71,4 +74,100 @@ func TestImageRefusesNonImages(t *testing.T) {
 			t.Errorf("Image(%q…) = %v, want an error naming the file", data[:min(len(data), 8)], err)
 		}
 	}
+}
+
+// TestImageHostile inspects images whose directories loop or share
+// entries, or whose extension-release is a 3 GiB hole or a FIFO: Image
+// must refuse each, quickly and in bounded memory, saying why.
+func TestImageHostile(t *testing.T) {
+	want := map[string]string{
+		"loop-self":      "directory loop",
+		"loop-root":      "directory loop",
+		"shared-listing": "directory loop",
+		"lookup-chain":   "directory loop",
+		"sparse-release": `extension-release.x" has 3221225472 bytes, more than the 1048576 a release file may have`,
+		"fifo-release":   `extension-release.x" is a FIFO, not a regular file`,
+	}
+	wantErofs := map[string]string{"shared-listing": "more work than its"}
+	for _, set := range []struct {
+		format sysext.Format
+		images []hostile.Image
+	}{{sysext.Squashfs, hostile.Squashfs}, {sysext.Erofs, hostile.Erofs}} {
+		for _, h := range set.images {
+			t.Run(string(set.format)+"/"+h.Name, func(t *testing.T) {
+				w, ok := want[h.Name]
+				if e, ok := wantErofs[h.Name]; ok && set.format == sysext.Erofs {
+					w = e
+				}
+				if !ok {
+					t.Fatalf("no expectation for the hostile image %s", h.Name)
+				}
+				b, err := h.Build()
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := filepath.Join(t.TempDir(), h.Name+".raw")
+				if err := os.WriteFile(p, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				bounded.Run(t, bounded.Test, func() { _, err = Image(p) })
+				if err == nil || !strings.Contains(err.Error(), w) || !strings.Contains(err.Error(), p) {
+					t.Fatalf("Image = %v, want an error naming the image and containing %q", err, w)
+				}
+			})
+		}
+	}
+}
+
+// FuzzImage inspects arbitrary images as Image does (release, then walk
+// and count), which must end in an error or a result within bounded.Fuzz
+// (1 s, 64 MiB) per input. The seed corpus in testdata/fuzz/FuzzImage
+// holds the hostile images of package hostile (see TestFuzzSeeds).
+func FuzzImage(f *testing.F) {
+	src := f.TempDir()
+	rel := filepath.Join(src, ReleaseDir, "extension-release.x")
+	if err := os.MkdirAll(filepath.Dir(rel), 0o755); err != nil {
+		f.Fatal(err)
+	}
+	if err := os.WriteFile(rel, []byte("ID=_any\n"), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	for _, b := range []sysext.Builder{squashfs.Builder{}, erofs.Builder{}} {
+		img := filepath.Join(f.TempDir(), "img")
+		if err := b.Build(context.Background(), src, img, sysext.BuildOptions{AllRoot: true}); err != nil {
+			f.Fatal(err)
+		}
+		data, err := os.ReadFile(img)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		bounded.Run(t, bounded.Fuzz, func() {
+			fsys, _, err := Open(bytes.NewReader(data))
+			if err != nil {
+				return
+			}
+			Release(fsys)
+			countEntries(fsys)
+		})
+	})
+}
+
+// TestFuzzSeeds checks that the seed corpus of FuzzImage holds the hostile
+// images of both formats.
+func TestFuzzSeeds(t *testing.T) {
+	var seeds []hostile.Seed
+	for _, set := range []struct {
+		prefix string
+		images []hostile.Image
+	}{{"squashfs", hostile.Squashfs}, {"erofs", hostile.Erofs}} {
+		s, err := hostile.Seeds(set.prefix, set.images)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, s...)
+	}
+	hostile.CheckCorpus(t, "FuzzImage", seeds)
 }

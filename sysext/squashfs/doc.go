@@ -23,5 +23,7 @@
 // zstd level 10 and with xz, a block that zstd's fastest level cannot
 // shrink is stored without trying the slow compressor. The reader
 // (Open) implements io/fs over an image written by this package or by
-// mksquashfs and is safe on hostile images.
+// mksquashfs and is safe on hostile images: no operation works or
+// allocates out of proportion to the image's tables, and Walk stops at
+// directory loops.
 package squashfs

@@ -208,10 +208,10 @@ func parseListing(out string) ([]string, error) {
 	return lines, nil
 }
 
-// dumpImage describes an image as the Reader shows it.
+// dumpImage describes an image as the Reader shows it, walked by Walk.
 func dumpImage(r *Reader) ([]string, error) {
 	var facts []fileFacts
-	err := fs.WalkDir(r, ".", func(p string, d fs.DirEntry, err error) error {
+	err := r.Walk(func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,8 @@
 package squashfs
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -18,12 +20,20 @@ import (
 // Reader reads a squashfs 4.0 image. It implements fs.FS, fs.StatFS,
 // fs.ReadDirFS and fs.ReadLinkFS; paths are slash-separated and relative
 // to the image root, and symlinks resolve inside the image (absolute
-// targets from the image root). It is safe for concurrent use.
+// targets from the image root). Walk walks the whole tree. Each operation
+// (an Open, a Stat, a ReadDir, a walk, the reads of an open file) does
+// work bounded by the size of the image's tables, however they are
+// crafted (see work). It is safe for concurrent use.
 type Reader struct {
 	r    io.ReaderAt
 	sb   *superblock
 	dec  *decompressor
 	root *inode
+	// dirEnd is where the directory table ends: the start of the table
+	// after it, found as the kernel finds it.
+	dirEnd uint64
+	// maxWork bounds the work of one operation (see work).
+	maxWork int64
 
 	mu    sync.Mutex
 	cache map[uint64]cachedBlock
@@ -67,34 +77,36 @@ type inode struct {
 	nlink    uint32
 	xattr    uint32
 	size     uint64
-	// regular files
-	start  uint64
-	frag   uint32
-	fragAt uint32
-	blocks []uint32
-	// offsets holds where each block starts in the image.
-	offsets []uint64
-	// directories
-	dirStart  uint32
-	dirOffset uint16
-	index     []dirIndexEntry
+	// regular files: data blocks from start, then the tail in a fragment;
+	// the list of the nblocks block sizes is read when the file is read.
+	start   uint64
+	frag    uint32
+	fragAt  uint32
+	nblocks uint64
+	list    tablePos
+	// directories: the listing, and the index of an extended directory,
+	// read only by lookups
+	dirStart   uint32
+	dirOffset  uint16
+	indexCount uint16
+	index      tablePos
 	// symlinks and devices
 	target string
 	rdev   uint32
 }
 
-type dirIndexEntry struct {
-	pos, start uint32
-	name       string
-}
-
 const (
 	maxCachedBlocks = 1024
 	maxSymlinkHops  = 40
+	maxSymlinkLen   = 4096
 	maxXattrs       = 1 << 16
+	maxXattrName    = 255
+	maxXattrValue   = 1 << 16
 )
 
-// Open reads an image's superblock, id table and root inode.
+// Open reads an image's superblock and root inode, and the headers of the
+// blocks of its inode and directory tables, which bound the work of every
+// later operation.
 func Open(r io.ReaderAt) (*Reader, error) {
 	head := make([]byte, superblockSize)
 	if _, err := r.ReadAt(head, 0); err != nil {
@@ -108,14 +120,78 @@ func Open(r io.ReaderAt) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("squashfs: %w", err)
 	}
-	rd := &Reader{r: r, sb: sb, dec: dec, cache: map[uint64]cachedBlock{}}
-	if rd.root, err = rd.inodeAt(sb.RootInode); err != nil {
+	rd := &Reader{r: r, sb: sb, dec: dec, dirEnd: sb.BytesUsed, maxWork: minWork, cache: map[uint64]cachedBlock{}}
+	if rd.root, err = rd.inodeAt(sb.RootInode, rd.newWork()); err != nil {
 		return nil, fmt.Errorf("squashfs: root inode: %w", err)
 	}
 	if basicType(rd.root.typ) != typeDir {
 		return nil, fmt.Errorf("squashfs: root inode is not a directory")
 	}
+	if rd.dirEnd, err = rd.nextTable(); err != nil {
+		return nil, fmt.Errorf("squashfs: %w", err)
+	}
+	decoded, err := rd.decodedSize()
+	if err != nil {
+		return nil, fmt.Errorf("squashfs: %w", err)
+	}
+	rd.maxWork = workPerByte*decoded + minWork
 	return rd, nil
+}
+
+// nextTable returns where the table after the directory table starts: the
+// first block of the fragment table when there are fragments, else of the
+// export table when there is one, else of the id table. The kernel refuses
+// an image whose directory table starts beyond it.
+func (r *Reader) nextTable() (uint64, error) {
+	index, name := r.sb.IDTable, "id"
+	switch {
+	case r.sb.Fragments > 0:
+		index, name = r.sb.FragmentTable, "fragment"
+	case r.sb.LookupTable != invalidBlock:
+		index, name = r.sb.LookupTable, "export"
+	}
+	var p [8]byte
+	if err := r.readAt(p[:], index); err != nil {
+		return 0, fmt.Errorf("%s table: %w", name, err)
+	}
+	next := min(le.Uint64(p[:]), r.sb.BytesUsed)
+	if next < r.sb.DirectoryTable {
+		return 0, fmt.Errorf("superblock: directory table at %d starts after the %s table at %d", r.sb.DirectoryTable, name, next)
+	}
+	return next, nil
+}
+
+// decodedSize is the size of the inode and directory tables once
+// decompressed, as the headers of their blocks tell (a compressed block
+// counts as a full 8 KiB). It stops at a damaged header: what lies beyond
+// cannot be read anyway.
+func (r *Reader) decodedSize() (int64, error) {
+	var total int64
+	for _, t := range [][2]uint64{{r.sb.InodeTable, r.sb.DirectoryTable}, {r.sb.DirectoryTable, r.dirEnd}} {
+		br := bufio.NewReaderSize(io.NewSectionReader(r.r, int64(t[0]), int64(t[1]-t[0])), 64<<10)
+		var h [2]byte
+		for {
+			if _, err := io.ReadFull(br, h[:]); err == io.EOF || err == io.ErrUnexpectedEOF {
+				break
+			} else if err != nil {
+				return 0, fmt.Errorf("read metadata block headers: %w", err)
+			}
+			word := le.Uint16(h[:])
+			n := int(word &^ metaUncompressed)
+			if n == 0 || n > metadataSize {
+				break
+			}
+			if _, err := br.Discard(n); err != nil {
+				break
+			}
+			if word&metaUncompressed != 0 {
+				total += int64(n)
+			} else {
+				total += metadataSize
+			}
+		}
+	}
+	return total, nil
 }
 
 // Superblock returns the image's superblock information.
@@ -155,80 +231,159 @@ func (r *Reader) readAt(p []byte, off uint64) error {
 	return nil
 }
 
-// metaBlock returns the uncompressed metadata block at pos and the position
-// of the block after it.
-func (r *Reader) metaBlock(pos uint64) ([]byte, uint64, error) {
+// Limits of the work of one operation: every metadata byte it
+// decompresses or parses counts, and every byte of the paths a walk
+// builds. An undamaged image's operations stay well below workPerByte
+// times the decoded size of its inode and directory tables: a walk decodes
+// each block about once, parses each listing once and builds one path per
+// entry (whose name and inode are in the tables), a lookup reads one
+// listing per path component. A crafted image whose directories loop,
+// share listings, nest deep or make a path's lookup read huge listings
+// again and again reaches the limit and fails, so no image makes the
+// reader work out of proportion to its tables, however they repeat.
+const (
+	workPerByte = 16
+	minWork     = 1 << 20
+)
+
+// errWork marks an operation stopped by its work limit.
+var errWork = fmt.Errorf("%w: reading it takes more work than its tables can hold (directories that loop or share listings?)", errFormat)
+
+// work is what is left of one operation's work limit.
+type work struct{ left int64 }
+
+// newWork starts the work of one operation: a path lookup, a listing, a
+// walk, an inode, the reads of one open file.
+func (r *Reader) newWork() *work { return &work{left: r.maxWork} }
+
+// charge counts n units of work.
+func (w *work) charge(n int) error {
+	if w.left -= int64(n); w.left < 0 {
+		return errWork
+	}
+	return nil
+}
+
+// metaBlock returns the uncompressed metadata block at pos, which must lie
+// before end (where its table ends), and the position of the block after
+// it. Decompressing a block is charged to w.
+func (r *Reader) metaBlock(pos, end uint64, w *work) ([]byte, uint64, error) {
 	r.mu.Lock()
 	c, ok := r.cache[pos]
 	r.mu.Unlock()
-	if ok {
-		return c.data, c.next, nil
-	}
-	var h [2]byte
-	if err := r.readAt(h[:], pos); err != nil {
-		return nil, 0, err
-	}
-	word := le.Uint16(h[:])
-	n := int(word &^ metaUncompressed)
-	if n == 0 || n > metadataSize {
-		return nil, 0, corrupt("metadata block at %d has length %d", pos, n)
-	}
-	raw := make([]byte, n)
-	if err := r.readAt(raw, pos+2); err != nil {
-		return nil, 0, err
-	}
-	data := raw
-	if word&metaUncompressed == 0 {
-		var err error
-		if data, err = r.dec.decompress(raw, metadataSize); err != nil {
-			return nil, 0, fmt.Errorf("metadata block at %d: %w", pos, err)
+	if !ok {
+		var h [2]byte
+		if pos > end || end-pos < 2 {
+			return nil, 0, corrupt("metadata block at %d beyond its table's end %d", pos, end)
 		}
+		if err := r.readAt(h[:], pos); err != nil {
+			return nil, 0, err
+		}
+		word := le.Uint16(h[:])
+		n := int(word &^ metaUncompressed)
+		if n == 0 || n > metadataSize {
+			return nil, 0, corrupt("metadata block at %d has length %d", pos, n)
+		}
+		raw := make([]byte, n)
+		if err := r.readAt(raw, pos+2); err != nil {
+			return nil, 0, err
+		}
+		data := raw
+		if word&metaUncompressed == 0 {
+			var err error
+			if data, err = r.dec.decompress(raw, metadataSize); err != nil {
+				return nil, 0, fmt.Errorf("metadata block at %d: %w", pos, err)
+			}
+		}
+		if len(data) == 0 {
+			return nil, 0, corrupt("metadata block at %d is empty", pos)
+		}
+		if err := w.charge(len(data)); err != nil {
+			return nil, 0, err
+		}
+		c = cachedBlock{data: data, next: pos + 2 + uint64(n)}
+		r.mu.Lock()
+		if len(r.cache) >= maxCachedBlocks {
+			clear(r.cache)
+		}
+		r.cache[pos] = c
+		r.mu.Unlock()
 	}
-	c = cachedBlock{data: data, next: pos + 2 + uint64(n)}
-	r.mu.Lock()
-	if len(r.cache) >= maxCachedBlocks {
-		clear(r.cache)
+	if c.next > end {
+		return nil, 0, corrupt("metadata block at %d runs past its table's end %d", pos, end)
 	}
-	r.cache[pos] = c
-	r.mu.Unlock()
 	return c.data, c.next, nil
 }
 
-// cursor reads a metadata table sequentially across blocks.
-type cursor struct {
-	r     *Reader
+// tablePos is a position in a metadata table: a block and an offset into
+// its uncompressed data.
+type tablePos struct {
 	block uint64
 	off   int
 }
 
-// read returns the next n bytes.
-func (c *cursor) read(n int) ([]byte, error) {
-	out := make([]byte, 0, min(n, metadataSize))
-	for len(out) < n {
-		data, next, err := c.r.metaBlock(c.block)
-		if err != nil {
-			return nil, err
-		}
-		if c.off >= len(data) {
-			c.block, c.off = next, c.off-len(data)
-			if c.off >= metadataSize {
-				return nil, corrupt("metadata offset %d beyond block", c.off)
-			}
-			continue
-		}
-		k := min(n-len(out), len(data)-c.off)
-		out = append(out, data[c.off:c.off+k]...)
-		c.off += k
-	}
-	return out, nil
+// cursor reads a metadata table sequentially across blocks, up to the
+// table's end, charging what it reads to an operation's work.
+type cursor struct {
+	r    *Reader
+	w    *work
+	end  uint64
+	at   tablePos
+	data []byte // the block at at.block, once loaded
+	next uint64 // the block after it
 }
 
-func (c *cursor) u16() (uint16, error) {
-	b, err := c.read(2)
-	if err != nil {
-		return 0, err
+// cursorAt starts reading at p in the table that ends at end.
+func (r *Reader) cursorAt(w *work, p tablePos, end uint64) *cursor {
+	return &cursor{r: r, w: w, end: end, at: p}
+}
+
+// align loads the block the next byte is in, moving past the blocks the
+// offset skips, and returns the byte's position.
+func (c *cursor) align() (tablePos, error) {
+	for {
+		if c.data == nil {
+			data, next, err := c.r.metaBlock(c.at.block, c.end, c.w)
+			if err != nil {
+				return tablePos{}, err
+			}
+			c.data, c.next = data, next
+		}
+		if c.at.off < len(c.data) {
+			return c.at, nil
+		}
+		c.at = tablePos{block: c.next, off: c.at.off - len(c.data)}
+		c.data = nil
+		if c.at.off >= metadataSize {
+			return tablePos{}, corrupt("metadata offset %d beyond block", c.at.off)
+		}
 	}
-	return le.Uint16(b), nil
+}
+
+// read returns the next n bytes. The slice may share a cached block's
+// memory: callers copy what they keep and never write to it.
+func (c *cursor) read(n int) ([]byte, error) {
+	if err := c.w.charge(n); err != nil {
+		return nil, err
+	}
+	var out []byte
+	for len(out) < n {
+		if _, err := c.align(); err != nil {
+			return nil, err
+		}
+		k := min(n-len(out), len(c.data)-c.at.off)
+		if out == nil && k == n {
+			b := c.data[c.at.off : c.at.off+n : c.at.off+n]
+			c.at.off += n
+			return b, nil
+		}
+		if out == nil {
+			out = make([]byte, 0, n)
+		}
+		out = append(out, c.data[c.at.off:c.at.off+k]...)
+		c.at.off += k
+	}
+	return out, nil
 }
 
 func (c *cursor) u32() (uint32, error) {
@@ -249,43 +404,43 @@ func (c *cursor) u64() (uint64, error) {
 
 // tableEntry reads entry i (of the given size) of a table whose block
 // pointers start at ptrs.
-func (r *Reader) tableEntry(ptrs uint64, i uint64, size int) ([]byte, error) {
+func (r *Reader) tableEntry(w *work, ptrs uint64, i uint64, size int) ([]byte, error) {
 	per := uint64(metadataSize / size)
 	var p [8]byte
 	if err := r.readAt(p[:], ptrs+8*(i/per)); err != nil {
 		return nil, err
 	}
-	c := cursor{r: r, block: le.Uint64(p[:]), off: int(i%per) * size}
-	return c.read(size)
+	return r.cursorAt(w, tablePos{block: le.Uint64(p[:]), off: int(i%per) * size}, r.sb.BytesUsed).read(size)
 }
 
 // id returns entry i of the id table.
-func (r *Reader) id(i uint16) (uint32, error) {
+func (r *Reader) id(w *work, i uint16) (uint32, error) {
 	if i >= r.sb.IDs {
 		return 0, corrupt("id index %d beyond the %d ids", i, r.sb.IDs)
 	}
-	b, err := r.tableEntry(r.sb.IDTable, uint64(i), 4)
+	b, err := r.tableEntry(w, r.sb.IDTable, uint64(i), 4)
 	if err != nil {
 		return 0, err
 	}
 	return le.Uint32(b), nil
 }
 
-// inodeAt decodes the inode at a reference.
-func (r *Reader) inodeAt(ref uint64) (*inode, error) {
+// inodeAt decodes the inode at a reference; a regular file's block list
+// and a directory's index are left for reads and lookups.
+func (r *Reader) inodeAt(ref uint64, w *work) (*inode, error) {
 	if ref>>16 >= r.sb.DirectoryTable-r.sb.InodeTable || ref&0xffff >= metadataSize {
 		return nil, corrupt("inode reference %#x outside the inode table", ref)
 	}
-	c := &cursor{r: r, block: r.sb.InodeTable + ref>>16, off: int(ref & 0xffff)}
+	c := r.cursorAt(w, tablePos{block: r.sb.InodeTable + ref>>16, off: int(ref & 0xffff)}, r.sb.DirectoryTable)
 	h, err := c.read(16)
 	if err != nil {
 		return nil, err
 	}
 	in := &inode{typ: le.Uint16(h), mode: le.Uint16(h[2:]), mtime: le.Uint32(h[8:]), number: le.Uint32(h[12:]), xattr: invalidXattr, nlink: 1}
-	if in.uid, err = r.id(le.Uint16(h[4:])); err != nil {
+	if in.uid, err = r.id(w, le.Uint16(h[4:])); err != nil {
 		return nil, err
 	}
-	if in.gid, err = r.id(le.Uint16(h[6:])); err != nil {
+	if in.gid, err = r.id(w, le.Uint16(h[6:])); err != nil {
 		return nil, err
 	}
 	var fields []byte
@@ -301,38 +456,27 @@ func (r *Reader) inodeAt(ref uint64) (*inode, error) {
 			return nil, err
 		}
 		in.nlink, in.size, in.dirStart = le.Uint32(fields), uint64(le.Uint32(fields[4:])), le.Uint32(fields[8:])
-		n := le.Uint16(fields[16:])
-		in.dirOffset, in.xattr = le.Uint16(fields[18:]), le.Uint32(fields[20:])
-		for range n {
-			e, err := c.read(dirIndexSize)
-			if err != nil {
-				return nil, err
-			}
-			name, err := c.read(int(le.Uint32(e[8:])&0xffff) + 1)
-			if err != nil {
-				return nil, err
-			}
-			in.index = append(in.index, dirIndexEntry{pos: le.Uint32(e), start: le.Uint32(e[4:]), name: string(name)})
-		}
+		in.indexCount, in.dirOffset, in.xattr = le.Uint16(fields[16:]), le.Uint16(fields[18:]), le.Uint32(fields[20:])
+		in.index = c.at
 	case typeFile:
 		if fields, err = c.read(16); err != nil {
 			return nil, err
 		}
 		in.start, in.frag, in.fragAt, in.size = uint64(le.Uint32(fields)), le.Uint32(fields[4:]), le.Uint32(fields[8:]), uint64(le.Uint32(fields[12:]))
-		err = r.readBlockList(c, in)
+		err = r.blockCount(c, in)
 	case typeFile + extOffset:
 		if fields, err = c.read(40); err != nil {
 			return nil, err
 		}
 		in.start, in.size = le.Uint64(fields), le.Uint64(fields[8:])
 		in.nlink, in.frag, in.fragAt, in.xattr = le.Uint32(fields[24:]), le.Uint32(fields[28:]), le.Uint32(fields[32:]), le.Uint32(fields[36:])
-		err = r.readBlockList(c, in)
+		err = r.blockCount(c, in)
 	case typeSymlink, typeSymlink + extOffset:
 		if fields, err = c.read(8); err != nil {
 			return nil, err
 		}
 		in.nlink, in.size = le.Uint32(fields), uint64(le.Uint32(fields[4:]))
-		if in.size == 0 || in.size > 4096 {
+		if in.size == 0 || in.size > maxSymlinkLen {
 			return nil, corrupt("symlink inode %d has target length %d", in.number, in.size)
 		}
 		t, err := c.read(int(in.size))
@@ -363,36 +507,19 @@ func (r *Reader) inodeAt(ref uint64) (*inode, error) {
 	return in, nil
 }
 
-// readBlockList reads a regular file's list of block sizes; it grows the
-// list as entries are read, so a hostile size cannot force a huge
-// allocation.
-func (r *Reader) readBlockList(c *cursor, in *inode) error {
+// blockCount records how many block sizes a regular file's inode lists
+// and where the list starts; the list is read as the file is read (see
+// blockList), so a hostile size costs nothing until then.
+func (r *Reader) blockCount(c *cursor, in *inode) error {
 	bs := uint64(r.sb.BlockSize)
-	n := in.size / bs
+	in.nblocks = in.size / bs
 	if in.frag == invalidFragment && in.size%bs != 0 {
-		n++
+		in.nblocks++
 	}
 	if in.frag != invalidFragment && in.frag >= r.sb.Fragments {
 		return corrupt("file inode %d: fragment %d beyond the %d fragments", in.number, in.frag, r.sb.Fragments)
 	}
-	pos := in.start
-	for n > 0 {
-		k := min(n, 1024)
-		b, err := c.read(int(k) * 4)
-		if err != nil {
-			return err
-		}
-		for i := range int(k) {
-			s := le.Uint32(b[4*i:])
-			if s&^dataUncompressed > uint32(bs) {
-				return corrupt("file inode %d: block of %d bytes exceeds the block size", in.number, s&^dataUncompressed)
-			}
-			in.blocks = append(in.blocks, s)
-			in.offsets = append(in.offsets, pos)
-			pos += uint64(s &^ dataUncompressed)
-		}
-		n -= k
-	}
+	in.list = c.at
 	return nil
 }
 
@@ -406,28 +533,56 @@ type dirEntry struct {
 
 // listDir calls fn for each entry of a directory, starting at the last
 // index entry whose name sorts before from (all entries when from is "");
-// fn returns false to stop.
-func (r *Reader) listDir(dir *inode, from string, fn func(dirEntry) bool) error {
+// fn returns false to stop. When runs is not nil, listDir records there
+// where each header of the listing starts and fails at one recorded
+// before: the listings of two directories met on one walk never overlap.
+func (r *Reader) listDir(dir *inode, from string, w *work, runs map[tablePos]bool, fn func(dirEntry) bool) error {
 	if basicType(dir.typ) != typeDir {
 		return corrupt("inode %d is not a directory", dir.number)
 	}
 	if dir.size < 3 {
 		return corrupt("directory inode %d has size %d", dir.number, dir.size)
 	}
-	c := &cursor{r: r, block: r.sb.DirectoryTable + uint64(dir.dirStart), off: int(dir.dirOffset)}
-	left := dir.size - 3
-	if from != "" {
-		for _, ix := range dir.index {
-			if ix.name > from || uint64(ix.pos) >= left {
+	total := dir.size - 3
+	c := r.cursorAt(w, tablePos{block: r.sb.DirectoryTable + uint64(dir.dirStart), off: int(dir.dirOffset)}, r.dirEnd)
+	left := total
+	if from != "" && dir.indexCount > 0 {
+		ic := r.cursorAt(w, dir.index, r.sb.DirectoryTable)
+		var last uint32
+		for range dir.indexCount {
+			e, err := ic.read(dirIndexSize)
+			if err != nil {
+				return err
+			}
+			pos, start, nlen := le.Uint32(e), le.Uint32(e[4:]), le.Uint32(e[8:])+1
+			if nlen > maxNameLen {
+				return corrupt("directory inode %d: index name of %d bytes", dir.number, nlen)
+			}
+			name, err := ic.read(int(nlen))
+			if err != nil {
+				return err
+			}
+			if string(name) > from || uint64(pos) >= total || pos < last {
 				break
 			}
-			c = &cursor{r: r, block: r.sb.DirectoryTable + uint64(ix.start), off: int((uint32(dir.dirOffset) + ix.pos) % metadataSize)}
-			left = dir.size - 3 - uint64(ix.pos)
+			last = pos
+			c = r.cursorAt(w, tablePos{block: r.sb.DirectoryTable + uint64(start), off: int((uint32(dir.dirOffset) + pos) % metadataSize)}, r.dirEnd)
+			left = total - uint64(pos)
 		}
 	}
 	for left > 0 {
 		if left < dirHeaderSize {
 			return corrupt("directory inode %d: listing ends inside a header", dir.number)
+		}
+		if runs != nil {
+			at, err := c.align()
+			if err != nil {
+				return err
+			}
+			if runs[at] {
+				return fmt.Errorf("%w: directory inode %d: listing overlaps one read before", errLoop, dir.number)
+			}
+			runs[at] = true
 		}
 		h, err := c.read(dirHeaderSize)
 		if err != nil {
@@ -446,10 +601,14 @@ func (r *Reader) listDir(dir *inode, from string, fn func(dirEntry) bool) error 
 			if err != nil {
 				return err
 			}
-			nlen := uint64(le.Uint16(e[6:])) + 1
+			typ, nlen := le.Uint16(e[4:]), uint64(le.Uint16(e[6:]))+1
+			if typ < typeDir || typ > typeSocket+extOffset {
+				return corrupt("directory inode %d: entry of unknown type %d", dir.number, typ)
+			}
 			if nlen > maxNameLen || left < dirEntrySize+nlen {
 				return corrupt("directory inode %d: entry name of %d bytes", dir.number, nlen)
 			}
+			ref := uint64(start)<<16 | uint64(le.Uint16(e))
 			name, err := c.read(int(nlen))
 			if err != nil {
 				return err
@@ -459,7 +618,7 @@ func (r *Reader) listDir(dir *inode, from string, fn func(dirEntry) bool) error 
 			if s == "." || s == ".." || strings.ContainsRune(s, '/') {
 				return corrupt("directory inode %d: invalid entry name %q", dir.number, s)
 			}
-			if !fn(dirEntry{r: r, name: s, typ: le.Uint16(e[4:]), ref: uint64(start)<<16 | uint64(le.Uint16(e))}) {
+			if !fn(dirEntry{r: r, name: s, typ: typ, ref: ref}) {
 				return nil
 			}
 		}
@@ -468,9 +627,9 @@ func (r *Reader) listDir(dir *inode, from string, fn func(dirEntry) bool) error 
 }
 
 // lookup finds a name in a directory.
-func (r *Reader) lookup(dir *inode, name string) (*inode, error) {
+func (r *Reader) lookup(dir *inode, name string, w *work) (*inode, error) {
 	var found *dirEntry
-	err := r.listDir(dir, name, func(e dirEntry) bool {
+	err := r.listDir(dir, name, w, nil, func(e dirEntry) bool {
 		if e.name == name {
 			found = &e
 			return false
@@ -483,24 +642,32 @@ func (r *Reader) lookup(dir *inode, name string) (*inode, error) {
 	if found == nil {
 		return nil, fs.ErrNotExist
 	}
-	return r.inodeAt(found.ref)
+	return r.inodeAt(found.ref, w)
 }
 
 // resolve walks a path from the root. Symlinks in the middle are always
 // followed; the last one only when follow is set.
-func (r *Reader) resolve(op, name string, follow bool) (*inode, error) {
+func (r *Reader) resolve(op, name string, follow bool, w *work) (*inode, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
 	}
 	stack := []*inode{r.root}
-	var parts []string
+	// todo holds the components still to walk, the next one last, so that
+	// a symlink's target is pushed without copying the rest.
+	var todo []string
+	push := func(p string) {
+		parts := strings.Split(p, "/")
+		for i := len(parts) - 1; i >= 0; i-- {
+			todo = append(todo, parts[i])
+		}
+	}
 	if name != "." {
-		parts = strings.Split(name, "/")
+		push(name)
 	}
 	hops := 0
-	for len(parts) > 0 {
-		p := parts[0]
-		parts = parts[1:]
+	for len(todo) > 0 {
+		p := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
 		switch p {
 		case "", ".":
 			continue
@@ -514,18 +681,18 @@ func (r *Reader) resolve(op, name string, follow bool) (*inode, error) {
 		if basicType(cur.typ) != typeDir {
 			return nil, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("not a directory")}
 		}
-		child, err := r.lookup(cur, p)
+		child, err := r.lookup(cur, p, w)
 		if err != nil {
 			return nil, &fs.PathError{Op: op, Path: name, Err: err}
 		}
-		if basicType(child.typ) == typeSymlink && (len(parts) > 0 || follow) {
+		if basicType(child.typ) == typeSymlink && (len(todo) > 0 || follow) {
 			if hops++; hops > maxSymlinkHops {
 				return nil, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("too many levels of symbolic links")}
 			}
 			if strings.HasPrefix(child.target, "/") {
 				stack = stack[:1]
 			}
-			parts = append(strings.Split(child.target, "/"), parts...)
+			push(child.target)
 			continue
 		}
 		stack = append(stack, child)
@@ -554,7 +721,7 @@ func (e dirEntry) Name() string      { return e.name }
 func (e dirEntry) IsDir() bool       { return basicType(e.typ) == typeDir }
 func (e dirEntry) Type() fs.FileMode { return fileMode(e.typ, 0).Type() }
 func (e dirEntry) Info() (fs.FileInfo, error) {
-	in, err := e.r.inodeAt(e.ref)
+	in, err := e.r.inodeAt(e.ref, e.r.newWork())
 	if err != nil {
 		return nil, err
 	}
@@ -563,7 +730,7 @@ func (e dirEntry) Info() (fs.FileInfo, error) {
 
 // Stat returns the FileInfo of name, following symlinks.
 func (r *Reader) Stat(name string) (fs.FileInfo, error) {
-	in, err := r.resolve("stat", name, true)
+	in, err := r.resolve("stat", name, true, r.newWork())
 	if err != nil {
 		return nil, err
 	}
@@ -572,7 +739,7 @@ func (r *Reader) Stat(name string) (fs.FileInfo, error) {
 
 // Lstat returns the FileInfo of name without following a final symlink.
 func (r *Reader) Lstat(name string) (fs.FileInfo, error) {
-	in, err := r.resolve("lstat", name, false)
+	in, err := r.resolve("lstat", name, false, r.newWork())
 	if err != nil {
 		return nil, err
 	}
@@ -581,7 +748,7 @@ func (r *Reader) Lstat(name string) (fs.FileInfo, error) {
 
 // ReadLink returns the target of the symlink name.
 func (r *Reader) ReadLink(name string) (string, error) {
-	in, err := r.resolve("readlink", name, false)
+	in, err := r.resolve("readlink", name, false, r.newWork())
 	if err != nil {
 		return "", err
 	}
@@ -593,19 +760,20 @@ func (r *Reader) ReadLink(name string) (string, error) {
 
 // ReadDir lists the directory name, sorted by file name.
 func (r *Reader) ReadDir(name string) ([]fs.DirEntry, error) {
-	in, err := r.resolve("readdir", name, true)
+	w := r.newWork()
+	in, err := r.resolve("readdir", name, true, w)
 	if err != nil {
 		return nil, err
 	}
-	return r.readDir(name, in)
+	return r.readDir(name, in, w)
 }
 
-func (r *Reader) readDir(name string, in *inode) ([]fs.DirEntry, error) {
+func (r *Reader) readDir(name string, in *inode, w *work) ([]fs.DirEntry, error) {
 	if basicType(in.typ) != typeDir {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fmt.Errorf("not a directory")}
 	}
 	var out []fs.DirEntry
-	if err := r.listDir(in, "", func(e dirEntry) bool { out = append(out, e); return true }); err != nil {
+	if err := r.listDir(in, "", w, nil, func(e dirEntry) bool { out = append(out, e); return true }); err != nil {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: err}
 	}
 	slices.SortFunc(out, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
@@ -615,18 +783,19 @@ func (r *Reader) readDir(name string, in *inode) ([]fs.DirEntry, error) {
 // Xattrs returns the extended attributes of name (not following a final
 // symlink), keyed by full name.
 func (r *Reader) Xattrs(name string) (map[string][]byte, error) {
-	in, err := r.resolve("xattrs", name, false)
+	w := r.newWork()
+	in, err := r.resolve("xattrs", name, false, w)
 	if err != nil {
 		return nil, err
 	}
-	x, err := r.xattrs(in)
+	x, err := r.xattrs(in, w)
 	if err != nil {
 		return nil, &fs.PathError{Op: "xattrs", Path: name, Err: err}
 	}
 	return x, nil
 }
 
-func (r *Reader) xattrs(in *inode) (map[string][]byte, error) {
+func (r *Reader) xattrs(in *inode, w *work) (map[string][]byte, error) {
 	if in.xattr == invalidXattr {
 		return nil, nil
 	}
@@ -641,7 +810,7 @@ func (r *Reader) xattrs(in *inode) (map[string][]byte, error) {
 	if in.xattr >= count {
 		return nil, corrupt("inode %d: xattr id %d beyond the %d ids", in.number, in.xattr, count)
 	}
-	e, err := r.tableEntry(r.sb.XattrIDTable+16, uint64(in.xattr), xattrIDEntry)
+	e, err := r.tableEntry(w, r.sb.XattrIDTable+16, uint64(in.xattr), xattrIDEntry)
 	if err != nil {
 		return nil, err
 	}
@@ -649,7 +818,10 @@ func (r *Reader) xattrs(in *inode) (map[string][]byte, error) {
 	if n > maxXattrs {
 		return nil, corrupt("inode %d: %d xattrs", in.number, n)
 	}
-	c := &cursor{r: r, block: kvStart + ref>>16, off: int(ref & 0xffff)}
+	at := func(ref uint64) *cursor {
+		return r.cursorAt(w, tablePos{block: kvStart + ref>>16, off: int(ref & 0xffff)}, r.sb.BytesUsed)
+	}
+	c := at(ref)
 	x := map[string][]byte{}
 	for range n {
 		kh, err := c.read(4)
@@ -660,10 +832,14 @@ func (r *Reader) xattrs(in *inode) (map[string][]byte, error) {
 		if int(typ&^xattrOOL) >= len(xattrPrefixes) {
 			return nil, corrupt("inode %d: xattr prefix %d", in.number, typ)
 		}
+		if nsize > maxXattrName {
+			return nil, corrupt("inode %d: xattr name of %d bytes", in.number, nsize)
+		}
 		nm, err := c.read(int(nsize))
 		if err != nil {
 			return nil, err
 		}
+		name := xattrPrefixes[typ&^xattrOOL] + string(nm)
 		vsize, err := c.u32()
 		if err != nil {
 			return nil, err
@@ -677,19 +853,19 @@ func (r *Reader) xattrs(in *inode) (map[string][]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			vc = &cursor{r: r, block: kvStart + vref>>16, off: int(vref & 0xffff)}
+			vc = at(vref)
 			if vsize, err = vc.u32(); err != nil {
 				return nil, err
 			}
 		}
-		if vsize > 1<<16 {
+		if vsize > maxXattrValue {
 			return nil, corrupt("inode %d: xattr value of %d bytes", in.number, vsize)
 		}
 		v, err := vc.read(int(vsize))
 		if err != nil {
 			return nil, err
 		}
-		x[xattrPrefixes[typ&^xattrOOL]+string(nm)] = v
+		x[name] = bytes.Clone(v)
 	}
 	return x, nil
 }
@@ -697,7 +873,7 @@ func (r *Reader) xattrs(in *inode) (map[string][]byte, error) {
 // Open opens the file name, following symlinks. Directories implement
 // fs.ReadDirFile; regular files also implement io.ReaderAt and io.Seeker.
 func (r *Reader) Open(name string) (fs.File, error) {
-	in, err := r.resolve("open", name, true)
+	in, err := r.resolve("open", name, true, r.newWork())
 	if err != nil {
 		return nil, err
 	}
@@ -705,7 +881,11 @@ func (r *Reader) Open(name string) (fs.File, error) {
 	if basicType(in.typ) == typeDir {
 		return &dirFile{r: r, name: name, info: info}, nil
 	}
-	return &file{r: r, info: info, cached: -1}, nil
+	f := &file{r: r, info: info, cached: -1}
+	if basicType(in.typ) == typeFile {
+		f.list = blockList{c: r.cursorAt(r.newWork(), in.list, r.sb.DirectoryTable), left: in.nblocks, next: in.start}
+	}
+	return f, nil
 }
 
 // dirFile is an open directory.
@@ -726,7 +906,7 @@ func (d *dirFile) Read([]byte) (int, error) {
 func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
 	if !d.read {
 		var err error
-		if d.entries, err = d.r.readDir(d.name, d.info.in); err != nil {
+		if d.entries, err = d.r.readDir(d.name, d.info.in, d.r.newWork()); err != nil {
 			return nil, err
 		}
 		d.read = true
@@ -749,9 +929,43 @@ func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
 type file struct {
 	r      *Reader
 	info   fileInfo
+	list   blockList
 	off    int64
 	cached int64
 	buf    []byte
+}
+
+// blockList is a regular file's list of block sizes, read from its inode
+// as far as reads of the file need it.
+type blockList struct {
+	c     *cursor
+	left  uint64 // sizes not read yet
+	sizes []uint32
+	// offsets holds where each block starts in the image.
+	offsets []uint64
+	next    uint64 // where the block after the last read one starts
+}
+
+// load reads the list up to block i, at most 1024 sizes at a time.
+func (l *blockList) load(i uint64, in *inode, bs uint32) error {
+	for uint64(len(l.sizes)) <= i && l.left > 0 {
+		k := min(l.left, 1024)
+		b, err := l.c.read(int(k) * 4)
+		if err != nil {
+			return err
+		}
+		for j := range int(k) {
+			s := le.Uint32(b[4*j:])
+			if s&^dataUncompressed > bs {
+				return corrupt("file inode %d: block of %d bytes exceeds the block size", in.number, s&^dataUncompressed)
+			}
+			l.sizes = append(l.sizes, s)
+			l.offsets = append(l.offsets, l.next)
+			l.next += uint64(s &^ dataUncompressed)
+		}
+		l.left -= k
+	}
+	return nil
 }
 
 func (f *file) Stat() (fs.FileInfo, error) { return f.info, nil }
@@ -796,7 +1010,7 @@ func (f *file) ReadAt(p []byte, off int64) (int, error) {
 	for n < len(p) && off < size {
 		bi := off / bs
 		if bi != f.cached {
-			b, err := f.r.fileBlock(in, bi)
+			b, err := f.block(bi)
 			if err != nil {
 				return n, &fs.PathError{Op: "read", Path: f.info.name, Err: err}
 			}
@@ -812,21 +1026,25 @@ func (f *file) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// fileBlock returns block i of a regular file, uncompressed.
-func (r *Reader) fileBlock(in *inode, i int64) ([]byte, error) {
+// block returns block i of a regular file, uncompressed.
+func (f *file) block(i int64) ([]byte, error) {
+	r, in := f.r, f.info.in
 	bs := uint64(r.sb.BlockSize)
 	want := int(min(bs, in.size-uint64(i)*bs))
-	if i < int64(len(in.blocks)) {
-		s := in.blocks[i]
+	if uint64(i) < in.nblocks {
+		if err := f.list.load(uint64(i), in, r.sb.BlockSize); err != nil {
+			return nil, err
+		}
+		s := f.list.sizes[i]
 		if s == 0 {
 			return make([]byte, want), nil
 		}
-		return r.dataBlock(in.offsets[i], s, want)
+		return r.dataBlock(f.list.offsets[i], s, want)
 	}
 	if in.frag == invalidFragment {
 		return nil, corrupt("file inode %d: block %d missing", in.number, i)
 	}
-	e, err := r.tableEntry(r.sb.FragmentTable, uint64(in.frag), fragmentEntry)
+	e, err := r.tableEntry(f.list.c.w, r.sb.FragmentTable, uint64(in.frag), fragmentEntry)
 	if err != nil {
 		return nil, err
 	}

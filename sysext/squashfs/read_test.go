@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
 
+	"github.com/sysext-bakery/bakery/internal/bounded"
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
@@ -215,7 +218,11 @@ func TestOpenCorrupt(t *testing.T) {
 }
 
 // FuzzOpen feeds damaged images to the reader, which must return errors
-// rather than panic, hang or allocate without bound.
+// rather than panic, hang or allocate without bound: each input must be
+// done within bounded.Fuzz (1 s, 64 MiB). It walks the image with Walk
+// and, on its first entries, reads each as a caller would. The seed
+// corpus in testdata/fuzz/FuzzOpen holds the hostile images of package
+// hostile (see TestFuzzSeeds).
 func FuzzOpen(f *testing.F) {
 	shared := content(bytes.Repeat([]byte("abc"), 3000), 0o644)
 	shared.Xattrs = map[string][]byte{"user.a": []byte("1")}
@@ -228,39 +235,94 @@ func FuzzOpen(f *testing.F) {
 		f.Add(writeMem(f, tiny, Options{Compression: comp, BlockSize: 4096}).b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := Open(bytes.NewReader(data))
-		if err != nil {
-			return
-		}
-		r.Superblock()
-		budget := 200
-		var walk func(p string, depth int)
-		walk = func(p string, depth int) {
-			ents, err := r.ReadDir(p)
-			if err != nil || depth > 6 {
-				return
-			}
-			for _, e := range ents {
-				if budget--; budget < 0 {
-					return
-				}
-				q := strings.TrimPrefix(p+"/"+e.Name(), "./")
-				if !fs.ValidPath(q) {
-					continue
-				}
-				r.Xattrs(q)
-				r.ReadLink(q)
-				if info, err := r.Lstat(q); err == nil && info.Mode().IsRegular() {
-					if fh, err := r.Open(q); err == nil {
-						io.Copy(io.Discard, io.LimitReader(fh, 64<<10))
-						fh.Close()
-					}
-				}
-				if e.IsDir() {
-					walk(q, depth+1)
-				}
-			}
-		}
-		walk(".", 0)
+		bounded.Run(t, bounded.Fuzz, func() { readAll(data) })
 	})
+}
+
+// readAll opens an image, walks it and reads its first 64 entries every
+// way the Reader offers, ignoring errors.
+func readAll(data []byte) {
+	r, err := Open(bytes.NewReader(data))
+	if err != nil {
+		return
+	}
+	r.Superblock()
+	n := 0
+	_ = r.Walk(func(p string, d fs.DirEntry, err error) error {
+		if n++; err != nil || n > 64 {
+			return err
+		}
+		d.Info()
+		r.Xattrs(p)
+		r.ReadLink(p)
+		r.Stat(p)
+		if d.IsDir() {
+			r.ReadDir(p)
+		}
+		if fh, err := r.Open(p); err == nil {
+			io.Copy(io.Discard, io.LimitReader(fh, 64<<10))
+			fh.Close()
+		}
+		return nil
+	})
+}
+
+// TestWalk checks that Walk visits what fs.WalkDir visits, in the same
+// order, and honours SkipDir and SkipAll.
+func TestWalk(t *testing.T) {
+	r := openTree(t, smallTree())
+	paths := func(walk func(fs.WalkDirFunc) error, skip map[string]error) []string {
+		var got []string
+		err := walk(func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			info, err := d.Info()
+			if err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			got = append(got, fmt.Sprintf("%s %v %v", p, d.Type(), info.Mode()))
+			return skip[p]
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	walkDir := func(fn fs.WalkDirFunc) error { return fs.WalkDir(r, ".", fn) }
+	for _, skip := range []map[string]error{
+		nil,
+		{"usr/share": fs.SkipDir},
+		{"usr/lib/link-a": fs.SkipDir},
+		{"usr/dev/disk": fs.SkipAll},
+		{".": fs.SkipDir},
+	} {
+		want, got := paths(walkDir, skip), paths(r.Walk, skip)
+		if len(want) < 2 && skip == nil {
+			t.Fatalf("fs.WalkDir found %d entries", len(want))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("skip %v: Walk visited\n%s\nwant\n%s", skip, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+}
+
+// TestWalkDeep walks an undamaged tree 300 directories deep, with long
+// paths for its size: the work limit must leave it alone.
+func TestWalkDeep(t *testing.T) {
+	const depth = 300
+	leaf := content([]byte("deep"), 0o644)
+	n := dir(Entry{"file", leaf})
+	for range depth {
+		n = dir(Entry{"directory", n})
+	}
+	r := openTree(t, n)
+	entries := 0
+	err := r.Walk(func(p string, d fs.DirEntry, err error) error {
+		entries++
+		return err
+	})
+	if err != nil || entries != depth+2 {
+		t.Fatalf("Walk = %v after %d entries, want %d", err, entries, depth+2)
+	}
 }
