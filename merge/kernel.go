@@ -168,7 +168,16 @@ func fdPath(fd int) string { return fmt.Sprintf("/proc/self/fd/%d", fd) }
 type mountTree struct {
 	fd   int
 	root *os.Root
-	fs.FS
+	rootFS
+}
+
+// rootFS is what an os.Root's file system offers: Stat and ReadLink must
+// be its own, or fs.Stat would open a file (a FIFO blocks) to stat it.
+type rootFS interface {
+	fs.StatFS
+	fs.ReadLinkFS
+	fs.ReadDirFS
+	fs.ReadFileFS
 }
 
 func newMountTree(fd int) (*mountTree, error) {
@@ -177,7 +186,13 @@ func newMountTree(fd int) (*mountTree, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("open mounted image: %w", err)
 	}
-	return &mountTree{fd: fd, root: root, FS: root.FS()}, nil
+	rfs, ok := root.FS().(rootFS)
+	if !ok {
+		root.Close()
+		unix.Close(fd)
+		return nil, fmt.Errorf("open mounted image: os.Root's file system lacks Stat or ReadLink")
+	}
+	return &mountTree{fd: fd, root: root, rootFS: rfs}, nil
 }
 
 // Close implements Tree.

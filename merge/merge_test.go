@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysext-bakery/bakery/internal/bounded"
 	"golang.org/x/sys/unix"
 )
 
@@ -231,6 +232,61 @@ func TestSystemdInterop(t *testing.T) {
 	sysext("unmerge")
 	if m := mountsUnder(t, root); len(m) != 0 {
 		t.Errorf("systemd-sysext unmerge left bakery's merge: %q", m)
+	}
+	checkClean(t, base)
+}
+
+// TestMergeHostileRelease mounts images whose extension-release is a FIFO
+// or a 256 MiB sparse file: merge refuses both, without blocking in open or
+// reading the file, and merges the good image beside them.
+func TestMergeHostileRelease(t *testing.T) {
+	if !inNamespace(t) {
+		return
+	}
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	writeFiles(t, root, debianHost)
+	ext := filepath.Join(root, "var/lib/extensions")
+	buildImage(t, filepath.Join(ext, "good.raw"), false, false, anyExt("good", "usr/bin/good", "good\n"))
+	for _, name := range []string{"fifo", "sparse"} {
+		src := filepath.Join(base, name)
+		rel := filepath.Join(src, releaseDir, "extension-release."+name)
+		if err := os.MkdirAll(filepath.Dir(rel), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if name == "fifo" {
+			if err := unix.Mkfifo(rel, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			f, err := os.Create(rel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString("ID=_any\n")
+			if err := f.Truncate(256 << 20); err != nil { // reading it whole would break the 64 MiB bound
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+		if out, err := exec.Command("mksquashfs", src, filepath.Join(ext, name+".raw"), "-all-root", "-noappend", "-quiet", "-no-progress").CombinedOutput(); err != nil {
+			t.Fatalf("mksquashfs: %v\n%s", err, out)
+		}
+	}
+	var res *Result
+	var err error
+	if berr := bounded.Check(bounded.Test, func() { res, err = Merge(Options{Root: root}) }); berr != nil {
+		t.Fatalf("merge of hostile images: %v", berr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(res.Extensions, ","); got != "good" {
+		t.Errorf("merged %q, want only good", got)
+	}
+	checkRefused(t, res.Refused, []string{"fifo: is a FIFO, not a regular file", "sparse: more than the 1048576"})
+	if _, err := Unmerge(root); err != nil {
+		t.Error(err)
 	}
 	checkClean(t, base)
 }

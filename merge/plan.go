@@ -1,7 +1,6 @@
 package merge
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -99,17 +98,14 @@ func (p *Plan) Names() []string {
 var osReleasePaths = []string{"etc/os-release", "usr/lib/os-release"}
 
 // ReadHostRelease reads the os-release of the root file system fsys:
-// /etc/os-release, else /usr/lib/os-release.
+// /etc/os-release, else /usr/lib/os-release (read as sysext.ReadReleaseFile
+// does: regular files only, bounded).
 func ReadHostRelease(fsys fs.FS) (sysext.Release, error) {
 	for _, p := range osReleasePaths {
-		data, err := fs.ReadFile(fsys, p)
-		if errors.Is(err, fs.ErrNotExist) {
+		if _, err := fs.Stat(fsys, p); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("read host os-release /%s: %w", p, err)
-		}
-		rel, err := sysext.ParseRelease(bytes.NewReader(data))
+		rel, err := sysext.ReadReleaseFile(fsys, p)
 		if err != nil {
 			return nil, fmt.Errorf("host os-release /%s: %w", p, err)
 		}
@@ -201,21 +197,17 @@ const strictXattr = "user.extension-release.strict"
 
 // readRelease reads the extension-release of image name from tree:
 // usr/lib/extension-release.d/extension-release.NAME, or else the one
-// extension-release.* file marked user.extension-release.strict=0.
+// extension-release.* file marked user.extension-release.strict=0. Only a
+// regular file of at most sysext.MaxReleaseSize bytes is read: a FIFO or a
+// huge sparse file in a hostile image is refused unopened.
 func readRelease(tree fs.FS, name string) (sysext.Release, error) {
 	file := path.Join(releaseDir, "extension-release."+name)
-	data, err := fs.ReadFile(tree, file)
-	if errors.Is(err, fs.ErrNotExist) {
-		file, err = relaxedReleaseFile(tree, name)
-		if err != nil {
+	if _, err := fs.Lstat(tree, file); errors.Is(err, fs.ErrNotExist) {
+		if file, err = relaxedReleaseFile(tree, name); err != nil {
 			return nil, err
 		}
-		data, err = fs.ReadFile(tree, file)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read /%s: %w", file, err)
-	}
-	rel, err := sysext.ParseRelease(bytes.NewReader(data))
+	rel, err := sysext.ReadReleaseFile(tree, file)
 	if err != nil {
 		return nil, fmt.Errorf("/%s: %w", file, err)
 	}

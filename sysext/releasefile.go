@@ -24,7 +24,13 @@ import (
 // live file system, unlike a read-only image) a FIFO put at p in between
 // is opened, and blocks the open.
 func ReadReleaseFile(fsys fs.FS, p string) (Release, error) {
-	fi, err := fs.Stat(fsys, p)
+	// fs.Stat falls back to opening the file when fsys has no Stat of its
+	// own, which would defeat the check below.
+	sfs, ok := fsys.(fs.StatFS)
+	if !ok {
+		return nil, fmt.Errorf("release file %q: the file system cannot stat without opening (no fs.StatFS)", p)
+	}
+	fi, err := sfs.Stat(p)
 	if err != nil {
 		return nil, fmt.Errorf("release file: %w", err)
 	}
