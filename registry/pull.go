@@ -155,6 +155,10 @@ func selectArch(idx *v1.IndexManifest, arch sysext.Arch) (v1.Descriptor, error) 
 	return v1.Descriptor{}, fmt.Errorf("no image for %s (%s) in the index, it has [%s]: pick one with --arch", arch.Name, arch.GoArch, strings.Join(have, " "))
 }
 
+// MaxImageSize bounds the image a manifest may declare: a pull never
+// writes more to disk.
+const MaxImageSize int64 = 64 << 30
+
 // parseImageManifest parses a per-arch manifest and checks it has exactly
 // one sysext image layer with a safe file name.
 func parseImageManifest(mb *manifestBlob) (*v1.Manifest, error) {
@@ -167,6 +171,9 @@ func parseImageManifest(mb *manifestBlob) (*v1.Manifest, error) {
 	}
 	if len(m.Layers) != 1 || !isImageLayer(m.Layers[0].MediaType) {
 		return nil, fmt.Errorf("manifest %s: want exactly one sysext image layer (%s…), it has %d layers: not a bakery extension", mb.digest, LayerMediaTypePrefix, len(m.Layers))
+	}
+	if size := m.Layers[0].Size; size <= 0 || size > MaxImageSize {
+		return nil, fmt.Errorf("manifest %s: image of %d bytes: an extension image has 1 byte to %d GiB", mb.digest, size, MaxImageSize>>30)
 	}
 	title := m.Layers[0].Annotations[AnnotationTitle]
 	if title != "" && (title != filepath.Base(title) || title == "." || title == ".." || strings.ContainsAny(title, "/\\\x00")) {

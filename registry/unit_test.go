@@ -121,6 +121,8 @@ func TestParseImageManifest(t *testing.T) {
 		{"dot dot", manifest(layer(sq, "..")), types.OCIManifestSchema1, "not a plain file name"},
 		{"absolute", manifest(layer(sq, "/etc/x")), types.OCIManifestSchema1, "not a plain file name"},
 		{"index media type", manifest(layer(sq, "a")), types.OCIImageIndex, "not an OCI image manifest"},
+		{"a terabyte image", manifest(strings.Replace(layer(sq, "a"), `"size":1`, `"size":1099511627776`, 1)), types.OCIManifestSchema1, "1 byte to 64 GiB"},
+		{"empty image", manifest(strings.Replace(layer(sq, "a"), `"size":1`, `"size":0`, 1)), types.OCIManifestSchema1, "1 byte to 64 GiB"},
 		{"garbage", []byte("{"), types.OCIManifestSchema1, "parse manifest"},
 	}
 	for _, tt := range tests {
