@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -393,11 +395,27 @@ func (b *builder) collect(ctx context.Context, prev CatalogDoc, seen map[string]
 
 // write pushes doc as a one-layer artifact under tag, signed with claims
 // when signing (before the tag moves), and returns its manifest digest.
+// Concurrent builders may upload the same blob at once (equal documents);
+// some registries (distribution 2.8) then lose it and refuse the manifest,
+// so the write is tried again.
 func (b *builder) write(ctx context.Context, tag name.Tag, artifactType string, mediaType types.MediaType, doc any, claims sign.Claims) (v1.Hash, error) {
 	data, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	var d v1.Hash
+	for attempt := 0; ; attempt++ {
+		d, err = b.writeOnce(ctx, tag, artifactType, mediaType, data, claims)
+		var te *transport.Error
+		if err == nil || attempt == 2 || !errors.As(err, &te) || te.StatusCode != http.StatusBadRequest {
+			return d, err
+		}
+		time.Sleep(time.Duration(50+rand.IntN(200)) * time.Millisecond)
+	}
+}
+
+// writeOnce makes one attempt of write.
+func (b *builder) writeOnce(ctx context.Context, tag name.Tag, artifactType string, mediaType types.MediaType, data []byte, claims sign.Claims) (v1.Hash, error) {
 	repo, ropts := tag.Context(), b.o.remoteOptions(ctx)
 	emptyLayer := static.NewLayer(emptyJSON, emptyMediaType)
 	docLayer := static.NewLayer(data, mediaType)
