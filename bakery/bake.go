@@ -73,12 +73,6 @@ func FileName(name, version, arch string) string {
 	return fmt.Sprintf("%s-%s-%s.raw", name, version, arch)
 }
 
-// ReleasePath is where an extension's extension-release file lives in
-// its tree.
-func ReleasePath(name string) string {
-	return path.Join("usr/lib/extension-release.d", "extension-release."+name)
-}
-
 // Plan expands r for every arch opts asks for (the recipe's when none) and
 // checks the image options, fetching nothing: its errors are the mistakes
 // in how a bake was asked for, which Bake reports before any download.
@@ -214,17 +208,19 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 	}, tmp, nil
 }
 
-// writeRelease writes usr/lib/extension-release.d/extension-release.NAME.
+// writeRelease writes the extension-release.NAME of the recipe's class.
 func writeRelease(b *recipes.Build, stageDir string) error {
+	class := b.Recipe.ImageClass()
 	rel := sysext.ExtensionRelease{
-		ID:              b.Recipe.Release.ID,
-		VersionID:       b.Recipe.Release.VersionID,
-		SysextLevel:     b.Recipe.Release.SysextLevel,
-		Architecture:    b.Arch,
-		Scope:           b.Recipe.Release.Scope,
-		ReloadManager:   b.Recipe.Release.ReloadManager,
-		SysextID:        b.Recipe.Name,
-		SysextVersionID: b.Version,
+		Class:            class,
+		ID:               b.Recipe.Release.ID,
+		VersionID:        b.Recipe.Release.VersionID,
+		Level:            b.Recipe.Release.Level,
+		Architecture:     b.Arch,
+		Scope:            b.Recipe.Release.Scope,
+		ReloadManager:    b.Recipe.Release.ReloadManager,
+		ExtensionID:      b.Recipe.Name,
+		ExtensionVersion: b.Version,
 	}
 	if err := rel.Validate(); err != nil {
 		return fmt.Errorf("release: %w", err)
@@ -234,7 +230,7 @@ func writeRelease(b *recipes.Build, stageDir string) error {
 		return err
 	}
 	defer root.Close()
-	p := ReleasePath(b.Recipe.Name)
+	p := class.ReleasePath(b.Recipe.Name)
 	if _, err := root.Lstat(p); err == nil {
 		return fmt.Errorf("%s: a source already ships this file; bakery writes it from the recipe's release: section, remove it from the source", p)
 	}

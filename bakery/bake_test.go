@@ -103,7 +103,7 @@ func TestMountedImageShowsStagedTree(t *testing.T) {
 				if got != want {
 					t.Errorf("%s mounted:\n%s\nstaged:\n%s", filepath.Base(img.Path), got, want)
 				}
-				release, err := os.ReadFile(filepath.Join(staged, ReleasePath("hello")))
+				release, err := os.ReadFile(filepath.Join(staged, sysext.Sysext.ReleasePath("hello")))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -173,7 +173,7 @@ func TestOracleMergesHostArchAndRefusesOther(t *testing.T) {
 					t.Fatal(err)
 				}
 				var ie *sysext.IncompatibleError
-				if err := info.Release.Match(host, "system", "x86-64"); !errors.As(err, &ie) || ie.Field != "ARCHITECTURE" {
+				if err := sysext.Sysext.Match(info.Release, host, "system", "x86-64"); !errors.As(err, &ie) || ie.Field != "ARCHITECTURE" {
 					t.Errorf("Match = %v, want an ARCHITECTURE mismatch", err)
 				}
 			}

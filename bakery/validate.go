@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -32,8 +33,9 @@ type AllowedELF struct {
 	Rule recipes.ForeignELF
 }
 
-// Validate checks a staged tree before it becomes an image: only usr/ and
-// opt/ at the top, no usr/lib/os-release, valid UTF-8 names, no special
+// Validate checks a staged tree before it becomes an image of r's class:
+// only the class's hierarchies at the top (usr/ and opt/, or etc/), no
+// os-release (osReleaseFiles), valid UTF-8 names, no special
 // files, systemd unit files that parse, and ELF executables and shared
 // libraries built for arch (a systemd architecture name), except where
 // r's validate.foreign-elf allows others: those are returned, for bake to
@@ -42,6 +44,11 @@ type AllowedELF struct {
 // fails naming r's file and the entry's line: a pattern that allows
 // nothing is a typo or outlived its purpose, and would silently let a
 // later wrong binary through.
+// osReleaseFiles are the os-release files no image may ship: systemd
+// refuses usr/lib/os-release in any extension, and a confext's
+// etc/os-release would replace the host's in the merged /etc.
+var osReleaseFiles = []string{sysext.ForbiddenOSRelease, "usr/etc/os-release", "etc/os-release"}
+
 func Validate(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) {
 	want, err := sysext.ArchByName(arch)
 	if err != nil {
@@ -51,9 +58,10 @@ func Validate(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) 
 	if err != nil {
 		return nil, err
 	}
+	class := r.ImageClass()
 	for _, e := range top {
-		if (e.Name() != "usr" && e.Name() != "opt") || !e.IsDir() {
-			return nil, fmt.Errorf("%w: /%s: a system extension may only hold /usr and /opt; install it below /usr or /opt", ErrInvalidTree, e.Name())
+		if !slices.Contains(class.Hierarchies, e.Name()) || !e.IsDir() {
+			return nil, fmt.Errorf("%w: /%s: a %s may only hold %s; install it below %s", ErrInvalidTree, e.Name(), class.Noun, class.HierarchyList(), class.HierarchyList())
 		}
 	}
 	rules := r.Validate.ForeignELF
@@ -67,8 +75,8 @@ func Validate(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) 
 			return fmt.Errorf("%w: %q: file name is not valid UTF-8", ErrInvalidTree, p)
 		}
 		switch {
-		case p == "usr/lib/os-release" || p == "usr/etc/os-release":
-			return fmt.Errorf("%w: /%s: an extension must not ship an os-release (systemd refuses it); remove it from the sources", ErrInvalidTree, p)
+		case slices.Contains(osReleaseFiles, p):
+			return fmt.Errorf("%w: /%s: an extension must not ship an os-release (it would replace the host's); remove it from the sources", ErrInvalidTree, p)
 		case d.Type()&(fs.ModeDevice|fs.ModeNamedPipe|fs.ModeSocket|fs.ModeIrregular) != 0:
 			return fmt.Errorf("%w: /%s: special file (%v) not allowed", ErrInvalidTree, p, d.Type())
 		case !d.Type().IsRegular():
@@ -167,10 +175,14 @@ func elfArch(ef *elf.File) string {
 // unitSuffixes are the systemd unit types whose files are checked.
 var unitSuffixes = []string{".service", ".socket", ".timer", ".path", ".mount", ".automount", ".target", ".slice", ".scope", ".swap", ".device"}
 
+// unitDirs are the systemd unit directories an image can fill: the
+// vendor's in /usr, the administrator's in /etc (a confext).
+var unitDirs = []string{"usr/lib/systemd/system", "usr/lib/systemd/user", "etc/systemd/system", "etc/systemd/user"}
+
 // isUnitFile tells whether p is a unit file in a systemd unit directory.
 func isUnitFile(p string) bool {
 	dir := path.Dir(p)
-	if !strings.HasPrefix(dir, "usr/lib/systemd/system") && !strings.HasPrefix(dir, "usr/lib/systemd/user") {
+	if !slices.ContainsFunc(unitDirs, func(u string) bool { return dir == u || strings.HasPrefix(dir, u+"/") }) {
 		return false
 	}
 	for _, s := range unitSuffixes {

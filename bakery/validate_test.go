@@ -70,7 +70,7 @@ func TestValidate(t *testing.T) {
 		allowed []string // the foreign files let through
 	}{
 		{name: "valid", add: fstest.MapFS{"usr/bin/x86": x86}, arch: "x86-64"},
-		{name: "etc at top", add: fstest.MapFS{"etc/foo": file("x")}, arch: "x86-64", error: "/etc: a system extension may only hold /usr and /opt"},
+		{name: "etc at top", add: fstest.MapFS{"etc/foo": file("x")}, arch: "x86-64", error: "/etc: a system extension may only hold /usr or /opt"},
 		{name: "file at top", add: fstest.MapFS{"README": file("x")}, arch: "x86-64", error: "/README"},
 		{name: "os-release", add: fstest.MapFS{"usr/lib/os-release": file("ID=x\n")}, arch: "x86-64", error: "must not ship an os-release"},
 		{name: "elf for arm64 in x86-64 image", add: fstest.MapFS{"usr/bin/arm": arm64Exec}, arch: "x86-64", error: "/usr/bin/arm: ELF binary (ET_EXEC) for arm64, but this image is for x86-64"},

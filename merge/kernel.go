@@ -204,7 +204,7 @@ func (t *mountTree) Close() error {
 	return err
 }
 
-// Xattr implements XattrFS.
+// Xattr implements sysext.XattrFS.
 func (t *mountTree) Xattr(name, attr string) ([]byte, error) {
 	f, err := t.root.Open(name)
 	if err != nil {

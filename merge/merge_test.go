@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sysext-bakery/bakery/internal/bounded"
+	"github.com/sysext-bakery/bakery/sysext"
 	"golang.org/x/sys/unix"
 )
 
@@ -250,7 +251,7 @@ func TestMergeHostileRelease(t *testing.T) {
 	buildImage(t, filepath.Join(ext, "good.raw"), false, false, anyExt("good", "usr/bin/good", "good\n"))
 	for _, name := range []string{"fifo", "sparse"} {
 		src := filepath.Join(base, name)
-		rel := filepath.Join(src, releaseDir, "extension-release."+name)
+		rel := filepath.Join(src, sysext.Sysext.ReleasePath(name))
 		if err := os.MkdirAll(filepath.Dir(rel), 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sysext-bakery/bakery/sysext"
 	"golang.org/x/sys/unix"
 )
 
@@ -192,9 +193,9 @@ func buildImage(t *testing.T, p string, erofs, relaxed bool, files map[string]st
 		err = os.MkdirAll(filepath.Dir(p), 0o755)
 	}
 	if err == nil && relaxed {
-		matches, _ := filepath.Glob(filepath.Join(src, releaseDir, "extension-release.*"))
+		matches, _ := filepath.Glob(filepath.Join(src, sysext.Sysext.ReleaseDir, "extension-release.*"))
 		for _, m := range matches {
-			if err = unix.Lsetxattr(m, strictXattr, []byte("0"), 0); err != nil {
+			if err = unix.Lsetxattr(m, sysext.StrictXattr, []byte("0"), 0); err != nil {
 				break
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"slices"
 	"strings"
 
@@ -17,13 +16,6 @@ type Tree interface {
 	fs.FS
 	// Close releases the tree (and its mount and loop device, if any).
 	Close() error
-}
-
-// XattrFS is implemented by trees that can read extended attributes; it is
-// needed only for systemd's user.extension-release.strict escape.
-type XattrFS interface {
-	// Xattr returns the value of attribute attr of file name.
-	Xattr(name, attr string) ([]byte, error)
 }
 
 // Opener opens discovered images so their metadata can be read and their
@@ -175,86 +167,15 @@ func check(ext Extension, host Host, policy Policy, want []string) (sysext.Relea
 	if policy.RequireSignature && !slices.Contains(want, ext.Digest) {
 		return nil, fmt.Sprintf("digest %s differs from the verified %s recorded in state.json: the image changed after it was verified; run `bakery sync` to reinstall it", ext.Digest, strings.Join(want, " or "))
 	}
-	rel, err := readRelease(ext.Tree, ext.Name)
+	rel, _, err := sysext.Sysext.ReadExtensionRelease(ext.Tree, ext.Name)
 	if err != nil {
 		return nil, err.Error()
 	}
-	if _, err := fs.Stat(ext.Tree, "usr/lib/os-release"); err == nil {
-		return nil, "contains usr/lib/os-release, which would replace the host's; rebuild the image without it"
+	if _, err := fs.Stat(ext.Tree, sysext.ForbiddenOSRelease); err == nil {
+		return nil, "contains " + sysext.ForbiddenOSRelease + ", which would replace the host's; rebuild the image without it"
 	}
-	if err := rel.Match(host.Release, host.Scope, host.Arch); err != nil {
+	if err := sysext.Sysext.Match(rel, host.Release, host.Scope, host.Arch); err != nil {
 		return nil, "incompatible with the host: " + err.Error()
 	}
 	return rel, ""
-}
-
-// releaseDir is where an image keeps its extension-release file.
-const releaseDir = "usr/lib/extension-release.d"
-
-// strictXattr relaxes the rule that extension-release.NAME must match the
-// image's name when set to a false value on the file.
-const strictXattr = "user.extension-release.strict"
-
-// readRelease reads the extension-release of image name from tree:
-// usr/lib/extension-release.d/extension-release.NAME, or else the one
-// extension-release.* file marked user.extension-release.strict=0. Only a
-// regular file of at most sysext.MaxReleaseSize bytes is read: a FIFO or a
-// huge sparse file in a hostile image is refused unopened.
-func readRelease(tree fs.FS, name string) (sysext.Release, error) {
-	file := path.Join(releaseDir, "extension-release."+name)
-	if _, err := fs.Lstat(tree, file); errors.Is(err, fs.ErrNotExist) {
-		if file, err = relaxedReleaseFile(tree, name); err != nil {
-			return nil, err
-		}
-	}
-	rel, err := sysext.ReadReleaseFile(tree, file)
-	if err != nil {
-		return nil, fmt.Errorf("/%s: %w", file, err)
-	}
-	return rel, nil
-}
-
-// relaxedReleaseFile finds the one extension-release file whose name does
-// not match the image's but which is marked non-strict.
-func relaxedReleaseFile(tree fs.FS, name string) (string, error) {
-	missing := fmt.Errorf("no /%s/extension-release.%s: the image's name must match its extension-release file (rename the image, or mark the file with the xattr %s=0)", releaseDir, name, strictXattr)
-	entries, err := fs.ReadDir(tree, releaseDir)
-	if err != nil {
-		return "", missing
-	}
-	xfs, ok := tree.(XattrFS)
-	if !ok {
-		return "", missing
-	}
-	var found []string
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), "extension-release.") || !e.Type().IsRegular() {
-			continue
-		}
-		p := path.Join(releaseDir, e.Name())
-		v, err := xfs.Xattr(p, strictXattr)
-		if err != nil {
-			continue
-		}
-		if isFalse(string(v)) {
-			found = append(found, p)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return "", missing
-	case 1:
-		return found[0], nil
-	}
-	return "", fmt.Errorf("%d extension-release files are marked %s=0 (%s); keep only one", len(found), strictXattr, strings.Join(found, ", "))
-}
-
-// isFalse tells whether v is one of the spellings of false systemd's
-// parse_boolean() accepts.
-func isFalse(v string) bool {
-	switch strings.ToLower(strings.TrimRight(v, "\x00\n")) {
-	case "0", "no", "n", "false", "f", "off":
-		return true
-	}
-	return false
 }

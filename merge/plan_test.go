@@ -159,7 +159,7 @@ func TestPrepare(t *testing.T) {
 		return m
 	}
 	relaxed := ext("other", "ID=_any\n")
-	relaxed.xattrs = map[string]string{"usr/lib/extension-release.d/extension-release.other\x00" + strictXattr: "0"}
+	relaxed.xattrs = map[string]string{"usr/lib/extension-release.d/extension-release.other\x00" + sysext.StrictXattr: "0"}
 	withOSRelease := ext("osr", "ID=_any\n")
 	withOSRelease.MapFS["usr/lib/os-release"] = file("ID=evil\n")
 

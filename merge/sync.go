@@ -359,7 +359,7 @@ func installedVersion(p string) string {
 	if err != nil {
 		return ""
 	}
-	_, rel, err := inspect.Release(fsys)
+	_, _, rel, err := sysext.DetectRelease(fsys)
 	if err != nil {
 		return ""
 	}

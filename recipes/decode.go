@@ -19,8 +19,8 @@ import (
 
 // The keys each part of a recipe may hold, in the order messages list them.
 var (
-	recipeKeys     = []string{"name", "description", "license", "version", "arches", "release", "sources", "validate"}
-	releaseKeys    = []string{"id", "sysext-level", "version-id", "scope", "reload-manager"}
+	recipeKeys     = []string{"name", "class", "description", "license", "version", "arches", "release", "sources", "validate"}
+	releaseKeys    = []string{"id", "sysext-level", "confext-level", "version-id", "scope", "reload-manager"}
 	sourceKeys     = []string{"url", "sha256", "sha256-url", "install", "extract", "oci", "files"}
 	installKeys    = []string{"to", "mode"}
 	extractKeys    = []string{"strip-components", "include", "to", "mode"}
@@ -60,8 +60,9 @@ func checkOSReleaseValue(v string) error {
 // decoder turns the YAML node tree of a recipe into a Recipe, collecting
 // every problem as an *Error at its line.
 type decoder struct {
-	path string
-	errs []error
+	path  string
+	class sysext.Class // the recipe's, decoded before what depends on it
+	errs  []error
 }
 
 // errorf records a problem at line.
@@ -79,10 +80,14 @@ func (d *decoder) recipe(data []byte) *Recipe {
 	if f == nil {
 		return nil
 	}
-	r := &Recipe{Path: d.path, Release: Release{ID: "_any"}}
+	r := &Recipe{Path: d.path, Class: sysext.Sysext, Release: Release{ID: "_any"}}
 	if _, ok := f["name"]; !ok {
 		d.errorf(root.Line, "name is missing; add name: with the extension name")
 	}
+	if c := d.str(f, "class", "class", func(v string) error { _, err := sysext.ClassByName(v); return err }); c != "" {
+		r.Class, _ = sysext.ClassByName(c)
+	}
+	d.class = r.Class
 	r.Name = d.str(f, "name", "name", sysext.CheckName)
 	r.Description = d.str(f, "description", "description", nil)
 	r.License = d.str(f, "license", "license", nil)
@@ -95,7 +100,7 @@ func (d *decoder) recipe(data []byte) *Recipe {
 		})
 	}
 	if n, ok := f["release"]; ok {
-		d.release(n, &r.Release)
+		d.release(n, r.Class, &r.Release)
 	}
 	if n, ok := f["validate"]; ok {
 		d.validation(n, &r.Validate)
@@ -306,8 +311,8 @@ func (d *decoder) mode(n *yaml.Node, label string) fs.FileMode {
 	return m
 }
 
-// release decodes the release mapping into rel.
-func (d *decoder) release(n *yaml.Node, rel *Release) {
+// release decodes the release mapping of a recipe of class c into rel.
+func (d *decoder) release(n *yaml.Node, c sysext.Class, rel *Release) {
 	f := d.mapping(n, "release", releaseKeys)
 	if f == nil {
 		return
@@ -315,7 +320,13 @@ func (d *decoder) release(n *yaml.Node, rel *Release) {
 	if id := d.str(f, "id", "release.id", checkOSReleaseValue); id != "" {
 		rel.ID = id
 	}
-	rel.SysextLevel = d.str(f, "sysext-level", "release.sysext-level", checkOSReleaseValue)
+	levelKey := c.Name + "-level"
+	for _, k := range []string{"sysext-level", "confext-level"} {
+		if v, ok := f[k]; ok && k != levelKey {
+			d.errorf(v.Line, "release.%s is for another class: this %s recipe sets %s", k, c.Name, levelKey)
+		}
+	}
+	rel.Level = d.str(f, levelKey, "release."+levelKey, checkOSReleaseValue)
 	rel.VersionID = d.str(f, "version-id", "release.version-id", checkOSReleaseValue)
 	if s, ok := f["scope"]; ok {
 		rel.Scope = d.list(s, "release.scope", func(v string) error {
@@ -329,16 +340,16 @@ func (d *decoder) release(n *yaml.Node, rel *Release) {
 		rel.ReloadManager = d.boolean(b, "release.reload-manager")
 	}
 	switch {
-	case rel.SysextLevel != "" && rel.VersionID != "":
-		d.errorf(f["version-id"].Line, "release has both sysext-level and version-id; keep one (systemd compares SYSEXT_LEVEL and ignores VERSION_ID)")
+	case rel.Level != "" && rel.VersionID != "":
+		d.errorf(f["version-id"].Line, "release has both %s and version-id; keep one (systemd compares %s and ignores VERSION_ID)", levelKey, c.LevelField)
 	case rel.VersionID != "" && rel.ID == "_any":
-		d.errorf(f["version-id"].Line, "release.version-id needs an id other than _any (an _any extension matches every OS version); set release.id or use sysext-level")
-	case rel.ID != "_any" && rel.SysextLevel == "" && rel.VersionID == "":
+		d.errorf(f["version-id"].Line, "release.version-id needs an id other than _any (an _any extension matches every OS version); set release.id or use %s", levelKey)
+	case rel.ID != "_any" && rel.Level == "" && rel.VersionID == "":
 		line := n.Line
 		if idn, ok := f["id"]; ok {
 			line = idn.Line
 		}
-		d.errorf(line, "release.id %q needs sysext-level or version-id: systemd refuses such an extension on hosts with a VERSION_ID", rel.ID)
+		d.errorf(line, "release.id %q needs %s or version-id: systemd refuses such an extension on hosts with a VERSION_ID", rel.ID, levelKey)
 	}
 }
 
@@ -366,7 +377,7 @@ func (d *decoder) validation(n *yaml.Node, v *Validation) {
 		if _, ok := m["reason"]; !ok {
 			d.errorf(item.Line, "%s needs reason: why files for another architecture belong in the image (bake shows it)", where)
 		}
-		e.Path = d.str(m, "path", where+" path", checkImagePattern)
+		e.Path = d.str(m, "path", where+" path", d.checkImagePattern)
 		e.Reason = d.str(m, "reason", where+" reason", nil)
 		switch {
 		case e.Path == "" || e.Reason == "": // reported
@@ -380,14 +391,14 @@ func (d *decoder) validation(n *yaml.Node, v *Validation) {
 }
 
 // checkImagePattern reports whether p is a path.Match pattern of absolute
-// image paths under /usr or /opt.
-func checkImagePattern(p string) error {
+// image paths in the recipe's hierarchies.
+func (d *decoder) checkImagePattern(p string) error {
 	if _, err := path.Match(p, ""); err != nil {
 		return fmt.Errorf("%q is not a valid pattern (path.Match syntax): %w", p, err)
 	}
 	top, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
-	if !path.IsAbs(p) || path.Clean(p) != p || top != "usr" && top != "opt" {
-		return fmt.Errorf("%q must be a clean absolute pattern under /usr or /opt, such as \"/usr/lib/firmware/*\"", p)
+	if !path.IsAbs(p) || path.Clean(p) != p || !slices.Contains(d.class.Hierarchies, top) {
+		return fmt.Errorf("%q must be a clean absolute pattern under %s, such as \"/%s/lib/firmware/*\"", p, d.class.HierarchyList(), d.class.Hierarchies[0])
 	}
 	return nil
 }
@@ -534,7 +545,7 @@ func (d *decoder) install(n *yaml.Node, keyLine int, where string, lines map[str
 		lines["install.to"] = v.Line
 		in.To, _ = d.scalar(v, where+" install.to", nil)
 	} else {
-		d.errorf(keyLine, "%s install needs to: the absolute path of the file, under /usr or /opt", where)
+		d.errorf(keyLine, "%s install needs to: the absolute path of the file, under %s", where, d.class.HierarchyList())
 	}
 	if v, ok := f["mode"]; ok {
 		in.Mode = d.mode(v, where+" install.mode")

@@ -139,10 +139,10 @@ func (x *expander) source(s *Source, i int) BuildSource {
 		b.SHA256 = h
 	}
 	if s.Install != nil {
-		b.Install = &Install{Mode: s.Install.Mode, To: get("install.to", "install.to", s.Install.To, func(v string) error { return checkPath(v, false) })}
+		b.Install = &Install{Mode: s.Install.Mode, To: get("install.to", "install.to", s.Install.To, func(v string) error { return checkPath(x.r.ImageClass(), v, false) })}
 	}
 	if s.Extract != nil {
-		b.Extract = &Extract{StripComponents: s.Extract.StripComponents, Mode: s.Extract.Mode, To: get("extract.to", "extract.to", s.Extract.To, func(v string) error { return checkPath(v, true) })}
+		b.Extract = &Extract{StripComponents: s.Extract.StripComponents, Mode: s.Extract.Mode, To: get("extract.to", "extract.to", s.Extract.To, func(v string) error { return checkPath(x.r.ImageClass(), v, true) })}
 		for j, p := range s.Extract.Include {
 			b.Extract.Include = append(b.Extract.Include, get("extract.include", fmt.Sprintf("extract.include.%d", j), p, checkPattern))
 		}
@@ -221,17 +221,19 @@ func checkURL(u string) error {
 	return nil
 }
 
-// checkPath reports whether p is a clean absolute path under /usr or /opt;
-// with dir, "/", "/usr" and "/opt" themselves are allowed too.
-func checkPath(p string, dir bool) error {
+// checkPath reports whether p is a clean absolute path in one of class c's
+// hierarchies (/usr, /opt; /etc); with dir, "/" and the hierarchies
+// themselves are allowed too.
+func checkPath(c sysext.Class, p string, dir bool) error {
 	if !path.IsAbs(p) || path.Clean(p) != p {
 		return fmt.Errorf("%q must be a clean absolute path (no \"..\", \".\", \"//\" or trailing \"/\"); it resolves to %s", p, path.Clean("/"+p))
 	}
-	if dir && (p == "/" || p == "/usr" || p == "/opt") {
+	rel := strings.TrimPrefix(p, "/")
+	if dir && (rel == "" || slices.Contains(c.Hierarchies, rel)) {
 		return nil
 	}
-	if !strings.HasPrefix(p, "/usr/") && !strings.HasPrefix(p, "/opt/") {
-		return fmt.Errorf("%q is not under /usr or /opt, the only trees a system extension can hold", p)
+	if !c.InHierarchy(rel) || slices.Contains(c.Hierarchies, rel) {
+		return fmt.Errorf("%q is not under %s, the only trees a %s can hold", p, c.HierarchyList(), c.Noun)
 	}
 	return nil
 }

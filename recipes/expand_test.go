@@ -204,7 +204,7 @@ func TestHelloFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Name != "hello" || r.Version != "1.0.0" || r.Release.ID != "_any" || r.Release.SysextLevel != "1.0" ||
+	if r.Name != "hello" || r.Version != "1.0.0" || r.Release.ID != "_any" || r.Release.Level != "1.0" ||
 		!reflect.DeepEqual(r.Arches, []string{"x86-64", "arm64"}) {
 		t.Errorf("hello recipe is %+v", r)
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/sysext-bakery/bakery/internal/pathmatch"
+	"github.com/sysext-bakery/bakery/sysext"
 )
 
 // FileName is the name of a recipe inside a recipe folder.
@@ -23,6 +24,10 @@ type Recipe struct {
 	// Name is the extension name: extension-release.NAME, NAME.raw on the node
 	// and the OCI repository NAMESPACE/NAME.
 	Name string
+	// Class is the image class: sysext (the default, also when Class is
+	// the zero value: see ImageClass) or confext, whose tree holds only
+	// etc/.
+	Class sysext.Class
 	// Description is one line about the extension, for listings.
 	Description string
 	// License is the SPDX expression of what the extension holds.
@@ -48,9 +53,10 @@ type Recipe struct {
 type Release struct {
 	// ID is the os-release ID the extension is for; "_any" by default.
 	ID string
-	// SysextLevel is SYSEXT_LEVEL; VersionID is VERSION_ID, only set with an
+	// Level is SYSEXT_LEVEL (CONFEXT_LEVEL for a confext), written
+	// sysext-level (confext-level); VersionID is VERSION_ID, only set with an
 	// ID other than _any.
-	SysextLevel, VersionID string
+	Level, VersionID string
 	// Scope is SYSEXT_SCOPE: some of system, initrd, portable.
 	Scope []string
 	// ReloadManager asks for EXTENSION_RELOAD_MANAGER=1.
@@ -103,7 +109,8 @@ type Source struct {
 
 // Install places a single downloaded file.
 type Install struct {
-	// To is the absolute path of the file, under /usr or /opt.
+	// To is the absolute path of the file, in one of the class's
+	// hierarchies (/usr or /opt; /etc for a confext).
 	To string
 	// Mode is the file's mode; 0644 when the recipe gives none.
 	Mode fs.FileMode
@@ -118,7 +125,7 @@ type Extract struct {
 	// after StripComponents; empty means every member.
 	Include []string
 	// To is the absolute directory the members land in: "/" (the default)
-	// or a directory under /usr or /opt.
+	// or a directory in one of the class's hierarchies.
 	To string
 	// Mode, when not zero, replaces the mode of every regular file.
 	Mode fs.FileMode
@@ -259,6 +266,14 @@ func joinSorted(errs []error) error {
 	}
 	slices.SortStableFunc(errs, func(a, b error) int { return line(a) - line(b) })
 	return errors.Join(slices.CompactFunc(errs, func(a, b error) bool { return a.Error() == b.Error() })...)
+}
+
+// ImageClass is the recipe's image class: Class, or sysext when unset.
+func (r *Recipe) ImageClass() sysext.Class {
+	if r.Class.Name == "" {
+		return sysext.Sysext
+	}
+	return r.Class
 }
 
 // Dir returns the folder holding the recipe file: files sources are

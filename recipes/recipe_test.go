@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/sysext-bakery/bakery/sysext"
 )
 
 const (
@@ -18,9 +20,14 @@ const (
 
 // withoutLines clears the unexported line tables so recipes compare by
 // their exported fields.
+// withoutLines clears what the tables of expected recipes leave out: the
+// line of each key, and the class when it is the default.
 func withoutLines(r *Recipe) *Recipe {
 	for i := range r.Sources {
 		r.Sources[i].lines = nil
+	}
+	if r.Class.Name == sysext.Sysext.Name {
+		r.Class = sysext.Class{}
 	}
 	return r
 }
@@ -44,7 +51,7 @@ func TestParseValid(t *testing.T) {
 		name: "all release fields",
 		yaml: "name: a.b_c-d\narches: [riscv64, loongarch64, s390x]\nrelease:\n  id: debian\n  sysext-level: \"12\"\n  scope: [initrd]\n  reload-manager: false\nsources: [{files: x}]\n",
 		want: Recipe{Name: "a.b_c-d", Arches: []string{"riscv64", "loongarch64", "s390x"},
-			Release: Release{ID: "debian", SysextLevel: "12", Scope: []string{"initrd"}}, Sources: []Source{{Files: "x", Line: 8}}},
+			Release: Release{ID: "debian", Level: "12", Scope: []string{"initrd"}}, Sources: []Source{{Files: "x", Line: 8}}},
 	}, {
 		name: "one sha256 for every arch, modes in every spelling",
 		yaml: `name: tool
@@ -112,7 +119,7 @@ func TestParseFixture(t *testing.T) {
 		License:     "Apache-2.0",
 		Version:     "v1.32.2",
 		Arches:      []string{"x86-64", "arm64"},
-		Release:     Release{ID: "_any", SysextLevel: "1.0", Scope: []string{"system", "portable"}, ReloadManager: true},
+		Release:     Release{ID: "_any", Level: "1.0", Scope: []string{"system", "portable"}, ReloadManager: true},
 		Sources: []Source{{
 			URL:       "https://dl.k8s.io/release/{{.Version}}/bin/linux/{{.GoArch}}/kubelet",
 			SHA256URL: "https://dl.k8s.io/release/{{.Version}}/bin/linux/{{.GoArch}}/kubelet.sha256",
@@ -165,7 +172,7 @@ func TestParseErrors(t *testing.T) {
 		{"two documents", "name: a\n---\nname: b\n", 2, "second YAML document"},
 		{"yaml syntax", "name: hello\nsources: [\n", 2, "invalid YAML"},
 		{"not a mapping", "- name: hello\n", 1, "recipe must be a mapping"},
-		{"unknown top key", "name: hello\nsource:\n  - files: x\n", 2, `unknown key "source" in recipe; known keys: name, description, license, version, arches, release, sources`},
+		{"unknown top key", "name: hello\nsource:\n  - files: x\n", 2, `unknown key "source" in recipe; known keys: name, class, description, license, version, arches, release, sources`},
 		{"repeated key", "name: hello\nname: again\nsources: [{files: x}]\n", 2, `key "name" given twice in recipe (first on line 1)`},
 		{"non-scalar key", "name: hello\n? [a]\n: b\nsources: [{files: x}]\n", 2, "keys must be plain words"},
 		// name
@@ -205,7 +212,7 @@ func TestParseErrors(t *testing.T) {
 		{"arches scalar", "name: a\narches: x86-64\nsources: [{files: x}]\n", 2, "arches must be a list"},
 		{"arch twice", "name: a\narches:\n  - arm64\n  - arm64\nsources: [{files: x}]\n", 4, `arches lists "arm64" twice`},
 		// release
-		{"release unknown key", "name: a\nrelease:\n  level: \"1\"\nsources: [{files: x}]\n", 3, `unknown key "level" in release; known keys: id, sysext-level, version-id, scope, reload-manager`},
+		{"release unknown key", "name: a\nrelease:\n  level: \"1\"\nsources: [{files: x}]\n", 3, `unknown key "level" in release; known keys: id, sysext-level, confext-level, version-id, scope, reload-manager`},
 		{"release scalar", "name: a\nrelease: _any\nsources: [{files: x}]\n", 2, "release must be a mapping"},
 		{"version-id with _any", "name: a\nrelease:\n  version-id: \"12\"\nsources: [{files: x}]\n", 3, "release.version-id needs an id other than _any"},
 		{"both levels", "name: a\nrelease:\n  id: debian\n  sysext-level: \"1\"\n  version-id: \"12\"\nsources: [{files: x}]\n", 5, "both sysext-level and version-id"},
@@ -363,5 +370,36 @@ func TestSourceKindString(t *testing.T) {
 		if got := k.String(); got != want {
 			t.Errorf("SourceKind(%d).String() = %q, want %q", int(k), got, want)
 		}
+	}
+}
+
+// TestConfextRecipes checks the class key: a confext recipe writes its
+// level as confext-level and installs only under /etc.
+func TestConfextRecipes(t *testing.T) {
+	const head = "name: conf\nclass: confext\nversion: \"1\"\nrelease: {id: flatcar, confext-level: \"2\"}\nsources:\n"
+	r, err := Parse([]byte(head+"  - files: files/\n"), "recipe.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ImageClass().Name != "confext" || r.Release.Level != "2" {
+		t.Errorf("class %s, level %q", r.ImageClass(), r.Release.Level)
+	}
+	bad := []struct{ name, yaml, want string }{
+		{"unknown class", "name: x\nclass: portable\nsources: [{files: f}]\n", `unknown image class "portable"`},
+		{"sysext level in a confext", "name: x\nclass: confext\nrelease: {sysext-level: \"1\"}\nsources: [{files: f}]\n", "release.sysext-level is for another class"},
+		{"confext level in a sysext", "name: x\nrelease: {confext-level: \"1\"}\nsources: [{files: f}]\n", "release.confext-level is for another class"},
+		{"a confext installing to /usr", head + "  - url: https://example.org/x\n    sha256: " + strings.Repeat("a", 64) + "\n    install: {to: /usr/bin/x}\n", `"/usr/bin/x" is not under /etc`},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), "recipe.yaml")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want one saying %q", err, tt.want)
+			}
+		})
+	}
+	r, err = Parse([]byte(head+"  - url: https://example.org/x\n    sha256: "+strings.Repeat("a", 64)+"\n    install: {to: /etc/conf/x.conf}\n"), "recipe.yaml")
+	if err != nil {
+		t.Fatalf("a confext installing to /etc: %v", err)
 	}
 }

@@ -428,7 +428,10 @@ func versionOf(ctx context.Context, repo name.Repository, mb *manifestBlob, ropt
 		return CatalogVersion{}, indexInfo{}, fmt.Errorf("%s is not an index", mb.digest)
 	}
 	var idx v1.IndexManifest
-	if err := json.Unmarshal(mb.raw, &idx); err != nil || idx.ArtifactType != ArtifactType {
+	if err := json.Unmarshal(mb.raw, &idx); err != nil {
+		return CatalogVersion{}, indexInfo{}, fmt.Errorf("%s is not a bakery extension index", mb.digest)
+	}
+	if _, ok := classOfArtifact(idx.ArtifactType); !ok {
 		return CatalogVersion{}, indexInfo{}, fmt.Errorf("%s is not a bakery extension index", mb.digest)
 	}
 	info := indexInfo{published: publishedAs(idx.Annotations), description: idx.Annotations[AnnotationDescription]}

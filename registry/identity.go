@@ -48,11 +48,13 @@ type expectation struct {
 	// versionTag is the tag asked for when it spells a version ("1.3.0",
 	// "v1.32.2"): the published version must have it as its tag.
 	versionTag string
+	// class is the image class asked for (WithClass), "" for any.
+	class string
 }
 
 // expect derives the expectation of ref.
 func expect(ref name.Reference, o *options) expectation {
-	e := expectation{name: o.name}
+	e := expectation{name: o.name, class: o.class}
 	if e.name == "" {
 		e.name = repoBase(ref.Context())
 	}
@@ -73,6 +75,21 @@ func (e expectation) check(what string, p published) error {
 		return fmt.Errorf("%s has no %s annotation: not a bakery extension", what, AnnotationVersion)
 	case e.versionTag != "" && tagSafe(p.version) != e.versionTag:
 		return fmt.Errorf("%w: tag %s names version %s, but %s holds version %s", ErrSubstituted, e.versionTag, e.versionTag, what, p.version)
+	case e.class != "" && p.class != e.class:
+		return fmt.Errorf("%w: %s is a %s, not a %s", ErrSubstituted, what, p.class, e.class)
+	}
+	return nil
+}
+
+// checkArtifactType refuses an index or manifest whose artifact type is
+// not the one of the class its annotations name.
+func checkArtifactType(what, artifactType string, p published) error {
+	c, ok := classOfArtifact(artifactType)
+	switch {
+	case !ok:
+		return fmt.Errorf("%s has artifactType %q: not a bakery extension", what, artifactType)
+	case c.Name != p.class:
+		return fmt.Errorf("%w: %s is a %s by its artifactType, a %s by its annotations", ErrSubstituted, what, c.Name, p.class)
 	}
 	return nil
 }

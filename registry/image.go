@@ -28,6 +28,7 @@ type localImage struct {
 	arch    sysext.Arch
 	release sysext.Release
 	fstype  string
+	class   sysext.Class
 	layerMT types.MediaType
 	digest  v1.Hash
 	size    int64
@@ -89,7 +90,7 @@ func inspectImage(path, sum string, read releaseReader) (*localImage, error) {
 	}
 	defer f.Close()
 	img := &localImage{path: path, title: filepath.Base(path)}
-	img.fstype, img.layerMT, err = detectLayerType(f)
+	img.fstype, err = detectFSType(f)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, err)
 	}
@@ -106,10 +107,11 @@ func inspectImage(path, sum string, read releaseReader) (*localImage, error) {
 		}
 		img.digest = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
 	}
-	img.name, img.release, err = read(path)
+	img.class, img.name, img.release, err = read(path)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: read extension-release: %w", path, err)
 	}
+	img.layerMT = layerMediaType(img.class, img.fstype)
 	archName := img.release["ARCHITECTURE"]
 	if archName == "" {
 		return nil, fmt.Errorf("image %s: extension-release.%s has no ARCHITECTURE= (bake with --arch, an index entry needs a platform)", path, img.name)
@@ -117,12 +119,12 @@ func inspectImage(path, sum string, read releaseReader) (*localImage, error) {
 	if img.arch, err = sysext.ArchByName(archName); err != nil {
 		return nil, fmt.Errorf("image %s: extension-release.%s: %w", path, img.name, err)
 	}
-	img.version = img.release["SYSEXT_VERSION_ID"]
+	img.version = img.release[img.class.VersionField]
 	if img.version == "" {
 		img.version = versionFromTitle(img.title, img.name, archName)
 	}
 	if img.version == "" {
-		return nil, fmt.Errorf("image %s: no version: set SYSEXT_VERSION_ID= in extension-release.%s or name the file %s-VERSION-%s.raw", path, img.name, img.name, archName)
+		return nil, fmt.Errorf("image %s: no version: set %s= in extension-release.%s or name the file %s-VERSION-%s.raw", path, img.class.VersionField, img.name, img.name, archName)
 	}
 	return img, nil
 }
@@ -140,41 +142,48 @@ func versionFromTitle(title, name, arch string) string {
 	return v
 }
 
-// detectLayerType tells the image's file system and the layer media type.
-func detectLayerType(f io.ReaderAt) (string, types.MediaType, error) {
+// detectFSType tells the image's file system, or "ddi" for a GPT disk.
+func detectFSType(f io.ReaderAt) (string, error) {
 	format, err := sysext.DetectFormat(f)
 	if err == nil {
-		return string(format), types.MediaType(LayerMediaTypePrefix + string(format)), nil
+		return string(format), nil
 	}
 	// A DDI is a GPT disk: "EFI PART" at LBA 1.
 	sig := make([]byte, 8)
 	if _, gptErr := f.ReadAt(sig, 512); gptErr == nil && string(sig) == "EFI PART" {
-		return "ddi", LayerMediaTypeDDI, nil
+		return "ddi", nil
 	}
-	return "", "", fmt.Errorf("not a sysext image: %w", err)
+	return "", fmt.Errorf("not an extension image: %w", err)
 }
 
-// releaseReader reads an image's extension-release and the NAME of its
-// extension-release.NAME file.
-type releaseReader func(imagePath string) (string, sysext.Release, error)
+// releaseReader reads an image's extension-release: its class, the NAME
+// of its extension-release.NAME file and the fields.
+type releaseReader func(imagePath string) (sysext.Class, string, sysext.Release, error)
 
 // fromReleaseReader adapts a ReleaseReader, which only gives the fields:
-// the name is SYSEXT_ID, else taken from the file name.
+// the class is confext when a CONFEXT_ field is set, and the name is the
+// class's ID field (SYSEXT_ID), else taken from the file name.
 func fromReleaseReader(r ReleaseReader) releaseReader {
-	return func(path string) (string, sysext.Release, error) {
+	return func(path string) (sysext.Class, string, sysext.Release, error) {
 		rel, err := r(path)
 		if err != nil {
-			return "", nil, err
+			return sysext.Class{}, "", nil, err
 		}
-		if n := rel["SYSEXT_ID"]; n != "" {
-			return n, rel, nil
+		c := sysext.Sysext
+		for _, f := range []string{sysext.Confext.IDField, sysext.Confext.VersionField, sysext.Confext.LevelField, sysext.Confext.ScopeField} {
+			if rel[f] != "" {
+				c = sysext.Confext
+			}
+		}
+		if n := rel[c.IDField]; n != "" {
+			return c, n, rel, nil
 		}
 		title := strings.TrimSuffix(filepath.Base(path), ".raw")
-		suffix := "-" + rel["SYSEXT_VERSION_ID"] + "-" + rel["ARCHITECTURE"]
-		if n, ok := strings.CutSuffix(title, suffix); ok && rel["SYSEXT_VERSION_ID"] != "" && n != "" {
-			return n, rel, nil
+		suffix := "-" + rel[c.VersionField] + "-" + rel["ARCHITECTURE"]
+		if n, ok := strings.CutSuffix(title, suffix); ok && rel[c.VersionField] != "" && n != "" {
+			return c, n, rel, nil
 		}
-		return "", nil, fmt.Errorf("cannot tell the extension name: set SYSEXT_ID= and SYSEXT_VERSION_ID= in its extension-release")
+		return sysext.Class{}, "", nil, fmt.Errorf("cannot tell the extension name: set %s= and %s= in its extension-release", c.IDField, c.VersionField)
 	}
 }
 
@@ -184,20 +193,20 @@ var errUnreadable = errors.New("no native reader for this image format")
 // readReleaseNative is the default releaseReader: it opens the image with
 // bakery's own squashfs or erofs reader and reads only its
 // extension-release. A DDI gives errUnreadable.
-func readReleaseNative(path string) (string, sysext.Release, error) {
+func readReleaseNative(path string) (sysext.Class, string, sysext.Release, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", nil, err
+		return sysext.Class{}, "", nil, err
 	}
 	defer f.Close()
-	if fstype, _, err := detectLayerType(f); err == nil && fstype == "ddi" {
-		return "", nil, errUnreadable
+	if fstype, err := detectFSType(f); err == nil && fstype == "ddi" {
+		return sysext.Class{}, "", nil, errUnreadable
 	}
 	fsys, _, err := inspect.Open(f)
 	if err != nil {
-		return "", nil, err
+		return sysext.Class{}, "", nil, err
 	}
-	return inspect.Release(fsys)
+	return sysext.DetectRelease(fsys)
 }
 
 // tagSafe turns a version into an OCI tag: '+' becomes '_', other

@@ -48,6 +48,7 @@ type options struct {
 	backoff     remote.Backoff
 	catalog     bool
 	name        string // the extension asked for; "" = the repository's last element
+	class       string // the image class asked for; "" = any
 	have        string // the image digest the caller has; Pull then skips the download
 	force       bool   // move tags backwards on push
 	// catalogValidity is how long a catalog written now stays valid.
@@ -153,6 +154,10 @@ func WithAnnotations(a map[string]string) Option {
 // to be the extension's name). A signed index of another extension,
 // copied with its signature to this repository, is refused.
 func WithName(extension string) Option { return func(o *options) { o.name = extension } }
+
+// WithClass makes Pull and Verify refuse an extension of another image
+// class than class ("sysext" or "confext").
+func WithClass(class string) Option { return func(o *options) { o.class = class } }
 
 // WithHave tells Pull the digest ("sha256:HEX") of the image file the
 // caller already has: when the resolved, verified image has that digest,

@@ -20,7 +20,9 @@ import (
 
 // PullResult is what Pull wrote and what it checked.
 type PullResult struct {
-	Path           string `json:"path"`
+	Path string `json:"path"`
+	// Class is the image class: sysext or confext.
+	Class          string `json:"class"`
 	Name           string `json:"name"`
 	Version        string `json:"version"`
 	Arch           string `json:"arch"`
@@ -123,13 +125,18 @@ func resolveTop(ctx context.Context, ref string, o *options) (*resolved, error) 
 			return nil, fmt.Errorf("%s: parse index: %w", ref, err)
 		}
 		res.published = publishedAs(res.index.Annotations)
+		err = checkArtifactType(ref, res.index.ArtifactType, res.published)
 	} else {
 		if res.manifest, err = parseImageManifest(res.top); err != nil {
 			return nil, fmt.Errorf("%s: %w", ref, err)
 		}
 		res.published, res.mdigest = publishedAs(res.manifest.Annotations), res.top.digest
+		err = checkArtifactType(ref, res.manifest.ArtifactType, res.published)
 	}
-	if err := expect(r, o).check(ref, res.published); err != nil {
+	if err == nil {
+		err = expect(r, o).check(ref, res.published)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if len(o.keys) > 0 {
@@ -170,7 +177,7 @@ func parseImageManifest(mb *manifestBlob) (*v1.Manifest, error) {
 		return nil, fmt.Errorf("parse manifest %s: %w", mb.digest, err)
 	}
 	if len(m.Layers) != 1 || !isImageLayer(m.Layers[0].MediaType) {
-		return nil, fmt.Errorf("manifest %s: want exactly one sysext image layer (%s…), it has %d layers: not a bakery extension", mb.digest, LayerMediaTypePrefix, len(m.Layers))
+		return nil, fmt.Errorf("manifest %s: want exactly one extension image layer (%s…), it has %d layers: not a bakery extension", mb.digest, layerMediaType(sysext.Sysext, "FORMAT"), len(m.Layers))
 	}
 	if size := m.Layers[0].Size; size <= 0 || size > MaxImageSize {
 		return nil, fmt.Errorf("manifest %s: image of %d bytes: an extension image has 1 byte to %d GiB", mb.digest, size, MaxImageSize>>30)
@@ -216,7 +223,7 @@ func Pull(ctx context.Context, ref string, opts ...Option) (PullResult, error) {
 	}
 	layer := r.manifest.Layers[0]
 	res := PullResult{
-		Name: r.published.name, Version: r.published.version, Arch: arch.Name,
+		Class: r.published.class, Name: r.published.name, Version: r.published.version, Arch: arch.Name,
 		Digest: layer.Digest.String(), Size: layer.Size, ManifestDigest: r.mdigest.String(),
 	}
 	if a := r.manifest.Annotations[AnnotationArchitecture]; a != "" && a != arch.Name {
@@ -270,18 +277,20 @@ func pullToFile(ctx context.Context, repo name.Repository, layer v1.Descriptor, 
 // checks that it is the extension, version and architecture the signed
 // index names. Images bakery cannot read (a DDI) are left to the node.
 func checkImageRelease(path string, res PullResult) error {
-	name, rel, err := readReleaseNative(path)
+	class, name, rel, err := readReleaseNative(path)
 	if errors.Is(err, errUnreadable) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("the image's extension-release: %w", err)
 	}
-	switch {
+	switch v := rel[class.VersionField]; {
+	case class.Name != res.Class:
+		return fmt.Errorf("%w: the image is a %s, but the index names a %s", ErrSubstituted, class.Name, res.Class)
 	case name != res.Name:
 		return fmt.Errorf("%w: the image holds extension-release.%s, but the index names extension %s", ErrSubstituted, name, res.Name)
-	case rel["SYSEXT_VERSION_ID"] != "" && rel["SYSEXT_VERSION_ID"] != res.Version:
-		return fmt.Errorf("%w: the image is version %s, but the index names %s", ErrSubstituted, rel["SYSEXT_VERSION_ID"], res.Version)
+	case v != "" && v != res.Version:
+		return fmt.Errorf("%w: the image is version %s, but the index names %s", ErrSubstituted, v, res.Version)
 	case rel["ARCHITECTURE"] != "" && rel["ARCHITECTURE"] != "_any" && rel["ARCHITECTURE"] != res.Arch:
 		return fmt.Errorf("%w: the image is for %s, not %s", ErrSubstituted, rel["ARCHITECTURE"], res.Arch)
 	}

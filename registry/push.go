@@ -233,7 +233,7 @@ func Push(ctx context.Context, ref string, images []string, opts ...Option) (Pus
 			return res, err
 		}
 		d := m.descriptor()
-		d.ArtifactType = ArtifactType
+		d.ArtifactType = img.class.ArtifactType
 		d.Platform = &v1.Platform{OS: "linux", Architecture: img.arch.GoArch}
 		d.Annotations = entryAnnotations(img, common)
 		entries = append(entries, d)
@@ -243,7 +243,7 @@ func Push(ctx context.Context, ref string, images []string, opts ...Option) (Pus
 	index, err := newRawManifest(v1.IndexManifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIImageIndex,
-		ArtifactType:  ArtifactType,
+		ArtifactType:  imgs[0].class.ArtifactType,
 		Manifests:     entries,
 		Annotations:   common,
 	}, types.OCIImageIndex)
@@ -328,10 +328,10 @@ func indexAnnotations(imgs []*localImage, extra map[string]string) map[string]st
 		// the same index.
 		AnnotationCreated: newest.UTC().Format(time.RFC3339),
 		AnnotationName:    img.name,
-		AnnotationClass:   defaultClass,
+		AnnotationClass:   img.class.Name,
 	}
-	for key, field := range map[string]string{AnnotationID: "ID", AnnotationSysextLevel: "SYSEXT_LEVEL",
-		AnnotationVersionID: "VERSION_ID", AnnotationScope: "SYSEXT_SCOPE"} {
+	for key, field := range map[string]string{AnnotationID: "ID", levelAnnotation(img.class): img.class.LevelField,
+		AnnotationVersionID: "VERSION_ID", AnnotationScope: img.class.ScopeField} {
 		if v := img.release[field]; v != "" {
 			a[key] = v
 		}
@@ -362,7 +362,7 @@ func pushImage(ctx context.Context, repo name.Repository, img *localImage, commo
 	if err != nil {
 		return rawManifest{}, err
 	}
-	cfgLayer := static.NewLayer(cfg, ConfigMediaType)
+	cfgLayer := static.NewLayer(cfg, configMediaType(img.class))
 	layer := &fileLayer{img: img}
 	for _, l := range []v1.Layer{cfgLayer, layer} {
 		if err := writeBlob(ctx, repo, l, img.title, o); err != nil {
@@ -373,8 +373,8 @@ func pushImage(ctx context.Context, repo name.Repository, img *localImage, commo
 	m, err := newRawManifest(v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
-		ArtifactType:  ArtifactType,
-		Config:        v1.Descriptor{MediaType: ConfigMediaType, Digest: cfgDigest, Size: int64(len(cfg))},
+		ArtifactType:  img.class.ArtifactType,
+		Config:        v1.Descriptor{MediaType: configMediaType(img.class), Digest: cfgDigest, Size: int64(len(cfg))},
 		Layers: []v1.Descriptor{{MediaType: img.layerMT, Digest: img.digest, Size: img.size,
 			Annotations: map[string]string{AnnotationTitle: img.title}}},
 		Annotations: entryAnnotations(img, common),

@@ -196,7 +196,7 @@ func checkIndex(t *testing.T, ref string, res PushResult) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if im.ArtifactType != ArtifactType || im.Annotations[AnnotationName] != "hello" || im.Annotations[AnnotationVersion] != "1.0+git" {
+	if im.ArtifactType != "application/vnd.bakery.sysext.v1" || im.Annotations[AnnotationName] != "hello" || im.Annotations[AnnotationVersion] != "1.0+git" {
 		t.Errorf("index artifactType %q annotations %v", im.ArtifactType, im.Annotations)
 	}
 	for i, d := range im.Manifests {
@@ -211,7 +211,7 @@ func checkIndex(t *testing.T, ref string, res PushResult) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Config.MediaType != ConfigMediaType || len(m.Layers) != 1 || m.Layers[0].MediaType != LayerMediaTypePrefix+"squashfs" {
+		if m.Config.MediaType != "application/vnd.bakery.sysext.config.v1+json" || len(m.Layers) != 1 || m.Layers[0].MediaType != "application/vnd.bakery.sysext.layer.v1.squashfs" {
 			t.Errorf("manifest %d: config %s layers %v", i, m.Config.MediaType, m.Layers)
 		}
 		found := false

@@ -106,7 +106,7 @@ func TestParseImageManifest(t *testing.T) {
 		return []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"x","digest":"sha256:` +
 			strings.Repeat("b", 64) + `","size":2},"layers":[` + strings.Join(layers, ",") + `]}`)
 	}
-	sq := LayerMediaTypePrefix + "squashfs"
+	sq := "application/vnd.bakery.sysext.layer.v1.squashfs"
 	tests := []struct {
 		name    string
 		raw     []byte
@@ -190,7 +190,7 @@ func TestPushRefuses(t *testing.T) {
 		{"nothing", nil, "no images"},
 		{"two versions", []string{a, b}, "one version of one extension"},
 		{"same arch twice", []string{a, c}, "both for x86-64"},
-		{"not an image", []string{notImage}, "not a sysext image"},
+		{"not an image", []string{notImage}, "not an extension image"},
 		{"empty dir", []string{t.TempDir()}, "holds no *.raw"},
 		{"missing", []string{"/nonexistent/x.raw"}, "no such file"},
 	}

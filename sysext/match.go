@@ -32,10 +32,11 @@ func incompatible(field, format string, args ...any) error {
 	return &IncompatibleError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Match decides whether the extension whose extension-release is ext may be
-// merged onto host (the host's os-release), as systemd 257's
+// Match decides whether the extension of class c whose extension-release
+// is ext may be merged onto host (the host's os-release), as systemd 257's
 // extension_release_validate() does, checking in its order and reporting the
-// first rule that fails:
+// first rule that fails (the level and scope fields are c's: SYSEXT_LEVEL
+// and SYSEXT_SCOPE, or CONFEXT_LEVEL and CONFEXT_SCOPE):
 //
 //  1. an extension-release without any field is refused;
 //  2. SYSEXT_SCOPE (when missing, "system portable") must list scope, e.g.
@@ -48,10 +49,10 @@ func incompatible(field, format string, args ...any) error {
 //     matches; when both sides have SYSEXT_LEVEL they must be equal; else, when
 //     the host has VERSION_ID, the extension must have the same VERSION_ID.
 //
-// SYSEXT_ID and SYSEXT_VERSION_ID describe the extension itself and take no
+// The extension's own ID and version (SYSEXT_ID, SYSEXT_VERSION_ID) take no
 // part in matching. A refusal is an *IncompatibleError. A host without ID is
 // an error of the host, not of the extension: systemd merges nothing then.
-func (ext Release) Match(host Release, scope, hostArch string) error {
+func (c Class) Match(ext, host Release, scope, hostArch string) error {
 	if host["ID"] == "" {
 		return errors.New("host os-release has no ID: set ID= in the host's /etc/os-release or /usr/lib/os-release")
 	}
@@ -61,11 +62,11 @@ func (ext Release) Match(host Release, scope, hostArch string) error {
 
 	if scope != "" {
 		scopes := []string{"system", "portable"}
-		if s, set := ext["SYSEXT_SCOPE"]; set {
+		if s, set := ext[c.ScopeField]; set {
 			scopes = words(s)
 		}
 		if !slices.Contains(scopes, scope) {
-			return incompatible("SYSEXT_SCOPE", "%q does not include this host's scope %q", strings.Join(scopes, " "), scope)
+			return incompatible(c.ScopeField, "%q does not include this host's scope %q", strings.Join(scopes, " "), scope)
 		}
 	}
 
@@ -87,16 +88,16 @@ func (ext Release) Match(host Release, scope, hostArch string) error {
 		return incompatible("ID", "%q does not match host ID %q%s", id, host["ID"], like)
 	}
 
-	hostLevel, hostVersion := host["SYSEXT_LEVEL"], host["VERSION_ID"]
-	switch level := ext["SYSEXT_LEVEL"]; {
+	hostLevel, hostVersion := host[c.LevelField], host["VERSION_ID"]
+	switch level := ext[c.LevelField]; {
 	case hostLevel != "" && level != "":
 		if level != hostLevel {
-			return incompatible("SYSEXT_LEVEL", "%q does not match host SYSEXT_LEVEL %q", level, hostLevel)
+			return incompatible(c.LevelField, "%q does not match host %s %q", level, c.LevelField, hostLevel)
 		}
 	case hostVersion != "":
 		switch v := ext["VERSION_ID"]; {
 		case v == "":
-			return incompatible("VERSION_ID", "is missing but the host has VERSION_ID %q: set VERSION_ID, SYSEXT_LEVEL (if the host has one) or ID=_any", hostVersion)
+			return incompatible("VERSION_ID", "is missing but the host has VERSION_ID %q: set VERSION_ID, %s (if the host has one) or ID=_any", hostVersion, c.LevelField)
 		case v != hostVersion:
 			return incompatible("VERSION_ID", "%q does not match host VERSION_ID %q", v, hostVersion)
 		}

@@ -124,7 +124,7 @@ func TestMatch(t *testing.T) {
 	for _, tc := range matchCases {
 		t.Run(tc.name, func(t *testing.T) {
 			scope, arch := tc.args()
-			err := tc.ext.Match(hostRelease(t, tc.host), scope, arch)
+			err := Sysext.Match(tc.ext, hostRelease(t, tc.host), scope, arch)
 			if tc.want == "ok" {
 				if err != nil {
 					t.Fatalf("Match = %v, want a match", err)
@@ -151,7 +151,7 @@ func TestMatch(t *testing.T) {
 
 func TestMatchHostWithoutID(t *testing.T) {
 	for _, host := range []Release{{}, {"ID": "", "VERSION_ID": "1"}} {
-		err := Release{"ID": "_any"}.Match(host, "system", "x86-64")
+		err := Sysext.Match(Release{"ID": "_any"}, host, "system", "x86-64")
 		var ie *IncompatibleError
 		if err == nil || errors.As(err, &ie) || !strings.Contains(err.Error(), "host os-release has no ID") {
 			t.Errorf("Match on host %q = %v, want a host error", host, err)
@@ -179,7 +179,7 @@ func TestMatchSystemd(t *testing.T) {
 			for i, tc := range cases {
 				name := fmt.Sprintf("case%02d", i)
 				exts[name] = tc.ext.Render()
-				if tc.ext.Match(hostRel, "system", HostArch().Name) == nil {
+				if Sysext.Match(tc.ext, hostRel, "system", HostArch().Name) == nil {
 					want = append(want, name)
 				}
 				t.Logf("%s: %s (%s)", name, tc.name, tc.want)

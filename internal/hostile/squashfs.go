@@ -20,8 +20,8 @@ import (
 
 var le = binary.LittleEndian
 
-// ReleaseDir is where an extension keeps its extension-release file.
-const ReleaseDir = "usr/lib/extension-release.d"
+// ReleaseDir is where the images keep their extension-release file.
+var ReleaseDir = sysext.Sysext.ReleaseDir
 
 // Release is the extension-release the images carry, as extension-release.x.
 const Release = "ID=_any\n"

@@ -24,16 +24,15 @@ type Info struct {
 	Format sysext.Format `json:"fstype"`
 	Size   int64         `json:"size"`
 	SHA256 string        `json:"sha256"`
-	// Name is the NAME of usr/lib/extension-release.d/extension-release.NAME.
+	// Class is the image class: sysext or confext.
+	Class string `json:"class"`
+	// Name is the NAME of the image's extension-release.NAME.
 	Name    string         `json:"name"`
 	Release sysext.Release `json:"extensionRelease"`
 	// Entries counts every file, directory, link and special file, the
 	// root directory excluded.
 	Entries int `json:"entries"`
 }
-
-// ReleaseDir is where an extension keeps its extension-release file.
-const ReleaseDir = "usr/lib/extension-release.d"
 
 // Limits that stop a walk of a damaged or hostile image whose directories
 // contain themselves.
@@ -54,9 +53,11 @@ func Image(p string) (*Info, error) {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	info := &Info{Path: p, Format: format}
-	if info.Name, info.Release, err = Release(fsys); err != nil {
+	var class sysext.Class
+	if class, info.Name, info.Release, err = sysext.DetectRelease(fsys); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
+	info.Class = class.Name
 	if info.Entries, err = countEntries(fsys); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
@@ -87,30 +88,6 @@ func Open(r io.ReaderAt) (fs.FS, sysext.Format, error) {
 		return nil, format, fmt.Errorf("%s: %w", format, err)
 	}
 	return fsys, format, nil
-}
-
-// Release reads the one usr/lib/extension-release.d/extension-release.NAME
-// of an image's tree, with sysext.ReadReleaseFile, and returns NAME and its
-// fields.
-func Release(fsys fs.FS) (string, sysext.Release, error) {
-	entries, err := fs.ReadDir(fsys, ReleaseDir)
-	if err != nil {
-		return "", nil, fmt.Errorf("%s: %w (not a system extension image)", ReleaseDir, err)
-	}
-	var names []string
-	for _, e := range entries {
-		if n, ok := strings.CutPrefix(e.Name(), "extension-release."); ok && !e.IsDir() {
-			names = append(names, n)
-		}
-	}
-	if len(names) != 1 {
-		return "", nil, fmt.Errorf("want exactly one %s/extension-release.NAME, found %d", ReleaseDir, len(names))
-	}
-	rel, err := sysext.ReadReleaseFile(fsys, ReleaseDir+"/extension-release."+names[0])
-	if err != nil {
-		return "", nil, err
-	}
-	return names[0], rel, nil
 }
 
 // errTooDeep stops a walk through a directory loop.

@@ -25,7 +25,7 @@ func TestImage(t *testing.T) {
 		err      string
 	}{
 		{"one release", map[string]string{rel + "extension-release.kube": "ID=_any\nARCHITECTURE=arm64\n", "usr/bin/kubelet": "x"}, "kube", 6, ""},
-		{"no release dir", map[string]string{"usr/bin/x": "x"}, "", 0, "not a system extension image"},
+		{"no release dir", map[string]string{"usr/bin/x": "x"}, "", 0, "not an extension image"},
 		{"two releases", map[string]string{rel + "extension-release.a": "ID=_any\n", rel + "extension-release.b": "ID=_any\n"}, "", 0, "found 2"},
 		{"garbage release", map[string]string{rel + "extension-release.a": "ID=\"unterminated\n"}, "", 0, "extension-release.a"},
 	}
@@ -125,7 +125,7 @@ func TestImageHostile(t *testing.T) {
 // holds the hostile images of package hostile (see TestFuzzSeeds).
 func FuzzImage(f *testing.F) {
 	src := f.TempDir()
-	rel := filepath.Join(src, ReleaseDir, "extension-release.x")
+	rel := filepath.Join(src, sysext.Sysext.ReleasePath("x"))
 	if err := os.MkdirAll(filepath.Dir(rel), 0o755); err != nil {
 		f.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func FuzzImage(f *testing.F) {
 			if err != nil {
 				return
 			}
-			Release(fsys)
+			sysext.DetectRelease(fsys)
 			countEntries(fsys)
 		})
 	})

@@ -1,11 +1,8 @@
-// Package sysext defines the systemd system extension image format:
-// extension-release metadata, architectures, host matching, image detection.
 package sysext
 
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -18,7 +15,7 @@ import (
 
 // Release holds the fields of an os-release or extension-release file, keyed
 // by variable name. A missing key and an empty value are different: systemd
-// treats both as unset, except for SYSEXT_SCOPE (see Match).
+// treats both as unset, except for the scope (see Class.Match).
 type Release map[string]string
 
 // MaxReleaseSize is the largest release file ParseRelease reads.
@@ -243,8 +240,8 @@ func isEnvName(s string) bool {
 // renderOrder is the order Render writes the fields it knows; other fields
 // follow, sorted by name.
 var renderOrder = []string{
-	"ID", "ID_LIKE", "VERSION_ID", "SYSEXT_LEVEL", "ARCHITECTURE", "SYSEXT_SCOPE",
-	"EXTENSION_RELOAD_MANAGER", "SYSEXT_ID", "SYSEXT_VERSION_ID",
+	"ID", "ID_LIKE", "VERSION_ID", "SYSEXT_LEVEL", "CONFEXT_LEVEL", "ARCHITECTURE", "SYSEXT_SCOPE", "CONFEXT_SCOPE",
+	"EXTENSION_RELOAD_MANAGER", "SYSEXT_ID", "CONFEXT_ID", "SYSEXT_VERSION_ID", "CONFEXT_VERSION_ID",
 }
 
 // Render writes r as a release file, one KEY=value line per field, in a fixed
@@ -291,158 +288,4 @@ func quote(v string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
-}
-
-// ExtensionRelease is what bakery writes into an image's
-// usr/lib/extension-release.d/extension-release.NAME.
-type ExtensionRelease struct {
-	// ID is the host OS ID the extension is for, or "_any" (the default
-	// when empty) for any OS.
-	ID string
-	// VersionID ties the extension to the host's VERSION_ID; SysextLevel to
-	// its SYSEXT_LEVEL. Either needs an ID other than "_any".
-	VersionID, SysextLevel string
-	// Architecture is a systemd architecture name, or "_any" or empty for any.
-	Architecture string
-	// Scope lists where the extension applies: system, initrd, portable.
-	// Empty means systemd's default, "system portable".
-	Scope []string
-	// ReloadManager asks systemd to reload its units after a merge.
-	ReloadManager bool
-	// SysextID and SysextVersionID name the extension itself (informational).
-	SysextID, SysextVersionID string
-}
-
-// Release returns the fields of e as they are written to the file: ID
-// ("_any" when empty), VERSION_ID and SYSEXT_LEVEL when set, ARCHITECTURE,
-// SYSEXT_SCOPE when set, EXTENSION_RELOAD_MANAGER=1 when asked, SYSEXT_ID and
-// SYSEXT_VERSION_ID when set.
-func (e ExtensionRelease) Release() Release {
-	r := Release{"ID": cmp.Or(e.ID, "_any")}
-	set := func(k, v string) {
-		if v != "" {
-			r[k] = v
-		}
-	}
-	set("VERSION_ID", e.VersionID)
-	set("SYSEXT_LEVEL", e.SysextLevel)
-	set("ARCHITECTURE", e.Architecture)
-	set("SYSEXT_SCOPE", strings.Join(e.Scope, " "))
-	if e.ReloadManager {
-		r["EXTENSION_RELOAD_MANAGER"] = "1"
-	}
-	set("SYSEXT_ID", e.SysextID)
-	set("SYSEXT_VERSION_ID", e.SysextVersionID)
-	return r
-}
-
-// Extension reads the extension fields out of r, the inverse of
-// ExtensionRelease.Release for a file that ValidateRelease accepts.
-func (r Release) Extension() ExtensionRelease {
-	reload, _ := parseBool(r["EXTENSION_RELOAD_MANAGER"])
-	return ExtensionRelease{
-		ID:              r["ID"],
-		VersionID:       r["VERSION_ID"],
-		SysextLevel:     r["SYSEXT_LEVEL"],
-		Architecture:    r["ARCHITECTURE"],
-		Scope:           words(r["SYSEXT_SCOPE"]),
-		ReloadManager:   reload,
-		SysextID:        r["SYSEXT_ID"],
-		SysextVersionID: r["SYSEXT_VERSION_ID"],
-	}
-}
-
-// Validate checks e as ValidateRelease checks the file it gives.
-func (e ExtensionRelease) Validate() error { return ValidateRelease(e.Release()) }
-
-// ValidateRelease checks an extension-release file's fields, reporting every
-// problem: ID is present and a valid os-release ID or "_any"; VERSION_ID and
-// SYSEXT_LEVEL, when present, are valid versions (systemd's
-// version_is_valid(): letters, digits and . , _ + -), and VERSION_ID comes
-// with an ID other than "_any", since systemd ignores it otherwise
-// (SYSEXT_LEVEL with ID=_any is allowed as information, as in DESIGN.md's
-// example recipe); ARCHITECTURE is a
-// systemd architecture name or "_any"; SYSEXT_SCOPE lists only system,
-// initrd and portable; EXTENSION_RELOAD_MANAGER is a boolean; every key is a
-// valid name and every value UTF-8.
-func ValidateRelease(r Release) error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	for _, k := range slices.Sorted(maps.Keys(r)) {
-		if !isEnvName(k) {
-			bad("key %s is not a valid name: use letters, digits and _, not starting with a digit", quoted(k))
-		}
-		if !utf8.ValidString(r[k]) || strings.ContainsRune(r[k], 0) {
-			bad("%s: value is not UTF-8 text: remove the invalid bytes", keyName(k))
-		}
-	}
-	id, ok := r["ID"]
-	switch {
-	case !ok || id == "":
-		bad("ID is missing: set ID=_any, or ID= the host's os-release ID to tie the extension to that OS")
-	case !isOSReleaseID(id):
-		bad("ID %s is not a valid os-release ID: use lower-case letters, digits, ., _ and -, or _any", quoted(id))
-	}
-	for _, k := range []string{"VERSION_ID", "SYSEXT_LEVEL"} {
-		v, ok := r[k]
-		switch {
-		case !ok:
-		case !isVersion(v):
-			bad("%s %s is not a valid version: use letters, digits, ., ,, _, + and -", k, quoted(v))
-		case id == "_any" && k == "VERSION_ID":
-			bad("VERSION_ID %s is ignored with ID=_any: set ID to the host's os-release ID, or drop VERSION_ID", quoted(v))
-		}
-	}
-	if a, ok := r["ARCHITECTURE"]; ok && a != "_any" && !slices.Contains(systemdArchNames, a) {
-		bad("ARCHITECTURE %s is not a systemd architecture: use one of %s, or _any", quoted(a), strings.Join(systemdArchNames, ", "))
-	}
-	if s, ok := r["SYSEXT_SCOPE"]; ok {
-		scopes := words(s)
-		if len(scopes) == 0 {
-			bad("SYSEXT_SCOPE is empty, so the extension applies nowhere: list system, initrd or portable, or drop it for \"system portable\"")
-		}
-		for _, w := range scopes {
-			if !slices.Contains([]string{"system", "initrd", "portable"}, w) {
-				bad("SYSEXT_SCOPE %s: %s is not a scope: use system, initrd or portable", quoted(s), quoted(w))
-			}
-		}
-	}
-	if v, ok := r["EXTENSION_RELOAD_MANAGER"]; ok {
-		if _, err := parseBool(v); err != nil {
-			bad("EXTENSION_RELOAD_MANAGER %s is not a boolean: use 1 or 0", quoted(v))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// isOSReleaseID reports whether s is a valid os-release ID: lower-case
-// letters, digits, ".", "_" and "-" (os-release(5)).
-func isOSReleaseID(s string) bool {
-	return s != "" && !strings.ContainsFunc(s, func(c rune) bool {
-		return !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-')
-	})
-}
-
-// isVersion is systemd's version_is_valid(): a non-empty file name part of
-// letters, digits and ".,_+-".
-func isVersion(s string) bool {
-	return s != "" && len(s) <= 255 && !strings.ContainsFunc(s, func(c rune) bool {
-		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".,_+-", c))
-	})
-}
-
-// words splits s at systemd's whitespace, as strv_split(s, WHITESPACE) does.
-func words(s string) []string {
-	return strings.FieldsFunc(s, func(c rune) bool { return strings.ContainsRune(whitespace, c) })
-}
-
-// parseBool is systemd's parse_boolean().
-func parseBool(s string) (bool, error) {
-	switch strings.ToLower(s) {
-	case "1", "yes", "y", "true", "t", "on":
-		return true, nil
-	case "0", "no", "n", "false", "f", "off":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not a boolean", s)
 }

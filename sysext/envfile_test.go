@@ -240,10 +240,13 @@ func TestExtensionRelease(t *testing.T) {
 		{"defaults", ExtensionRelease{}, "ID=_any\n"},
 		{"any with everything", ExtensionRelease{
 			Architecture: "arm64", Scope: []string{"system", "portable"}, ReloadManager: true,
-			SysextID: "kubernetes", SysextVersionID: "v1.32.2",
+			ExtensionID: "kubernetes", ExtensionVersion: "v1.32.2",
 		}, "ID=_any\nARCHITECTURE=arm64\nSYSEXT_SCOPE=\"system portable\"\nEXTENSION_RELOAD_MANAGER=1\nSYSEXT_ID=kubernetes\nSYSEXT_VERSION_ID=v1.32.2\n"},
-		{"level", ExtensionRelease{ID: "flatcar", SysextLevel: "1.0", Architecture: "x86-64"},
+		{"level", ExtensionRelease{ID: "flatcar", Level: "1.0", Architecture: "x86-64"},
 			"ID=flatcar\nSYSEXT_LEVEL=1.0\nARCHITECTURE=x86-64\n"},
+		{"confext with everything", ExtensionRelease{Class: Confext, ID: "flatcar", Level: "2", Scope: []string{"initrd"}, ReloadManager: true,
+			ExtensionID: "etcd-conf", ExtensionVersion: "3.5"},
+			"ID=flatcar\nCONFEXT_LEVEL=2\nCONFEXT_SCOPE=initrd\nEXTENSION_RELOAD_MANAGER=1\nCONFEXT_ID=etcd-conf\nCONFEXT_VERSION_ID=3.5\n"},
 		{"version", ExtensionRelease{ID: "debian", VersionID: "12", Scope: []string{"initrd"}},
 			"ID=debian\nVERSION_ID=12\nSYSEXT_SCOPE=initrd\n"},
 	} {
@@ -255,7 +258,7 @@ func TestExtensionRelease(t *testing.T) {
 			if err := tc.e.Validate(); err != nil {
 				t.Errorf("Validate() = %v", err)
 			}
-			back := parse(t, tc.want).Extension()
+			back := parse(t, tc.want).Extension(tc.e.class())
 			if got, want := back.Release(), tc.e.Release(); !maps.Equal(got, want) {
 				t.Errorf("Extension() gave %+v, want %+v", back, tc.e)
 			}
@@ -300,7 +303,7 @@ func TestValidateRelease(t *testing.T) {
 			[]string{`^ID is missing`, `^VERSION_ID "a b" is not a valid version`, `^ARCHITECTURE "x"`, `^SYSEXT_SCOPE "y"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := ValidateRelease(tc.r)
+			err := Sysext.ValidateRelease(tc.r)
 			var lines []string
 			if err != nil {
 				lines = strings.Split(err.Error(), "\n")
