@@ -5,11 +5,8 @@ package bakery
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -17,6 +14,7 @@ import (
 	"slices"
 
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
+	"github.com/sysext-bakery/bakery/internal/digest"
 	"github.com/sysext-bakery/bakery/internal/sha256sums"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sysext"
@@ -193,7 +191,7 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 		tmp.Abort()
 		return Image{}, nil, err
 	}
-	sum, size, err := hashFile(tmp.Name())
+	sum, size, err := digest.File(tmp.Name())
 	if err != nil {
 		tmp.Abort()
 		return Image{}, nil, err
@@ -204,7 +202,7 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 	}
 	return Image{
 		Name: b.Recipe.Name, Version: b.Version, Architecture: b.Arch,
-		Path: dst, SHA256: sum, Size: size, Format: string(format), Builder: opts.Builder.Name(),
+		Path: dst, SHA256: sum.Hex, Size: size, Format: string(format), Builder: opts.Builder.Name(),
 	}, tmp, nil
 }
 
@@ -249,21 +247,6 @@ func writeRelease(b *recipes.Build, stageDir string) error {
 		err = root.Chmod(p, 0o644)
 	}
 	return err
-}
-
-// hashFile returns a file's sha256 (hex) and size.
-func hashFile(p string) (string, int64, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("hash %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // mkdirs creates the missing directories of dir (slash-separated, relative

@@ -2,8 +2,6 @@ package merge
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
@@ -51,11 +50,11 @@ func (k kernelOpener) Open(img Image, digest bool) (Tree, string, error) {
 	defer f.Close()
 	sum := ""
 	if digest {
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err != nil {
+		h, _, err := v1.SHA256(f) // the open file that is mounted next
+		if err != nil {
 			return nil, "", fmt.Errorf("hash image %s: %w", p, err)
 		}
-		sum = "sha256:" + hex.EncodeToString(h.Sum(nil))
+		sum = h.String()
 	}
 	fstype, err := imageFSType(f)
 	if err != nil {

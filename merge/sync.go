@@ -3,8 +3,6 @@ package merge
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
+	"github.com/sysext-bakery/bakery/internal/digest"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/inspect"
 )
@@ -597,19 +596,8 @@ func finishInterrupted(root string, st *State) error {
 
 // fileDigest is the sha256 of a regular file, "sha256:HEX".
 func fileDigest(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("hash %s: not a regular file", p)
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", p, err)
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	h, _, err := digest.File(p)
+	return h.String(), err
 }
 
 // syncFile flushes a file's content to disk.

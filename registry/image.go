@@ -1,8 +1,6 @@
 package registry
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -101,11 +99,9 @@ func inspectImage(path, sum string, read releaseReader) (*localImage, error) {
 		}
 		img.size, img.digest, img.checkOnRead = fi.Size(), v1.Hash{Algorithm: "sha256", Hex: sum}, true
 	} else {
-		h := sha256.New()
-		if img.size, err = io.Copy(h, f); err != nil {
+		if img.digest, img.size, err = v1.SHA256(f); err != nil {
 			return nil, fmt.Errorf("image %s: %w", path, err)
 		}
-		img.digest = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
 	}
 	img.class, img.name, img.release, err = read(path)
 	if err != nil {

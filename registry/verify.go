@@ -2,10 +2,8 @@ package registry
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -93,13 +91,12 @@ func checkBlob(repo name.Repository, d v1.Descriptor, ropts []remote.Option) err
 		return fmt.Errorf("blob %s: %w", d.Digest, err)
 	}
 	defer rc.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, rc)
+	got, n, err := v1.SHA256(rc)
 	if err != nil {
 		return fmt.Errorf("blob %s: %w", d.Digest, err)
 	}
-	if got := fmt.Sprintf("%x", h.Sum(nil)); got != d.Digest.Hex || n != d.Size {
-		return fmt.Errorf("blob %s: registry served %d bytes with sha256:%s, want %d bytes", d.Digest, n, got, d.Size)
+	if got != d.Digest || n != d.Size {
+		return fmt.Errorf("blob %s: registry served %d bytes with %s, want %d bytes", d.Digest, n, got, d.Size)
 	}
 	return nil
 }

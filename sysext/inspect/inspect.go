@@ -4,8 +4,6 @@
 package inspect
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,9 +11,11 @@ import (
 	"os"
 	"strings"
 
+	"github.com/sysext-bakery/bakery/internal/digest"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/erofs"
 	"github.com/sysext-bakery/bakery/sysext/squashfs"
+	"golang.org/x/sys/unix"
 )
 
 // Info is what inspect tells about an image.
@@ -41,13 +41,17 @@ const (
 	maxEntries = 50_000_000
 )
 
-// Image inspects the image file at p.
+// Image inspects the image file at p, which must be a regular file (a
+// FIFO is refused without blocking).
 func Image(p string) (*Info, error) {
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file: give an image file", p)
+	}
 	fsys, format, err := Open(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
@@ -61,11 +65,11 @@ func Image(p string) (*Info, error) {
 	if info.Entries, err = countEntries(fsys); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	h := sha256.New()
-	if info.Size, err = io.Copy(h, io.NewSectionReader(f, 0, 1<<62)); err != nil {
+	h, size, err := digest.File(p)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	info.SHA256 = hex.EncodeToString(h.Sum(nil))
+	info.Size, info.SHA256 = size, h.Hex
 	return info, nil
 }
 

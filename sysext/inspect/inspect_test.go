@@ -13,6 +13,7 @@ import (
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/erofs"
 	"github.com/sysext-bakery/bakery/sysext/squashfs"
+	"golang.org/x/sys/unix"
 )
 
 func TestImage(t *testing.T) {
@@ -170,4 +171,23 @@ func TestFuzzSeeds(t *testing.T) {
 		seeds = append(seeds, s...)
 	}
 	hostile.CheckCorpus(t, "FuzzImage", seeds)
+}
+
+// TestImageRefusesNonFiles: a FIFO or a directory given as the image is
+// refused at once, not read or blocked on.
+func TestImageRefusesNonFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.raw")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{fifo, dir} {
+		if err := bounded.Check(bounded.Test, func() {
+			if _, err := Image(p); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("Image(%s) = %v, want a refusal", p, err)
+			}
+		}); err != nil {
+			t.Fatalf("Image(%s): %v", p, err)
+		}
+	}
 }
