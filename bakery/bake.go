@@ -17,6 +17,7 @@ import (
 	"github.com/sysext-bakery/bakery/internal/digest"
 	"github.com/sysext-bakery/bakery/internal/sha256sums"
 	"github.com/sysext-bakery/bakery/recipes"
+	"github.com/sysext-bakery/bakery/sources"
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
@@ -32,8 +33,8 @@ type Options struct {
 	Build sysext.BuildOptions
 	// Builder writes the images.
 	Builder sysext.Builder
-	// Fetcher downloads and verifies url sources.
-	Fetcher *Fetcher
+	// Fetcher downloads and verifies sources (see package sources).
+	Fetcher *sources.Fetcher
 	// MaxEntries is the most members one source may unpack; 0 means
 	// unpack.DefaultMaxEntries.
 	MaxEntries int

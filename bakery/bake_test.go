@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysext-bakery/bakery/internal/fixture"
+	"github.com/sysext-bakery/bakery/sources"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/inspect"
 	"github.com/sysext-bakery/bakery/sysext/squashfs"
@@ -190,7 +192,7 @@ func TestBakeFetchesOverHTTPAndCaches(t *testing.T) {
 		tarEntry{hdr: tar.Header{Name: "pkg-1/bin/b", Typeflag: tar.TypeReg, Mode: 0o755}, body: "b\n"},
 		tarEntry{hdr: tar.Header{Name: "pkg-1/README", Typeflag: tar.TypeReg}, body: "readme\n"},
 	)
-	srv := serveFiles(t, map[string][]byte{
+	srv := fixture.Serve(t, map[string][]byte{
 		"/tool":       tool,
 		"/pkg.tar.gz": archive,
 		"/SHA256SUMS": []byte(fmt.Sprintf("%s  other.tar.gz\n%s  pkg.tar.gz\n", strings.Repeat("0", 64), sha256Hex(archive))),
@@ -225,13 +227,13 @@ sources:
 		t.Errorf("include [bin/*] let README through:\n%s", out)
 	}
 	// A rebuild with the same inputs downloads nothing and gives the same bytes.
-	before := srv.requests.Load()
+	before := srv.Requests.Load()
 	opts.OutDir = t.TempDir()
 	again, err := Bake(bakeCtx, r, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := srv.requests.Load() - before; n != 0 {
+	if n := srv.Requests.Load() - before; n != 0 {
 		t.Errorf("rebuild made %d requests, want 0 (cache)", n)
 	}
 	if again.Images[0].SHA256 != res.Images[0].SHA256 {
@@ -240,7 +242,7 @@ sources:
 }
 
 func TestWrongDigestFailsBeforeStaging(t *testing.T) {
-	srv := serveFiles(t, map[string][]byte{"/tool": []byte("evil\n")})
+	srv := fixture.Serve(t, map[string][]byte{"/tool": []byte("evil\n")})
 	r := writeRecipe(t, fmt.Sprintf(`name: tools
 version: "2.0"
 arches: [x86-64]
@@ -255,9 +257,9 @@ sources:
 		t.Fatal(err)
 	}
 	stage := t.TempDir()
-	f := &Fetcher{Cache: Cache{Dir: t.TempDir()}}
+	f := &sources.Fetcher{Cache: sources.Cache{Dir: t.TempDir()}}
 	err = Stage(bakeCtx, b, stage, Options{Fetcher: f})
-	if !errors.Is(err, ErrDigestMismatch) {
+	if !errors.Is(err, sources.ErrDigestMismatch) {
 		t.Fatalf("err = %v, want a sha256 mismatch", err)
 	}
 	if !strings.Contains(err.Error(), "source 2") || !strings.Contains(err.Error(), srv.URL+"/tool") {
@@ -293,7 +295,7 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			archive := tarGz(t, c.entries...)
-			srv := serveFiles(t, map[string][]byte{"/a.tar.gz": archive})
+			srv := fixture.Serve(t, map[string][]byte{"/a.tar.gz": archive})
 			r := writeRecipe(t, fmt.Sprintf(`name: evil
 version: "1"
 arches: [x86-64]
@@ -330,7 +332,7 @@ sources:
 }
 
 func TestInstallErrorNamesTheURL(t *testing.T) {
-	srv := serveFiles(t, map[string][]byte{"/tool": []byte("tool\n")})
+	srv := fixture.Serve(t, map[string][]byte{"/tool": []byte("tool\n")})
 	r := writeRecipe(t, fmt.Sprintf(`name: x
 version: "1"
 arches: [x86-64]

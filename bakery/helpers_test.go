@@ -8,16 +8,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io/fs"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"sync/atomic"
 	"testing"
 
 	"github.com/sysext-bakery/bakery/recipes"
+	"github.com/sysext-bakery/bakery/sources"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/erofs"
 	"github.com/sysext-bakery/bakery/sysext/mkfs"
@@ -100,7 +98,7 @@ func bakeOptions(t *testing.T, out string, b sysext.Builder, format sysext.Forma
 		OutDir:  out,
 		Build:   sysext.BuildOptions{Format: format, Compression: comp, Epoch: 1700000000, AllRoot: true},
 		Builder: b,
-		Fetcher: &Fetcher{Cache: Cache{Dir: t.TempDir()}, Backoff: 1},
+		Fetcher: &sources.Fetcher{Cache: sources.Cache{Dir: t.TempDir()}, Backoff: 1},
 	}
 }
 
@@ -125,28 +123,6 @@ func writeRecipe(t *testing.T, yaml string, files map[string]string) *recipes.Re
 		t.Fatal(err)
 	}
 	return r
-}
-
-// fileServer serves fixed documents over loopback and counts requests.
-type fileServer struct {
-	*httptest.Server
-	requests atomic.Int64
-}
-
-func serveFiles(t *testing.T, docs map[string][]byte) *fileServer {
-	t.Helper()
-	s := &fileServer{}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.requests.Add(1)
-		doc, ok := docs[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.Write(doc)
-	}))
-	t.Cleanup(s.Close)
-	return s
 }
 
 // tarEntry is one member of a test archive.

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sysext-bakery/bakery/internal/fixture"
 	"github.com/sysext-bakery/bakery/recipes"
+	"github.com/sysext-bakery/bakery/sources"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/squashfs"
 )
@@ -24,7 +26,7 @@ func TestErrorsNeverQuoteFetchedContent(t *testing.T) {
 	environ := []byte("HOME=/root\x00API_TOKEN=" + secret + "\x00")
 	unit := []byte("[Service]\nEnvironment " + secret + "\n")
 	archive := tarGz(t, tarEntry{hdr: tar.Header{Name: "usr/lib/systemd/system/x.service", Typeflag: tar.TypeReg}, body: string(shadow)})
-	srv := serveFiles(t, map[string][]byte{"/shadow": shadow, "/environ": environ, "/unit": unit, "/a.tar.gz": archive})
+	srv := fixture.Serve(t, map[string][]byte{"/shadow": shadow, "/environ": environ, "/unit": unit, "/a.tar.gz": archive})
 	cases := []struct {
 		name, source string
 		want         []string
@@ -83,7 +85,7 @@ func TestFileURLsStayInTheRecipeFolder(t *testing.T) {
 	os.Symlink(secret, filepath.Join(dir, "link-out"))
 	linkedDir := filepath.Join(t.TempDir(), "recipes")
 	os.Symlink(dir, linkedDir)
-	srv := serveFiles(t, map[string][]byte{"/tool": tool})
+	srv := fixture.Serve(t, map[string][]byte{"/tool": tool})
 	pinned := func(u string) string {
 		return "  - url: " + u + "\n    sha256: " + sha256Hex(tool) + "\n    install: {to: /usr/bin/tool}\n"
 	}
@@ -125,8 +127,8 @@ func TestFileURLsStayInTheRecipeFolder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f := &Fetcher{Cache: Cache{Dir: t.TempDir()}, AllowFileURLs: c.allow}
-			before := srv.requests.Load()
+			f := &sources.Fetcher{Cache: sources.Cache{Dir: t.TempDir()}, AllowFileURLs: c.allow}
+			before := srv.Requests.Load()
 			err = Stage(bakeCtx, b, t.TempDir(), Options{Fetcher: f})
 			switch {
 			case c.wantError == "" && err != nil:
@@ -135,10 +137,10 @@ func TestFileURLsStayInTheRecipeFolder(t *testing.T) {
 				return
 			case err == nil:
 				t.Fatalf("staged, want an error saying %q", c.wantError)
-			case !errors.Is(err, ErrFileURL) || !strings.Contains(err.Error(), c.wantError) || !strings.Contains(err.Error(), "--allow-file-urls"):
+			case !errors.Is(err, sources.ErrFileURL) || !strings.Contains(err.Error(), c.wantError) || !strings.Contains(err.Error(), "--allow-file-urls"):
 				t.Fatalf("error %q, want ErrFileURL saying %q and the --allow-file-urls fix", err, c.wantError)
 			}
-			if n := srv.requests.Load() - before; n != 0 {
+			if n := srv.Requests.Load() - before; n != 0 {
 				t.Errorf("%d downloads before the refusal", n)
 			}
 		})

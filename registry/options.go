@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"syscall"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/sirupsen/logrus"
 
+	"github.com/sysext-bakery/bakery/internal/download"
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
@@ -178,19 +180,13 @@ func WithRetryBackoff(b remote.Backoff) Option { return func(o *options) { o.bac
 // WithoutCatalog makes Push leave the namespace's catalog artifact alone.
 func WithoutCatalog() Option { return func(o *options) { o.catalog = false } }
 
-// retryStatusCodes are the responses worth another try.
-var retryStatusCodes = []int{
-	http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
-	http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout,
-}
-
 // retryable tells failures worth another try (network errors, 429 and
 // 5xx answers) from final ones.
 func retryable(err error) bool {
 	var ne net.Error
 	var te *transport.Error
 	if errors.As(err, &te) {
-		return retryableStatus(te.StatusCode)
+		return slices.Contains(download.RetryStatusCodes, te.StatusCode)
 	}
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
@@ -205,7 +201,7 @@ func (o *options) remoteOptions(ctx context.Context) []remote.Option {
 		remote.WithTransport(o.transport),
 		remote.WithAuthFromKeychain(o.keychain),
 		remote.WithRetryBackoff(o.backoff),
-		remote.WithRetryStatusCodes(retryStatusCodes...),
+		remote.WithRetryStatusCodes(download.RetryStatusCodes...),
 		remote.WithRetryPredicate(retryable),
 		remote.WithUserAgent("bakery"),
 	}

@@ -12,7 +12,9 @@ import (
 
 	"github.com/sysext-bakery/bakery/bakery"
 	"github.com/sysext-bakery/bakery/bakery/unpack"
+	"github.com/sysext-bakery/bakery/internal/bytesize"
 	"github.com/sysext-bakery/bakery/recipes"
+	"github.com/sysext-bakery/bakery/sources"
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
@@ -66,7 +68,7 @@ Examples:
 			&cli.StringSliceFlag{Name: "arch", Usage: "systemd architectures, comma separated (default: the recipe's arches)"},
 			&cli.StringFlag{Name: "out", Value: ".", Usage: "output directory"},
 			&cli.StringFlag{Name: "cache-dir", Usage: "download cache (default: $XDG_CACHE_HOME/bakery)"},
-			&cli.StringFlag{Name: "max-source-size", Value: bakery.FormatSize(bakery.DefaultMaxSourceSize), Usage: "refuse a source larger than this, such as 512MiB"},
+			&cli.StringFlag{Name: "max-source-size", Value: bytesize.Format(sources.DefaultMaxSourceSize), Usage: "refuse a source larger than this, such as 512MiB"},
 			&cli.BoolFlag{Name: "allow-file-urls", Usage: "let file:// sources read any file you can, not only files in the recipe's folder"},
 			&cli.IntFlag{Name: "max-entries", Value: unpack.DefaultMaxEntries, Usage: "refuse a source with more members (files, directories, links) than this"},
 			&cli.StringFlag{Name: "key", Usage: "with --format ddi: private key signing the verity root hash"},
@@ -98,12 +100,12 @@ func runBake(ctx context.Context, cmd *cli.Command) error {
 	}
 	cacheDir := cmd.String("cache-dir")
 	if cacheDir == "" {
-		if cacheDir, err = bakery.DefaultCacheDir(); err != nil {
+		if cacheDir, err = sources.DefaultCacheDir(); err != nil {
 			return err
 		}
 	}
-	fetcher := &bakery.Fetcher{Cache: bakery.Cache{Dir: cacheDir}, AllowFileURLs: cmd.Bool("allow-file-urls")}
-	if fetcher.MaxSize, err = bakery.ParseSize(cmd.String("max-source-size")); err != nil {
+	fetcher := &sources.Fetcher{Cache: sources.Cache{Dir: cacheDir}, AllowFileURLs: cmd.Bool("allow-file-urls")}
+	if fetcher.MaxSize, err = bytesize.Parse(cmd.String("max-source-size")); err != nil {
 		return usagef("--max-source-size: %v", err)
 	}
 	maxEntries := int(cmd.Int("max-entries"))

@@ -14,6 +14,7 @@ import (
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/registry"
 	"github.com/sysext-bakery/bakery/sign"
+	"github.com/sysext-bakery/bakery/sources"
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
@@ -61,7 +62,7 @@ func runDemo(ctx context.Context, cmd *cli.Command) error {
 		OutDir:   cmd.String("out"),
 		Build:    build,
 		Builder:  builder,
-		Fetcher:  &bakery.Fetcher{Cache: bakery.Cache{Dir: cacheDir}},
+		Fetcher:  &sources.Fetcher{Cache: sources.Cache{Dir: cacheDir}},
 		Progress: stepPrinter{},
 	}
 	stderrf("== 1. bake %s (%s) for %v with %s\n", r.Name, r.Path, opts.Arches, builder.Name())

@@ -1,4 +1,6 @@
-package bakery
+// Package bytesize reads and writes byte counts with binary units
+// ("512MiB", "8GiB"), for flags and messages.
+package bytesize
 
 import (
 	"fmt"
@@ -7,7 +9,7 @@ import (
 	"strings"
 )
 
-// sizeUnits are the suffixes ParseSize accepts, largest first.
+// sizeUnits are the suffixes Parse accepts, largest first.
 var sizeUnits = []struct {
 	suffix string
 	bytes  int64
@@ -19,10 +21,10 @@ var sizeUnits = []struct {
 	{"B", 1},
 }
 
-// ParseSize reads a positive byte count written as a whole number with an
+// Parse reads a positive byte count written as a whole number with an
 // optional binary unit: "1048576", "512MiB", "8GiB" (B, KiB, MiB, GiB,
 // TiB; the unit's case does not matter).
-func ParseSize(s string) (int64, error) {
+func Parse(s string) (int64, error) {
 	num, unit := s, int64(1)
 	for _, u := range sizeUnits {
 		if len(s) > len(u.suffix) && strings.EqualFold(s[len(s)-len(u.suffix):], u.suffix) {
@@ -42,9 +44,9 @@ func ParseSize(s string) (int64, error) {
 	return n * unit, nil
 }
 
-// FormatSize writes n bytes with the largest binary unit that divides it,
-// such as "8GiB", so that ParseSize reads the result back.
-func FormatSize(n int64) string {
+// Format writes n bytes with the largest binary unit that divides it,
+// such as "8GiB", so that Parse reads the result back.
+func Format(n int64) string {
 	for _, u := range sizeUnits {
 		if n != 0 && n%u.bytes == 0 {
 			return strconv.FormatInt(n/u.bytes, 10) + u.suffix

@@ -1,4 +1,4 @@
-package bakery
+package sources
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"net/http"
@@ -16,30 +15,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
+	"github.com/sysext-bakery/bakery/internal/download"
+	"github.com/sysext-bakery/bakery/internal/teecopy"
 )
-
-// Cache is the content-addressed download cache: every verified download
-// is kept as blobs/sha256/HEX, so a rebuild with the same inputs downloads
-// nothing.
-type Cache struct{ Dir string }
-
-// DefaultCacheDir is $XDG_CACHE_HOME/bakery, else ~/.cache/bakery.
-func DefaultCacheDir() (string, error) {
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "bakery"), nil
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("no cache directory: set XDG_CACHE_HOME: %w", err)
-	}
-	return filepath.Join(d, "bakery"), nil
-}
-
-// blob is where the content with the given sha256 lives in the cache.
-func (c Cache) blob(sha256hex string) string {
-	return filepath.Join(c.Dir, "blobs", "sha256", sha256hex)
-}
 
 // DefaultMaxSourceSize is the limit on one source's size when
 // [Fetcher.MaxSize] is 0: 8 GiB, several times the largest toolchain or
@@ -103,15 +84,15 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, sha256hex, dir string) (str
 		return "", fmt.Errorf("cache: %w", err)
 	}
 	defer tmp.Abort()
-	sink := &fileSink{f: tmp, h: sha256.New()}
+	h := sha256.New()
 	limit := sizeLimit{max: f.MaxSize, advice: "if the source really is that large, raise bake --max-source-size"}
 	if limit.max <= 0 {
 		limit.max = DefaultMaxSourceSize
 	}
-	if err := f.download(ctx, rawURL, dir, sink, limit); err != nil {
+	if err := f.download(ctx, rawURL, dir, download.File(tmp.File, h), limit); err != nil {
 		return "", err
 	}
-	if got := hex.EncodeToString(sink.h.Sum(nil)); got != sha256hex {
+	if got := hex.EncodeToString(h.Sum(nil)); got != sha256hex {
 		return "", fmt.Errorf("%s: %w: downloaded %s, recipe pins %s; if upstream changed the file on purpose, update the recipe's sha256", rawURL, ErrDigestMismatch, got, sha256hex)
 	}
 	if err := tmp.Commit(0o644); err != nil {
@@ -121,10 +102,11 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, sha256hex, dir string) (str
 }
 
 // FetchSmall downloads a small document (a sha256-url), which has no digest
-// to check it against. A copy of an http or https document is kept, keyed
-// by URL, for offline rebuilds; a file URL's document is read each time
-// and never copied. dir is as for Fetch.
-func (f *Fetcher) FetchSmall(ctx context.Context, rawURL, dir string) ([]byte, error) {
+// to check it against, and hands it to check. A copy of an http or https
+// document that check accepts is kept, keyed by URL, for offline rebuilds
+// (a document that does not parse is fetched again next time); a file
+// URL's document is read each time and never copied. dir is as for Fetch.
+func (f *Fetcher) FetchSmall(ctx context.Context, rawURL, dir string, check func([]byte) error) ([]byte, error) {
 	if err := f.checkURL(rawURL, dir); err != nil {
 		return nil, err
 	}
@@ -133,15 +115,18 @@ func (f *Fetcher) FetchSmall(ctx context.Context, rawURL, dir string) ([]byte, e
 	u, err := url.Parse(rawURL)
 	local := err == nil && u.Scheme == "file"
 	if !local {
-		if data, err := os.ReadFile(path); err == nil {
+		if data, err := os.ReadFile(path); err == nil && check(data) == nil {
 			return data, nil
 		}
 	}
-	buf := &bufferSink{}
-	if err := f.download(ctx, rawURL, dir, buf, sizeLimit{max: maxSHA256File, advice: "is sha256-url really a sha256 file?"}); err != nil {
+	buf := &buffer{}
+	if err := f.download(ctx, rawURL, dir, buf.target(), sizeLimit{max: maxSHA256File, advice: "is sha256-url really a sha256 file?"}); err != nil {
 		return nil, err
 	}
-	if !local && os.MkdirAll(filepath.Dir(path), 0o755) == nil {
+	if err := check(buf.data); err != nil {
+		return nil, err
+	}
+	if !local {
 		_ = atomicfile.WriteFile(path, buf.data, 0o644) // failing to cache only costs a download later
 	}
 	return buf.data, nil
@@ -238,11 +223,12 @@ func describeType(m fs.FileMode) string {
 	return "a special file"
 }
 
-// sink receives a download and can start over when a server cannot resume.
-type sink interface {
-	io.Writer
-	Reset() error
-}
+// target is where a download goes: the writers (download.Target) and,
+// for a buffer, what it holds.
+type target = download.Target
+
+// errTooLarge tells a size refusal apart from other failures.
+type errTooLarge = download.TooLargeError
 
 // sizeLimit is the most bytes a download may have, and what to do about a
 // larger one.
@@ -251,40 +237,67 @@ type sizeLimit struct {
 	advice string
 }
 
-// errTooLarge is a download over its size limit: no retry helps.
-type errTooLarge struct {
-	sizeLimit
-	// declared is the size a server or the file system announced; 0 when
-	// the limit was crossed while reading.
-	declared int64
-}
-
-func (e errTooLarge) Error() string {
-	if e.declared > 0 {
-		return fmt.Sprintf("%d bytes, more than the limit of %s; %s", e.declared, FormatSize(e.max), e.advice)
+// download writes rawURL's body to t, at most limit.max bytes, stopping
+// when ctx is done. A file URL is read from the local file as openFile
+// allows; http and https go through download.Get: resumed with Range
+// where the server allows, retried by the client's transport on 429 and
+// 5xx.
+func (f *Fetcher) download(ctx context.Context, rawURL, dir string, t target, limit sizeLimit) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("source URL %q: %w", rawURL, err)
 	}
-	return fmt.Sprintf("more than the limit of %s; %s", FormatSize(e.max), e.advice)
-}
-
-// capped passes at most limit.max bytes in all to a sink.
-type capped struct {
-	sink
-	limit sizeLimit
-	n     int64
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	if int64(len(p)) > c.limit.max-c.n {
-		return 0, errTooLarge{sizeLimit: c.limit}
+	switch u.Scheme {
+	case "file":
+		if err := f.copyFile(ctx, u.Path, dir, t, limit); err != nil {
+			return fmt.Errorf("read %s: %w", rawURL, err)
+		}
+		return nil
+	case "http", "https":
+	default:
+		return fmt.Errorf("source URL %q: scheme %q not supported (use http, https or file)", rawURL, u.Scheme)
 	}
-	n, err := c.sink.Write(p)
-	c.n += int64(n)
-	return n, err
+	_, err = download.Get(ctx, f.client(), rawURL, t, download.Options{
+		Size: -1, MaxSize: limit.max, Advice: limit.advice, Backoff: f.Backoff,
+	})
+	if err != nil {
+		return fmt.Errorf("download %s: %w", rawURL, err)
+	}
+	return nil
 }
 
-func (c *capped) Reset() error {
-	c.n = 0
-	return c.sink.Reset()
+// client is the HTTP client of downloads: Client, else one that retries
+// 408, 429 and 5xx answers and broken connections with go-containerregistry's
+// retry transport, as registry pulls do.
+func (f *Fetcher) client() *http.Client {
+	if f.Client != nil {
+		return f.Client
+	}
+	backoff := f.Backoff
+	if backoff <= 0 {
+		backoff = 500 * time.Millisecond
+	}
+	return &http.Client{Transport: transport.NewRetry(http.DefaultTransport,
+		transport.WithRetryBackoff(remote.Backoff{Duration: backoff, Factor: 2, Jitter: 0.1, Steps: 4}),
+		transport.WithRetryStatusCodes(download.RetryStatusCodes...))}
+}
+
+// copyFile copies the file at path p to t.
+func (f *Fetcher) copyFile(ctx context.Context, p, dir string, t target, limit sizeLimit) error {
+	src, err := f.openFile(p, dir)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() > limit.max {
+		return &errTooLarge{Max: limit.max, Declared: fi.Size(), Advice: limit.advice}
+	}
+	_, err = teecopy.Copy(ctxReader{ctx, download.Cap(src, limit.max, &errTooLarge{Max: limit.max, Advice: limit.advice})}, t.Writers...)
+	return err
 }
 
 // ctxReader stops reading once ctx is done.
@@ -300,170 +313,17 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// download writes rawURL's body to s, at most limit.max bytes, stopping
-// when ctx is done. A file URL is read from the local file as openFile
-// allows; http and https downloads retry transient failures (429, 5xx,
-// broken connections, truncated bodies) with exponential backoff, resuming
-// with a Range request where the server allows.
-func (f *Fetcher) download(ctx context.Context, rawURL, dir string, s sink, limit sizeLimit) error {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return fmt.Errorf("source URL %q: %w", rawURL, err)
-	}
-	c := &capped{sink: s, limit: limit}
-	switch u.Scheme {
-	case "file":
-		if err := f.copyFile(ctx, u.Path, dir, c); err != nil {
-			return fmt.Errorf("read %s: %w", rawURL, err)
-		}
-		return nil
-	case "http", "https":
-	default:
-		return fmt.Errorf("source URL %q: scheme %q not supported (use http, https or file)", rawURL, u.Scheme)
-	}
-	attempts, backoff := f.Attempts, f.Backoff
-	if attempts <= 0 {
-		attempts = 4
-	}
-	if backoff <= 0 {
-		backoff = 500 * time.Millisecond
-	}
-	var written int64
-	var lastErr error
-	for attempt := 1; attempt <= attempts; attempt++ {
-		if attempt > 1 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(backoff):
-			}
-			backoff *= 2
-		}
-		n, retry, err := f.get(ctx, rawURL, c, written)
-		written += n
-		if err == nil {
-			return nil
-		}
-		lastErr = err
-		if !retry {
-			break
-		}
-	}
-	return fmt.Errorf("download %s: %w", rawURL, lastErr)
-}
+// buffer collects a small download in memory.
+type buffer struct{ data []byte }
 
-// copyFile copies the file at path p to c.
-func (f *Fetcher) copyFile(ctx context.Context, p, dir string, c *capped) error {
-	src, err := f.openFile(p, dir)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	fi, err := src.Stat()
-	if err != nil {
-		return err
-	}
-	if fi.Size() > c.limit.max {
-		return errTooLarge{sizeLimit: c.limit, declared: fi.Size()}
-	}
-	_, err = io.CopyBuffer(c, ctxReader{ctx, src}, make([]byte, 1<<20))
-	return err
-}
-
-// get makes one attempt, continuing after the first offset bytes; it
-// returns how many bytes it wrote (after a restart: in all) and whether a
-// failure is worth retrying.
-func (f *Fetcher) get(ctx context.Context, rawURL string, c *capped, offset int64) (n int64, retry bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
-	if err != nil {
-		return 0, false, err
-	}
-	if offset > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
-	}
-	client := f.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, ctx.Err() == nil, err
-	}
-	defer resp.Body.Close()
-	total := resp.ContentLength
-	switch {
-	case resp.StatusCode == http.StatusPartialContent && offset > 0:
-		if total >= 0 {
-			total += offset
-		}
-	case resp.StatusCode == http.StatusOK:
-		if offset > 0 { // the server ignored Range: start over
-			if err := c.Reset(); err != nil {
-				return 0, false, err
-			}
-			n = -offset
-		}
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return n, true, statusError(resp.StatusCode)
-	default:
-		return n, false, statusError(resp.StatusCode)
-	}
-	if total > c.limit.max {
-		return n, false, errTooLarge{sizeLimit: c.limit, declared: total}
-	}
-	copied, err := io.Copy(c, resp.Body)
-	n += copied
-	var tooLarge errTooLarge
-	if errors.As(err, &tooLarge) {
-		return n, false, err
-	}
-	if err != nil {
-		return n, ctx.Err() == nil, err
-	}
-	if resp.ContentLength >= 0 && copied != resp.ContentLength {
-		return n, true, fmt.Errorf("body truncated: got %d of %d bytes", copied, resp.ContentLength)
-	}
-	return n, false, nil
-}
-
-// statusError reports an HTTP status by its code and standard text; the
-// reason phrase the server sent is its own words, not quoted.
-func statusError(code int) error {
-	return fmt.Errorf("server answered %d %s", code, http.StatusText(code))
-}
-
-// fileSink writes a download to a file while hashing it.
-type fileSink struct {
-	f *atomicfile.File
-	h hash.Hash
-}
-
-func (s *fileSink) Write(p []byte) (int, error) {
-	n, err := s.f.Write(p)
-	s.h.Write(p[:n])
-	return n, err
-}
-
-func (s *fileSink) Reset() error {
-	s.h.Reset()
-	if err := s.f.Truncate(0); err != nil {
-		return err
-	}
-	_, err := s.f.Seek(0, io.SeekStart)
-	return err
-}
-
-// bufferSink collects a small download in memory.
-type bufferSink struct{ data []byte }
-
-func (b *bufferSink) Write(p []byte) (int, error) {
+func (b *buffer) Write(p []byte) (int, error) {
 	b.data = append(b.data, p...)
 	return len(p), nil
 }
 
-func (b *bufferSink) Reset() error {
-	b.data = b.data[:0]
-	return nil
+// target is a download target of b.
+func (b *buffer) target() target {
+	return target{Writers: []io.Writer{b}, Reset: func() error { b.data = b.data[:0]; return nil }}
 }
 
 // isSHA256Hex tells whether s is a sha256 digest in lowercase hex.

@@ -1,4 +1,4 @@
-package bakery
+package sources
 
 import (
 	"bufio"
@@ -19,16 +19,18 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sysext-bakery/bakery/internal/fixture"
 )
 
 func TestFetchSmallRefusesHugeDocumentWithoutRetrying(t *testing.T) {
-	srv := serveFiles(t, map[string][]byte{"/sums": bytes.Repeat([]byte("0"), 2<<20)})
+	srv := fixture.Serve(t, map[string][]byte{"/sums": bytes.Repeat([]byte("0"), 2<<20)})
 	f := &Fetcher{Cache: Cache{Dir: t.TempDir()}, Backoff: 1}
-	_, err := f.FetchSmall(bakeCtx, srv.URL+"/sums", "")
+	_, err := f.FetchSmall(context.Background(), srv.URL+"/sums", "", accept)
 	if err == nil || !strings.Contains(err.Error(), "more than the limit of 1MiB") {
 		t.Fatalf("err = %v, want a size refusal", err)
 	}
-	if n := srv.requests.Load(); n != 1 {
+	if n := srv.Requests.Load(); n != 1 {
 		t.Errorf("made %d requests, want 1: a size limit is not worth retrying", n)
 	}
 }
@@ -53,7 +55,7 @@ func TestServerWordsStayOutOfErrors(t *testing.T) {
 		}
 	}()
 	f := &Fetcher{Cache: Cache{Dir: t.TempDir()}, Backoff: 1}
-	_, err = f.FetchSmall(bakeCtx, "http://"+ln.Addr().String()+"/sums", "")
+	_, err = f.FetchSmall(context.Background(), "http://"+ln.Addr().String()+"/sums", "", accept)
 	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "403 Forbidden") {
 		t.Errorf("err = %v, want one saying 403 Forbidden and not quoting the server", err)
 	}
@@ -123,7 +125,7 @@ func TestFetchStopsAtTheSizeLimit(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := &Fetcher{Cache: Cache{Dir: t.TempDir()}, MaxSize: limit, Backoff: 1}
 			err := fetchWithin(t, 10*time.Second, func() error {
-				_, err := f.Fetch(bakeCtx, c.url, strings.Repeat("0", 64), dir)
+				_, err := f.Fetch(context.Background(), c.url, strings.Repeat("0", 64), dir)
 				return err
 			})
 			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "--max-source-size") {
@@ -158,7 +160,7 @@ func TestFetchStopsWhenCancelled(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, []byte("content"), 0o644)
-	cancelled, cancel := context.WithCancel(bakeCtx)
+	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	cases := []struct {
 		name string
@@ -166,7 +168,7 @@ func TestFetchStopsWhenCancelled(t *testing.T) {
 		ctx  func() context.Context
 	}{
 		{"HTTP mid-download", srv.URL + "/endless", func() context.Context {
-			ctx, cancel := context.WithCancel(bakeCtx)
+			ctx, cancel := context.WithCancel(context.Background())
 			go func() { <-started; cancel() }()
 			return ctx
 		}},
@@ -209,8 +211,11 @@ func TestFetchRefusesFilesThatAreNotRegular(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := &Fetcher{Cache: Cache{Dir: t.TempDir()}, AllowFileURLs: c.allow}
 			for _, fetch := range []func() error{
-				func() error { _, err := f.Fetch(bakeCtx, "file://"+c.path, strings.Repeat("0", 64), dir); return err },
-				func() error { _, err := f.FetchSmall(bakeCtx, "file://"+c.path, dir); return err },
+				func() error {
+					_, err := f.Fetch(context.Background(), "file://"+c.path, strings.Repeat("0", 64), dir)
+					return err
+				},
+				func() error { _, err := f.FetchSmall(context.Background(), "file://"+c.path, dir, accept); return err },
 			} {
 				err := fetchWithin(t, 5*time.Second, fetch)
 				if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -228,10 +233,42 @@ func TestFetchSmallKeepsNoCopyOfLocalFiles(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "sums"), []byte(strings.Repeat("a", 64)+"  x\n"), 0o644)
 	f := &Fetcher{Cache: Cache{Dir: t.TempDir()}}
-	if _, err := f.FetchSmall(bakeCtx, "file://"+dir+"/sums", dir); err != nil {
+	if _, err := f.FetchSmall(context.Background(), "file://"+dir+"/sums", dir, accept); err != nil {
 		t.Fatal(err)
 	}
 	if left := cacheFiles(t, f.Cache.Dir); len(left) != 0 {
 		t.Errorf("cache holds %q: a local file may be a secret, and it is at hand anyway", left)
+	}
+}
+
+// accept takes any document.
+func accept([]byte) error { return nil }
+
+// TestFetchSmallCachesOnlyWhatParses: a checksum document that does not
+// parse is not kept, so a fixed upstream is read again; one that parses is
+// kept for offline rebuilds.
+func TestFetchSmallCachesOnlyWhatParses(t *testing.T) {
+	docs := map[string][]byte{"/sums": []byte("garbage")}
+	srv := fixture.Serve(t, docs)
+	f := &Fetcher{Cache: Cache{Dir: t.TempDir()}, Backoff: 1}
+	refuse := errors.New("not a checksum file")
+	check := func(b []byte) error {
+		if string(b) == "garbage" {
+			return refuse
+		}
+		return nil
+	}
+	if _, err := f.FetchSmall(context.Background(), srv.URL+"/sums", "", check); !errors.Is(err, refuse) {
+		t.Fatalf("err = %v, want the check's", err)
+	}
+	docs["/sums"] = []byte("fixed")
+	for range 2 {
+		got, err := f.FetchSmall(context.Background(), srv.URL+"/sums", "", check)
+		if err != nil || string(got) != "fixed" {
+			t.Fatalf("FetchSmall = %q, %v", got, err)
+		}
+	}
+	if n := srv.Requests.Load(); n != 2 {
+		t.Errorf("%d requests, want 2: the bad document fetched once, the good one once and then cached", n)
 	}
 }

@@ -1,4 +1,4 @@
-package bakery
+package bytesize
 
 import (
 	"strings"
@@ -28,15 +28,15 @@ func TestParseSize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseSize(tt.in)
+			got, err := Parse(tt.in)
 			switch {
 			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
-				t.Fatalf("ParseSize(%q) = %d, %v; want an error saying %q", tt.in, got, err, tt.err)
+				t.Fatalf("Parse(%q) = %d, %v; want an error saying %q", tt.in, got, err, tt.err)
 			case tt.err == "" && (err != nil || got != tt.want):
-				t.Fatalf("ParseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+				t.Fatalf("Parse(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
 			case tt.err == "":
-				if back, err := ParseSize(FormatSize(got)); err != nil || back != got {
-					t.Errorf("FormatSize(%d) = %q, which reads back as %d, %v", got, FormatSize(got), back, err)
+				if back, err := Parse(Format(got)); err != nil || back != got {
+					t.Errorf("Format(%d) = %q, which reads back as %d, %v", got, Format(got), back, err)
 				}
 			}
 		})

@@ -1,0 +1,82 @@
+package sources
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sysext-bakery/bakery/internal/fixture"
+	"github.com/sysext-bakery/bakery/recipes"
+)
+
+// TestResolveFetchesNoArtifact resolves url sources, pinned and by
+// sha256-url, and checks that only the checksum document was requested.
+func TestResolveFetchesNoArtifact(t *testing.T) {
+	const hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	srv := fixture.Serve(t, map[string][]byte{"/SHA256SUMS": []byte(hash + "  tool.tar.gz\n")})
+	f := &Fetcher{Cache: Cache{Dir: t.TempDir()}, Backoff: 1}
+	for _, src := range []recipes.BuildSource{
+		{Kind: recipes.URLSource, URL: srv.URL + "/tool.tar.gz", SHA256: hash},
+		{Kind: recipes.URLSource, URL: srv.URL + "/tool.tar.gz", SHA256URL: srv.URL + "/SHA256SUMS"},
+	} {
+		s, err := Open(f, "", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := s.Resolve(context.Background())
+		if err != nil || d.String() != "sha256:"+hash {
+			t.Errorf("Resolve = %v, %v", d, err)
+		}
+	}
+	if n := srv.Requests.Load(); n != 1 {
+		t.Errorf("%d requests, want 1 (the checksum document only)", n)
+	}
+}
+
+// TestFilesDigest changes a files source's tree in every way that matters
+// and checks that each change changes its digest.
+func TestFilesDigest(t *testing.T) {
+	dir := t.TempDir()
+	write := func(p, s string, mode os.FileMode) {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(s), mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Join(dir, p), mode)
+	}
+	write("usr/lib/systemd/system/a.service", "[Unit]\n", 0o644)
+	s, _ := Open(nil, "", recipes.BuildSource{Kind: recipes.FilesSource, FilesDir: dir})
+	seen := map[string]string{}
+	resolve := func(what string) {
+		d, err := s.Resolve(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev, dup := seen[d.String()]; dup {
+			t.Errorf("%s gives the digest of %s", what, prev)
+		}
+		seen[d.String()] = what
+	}
+	resolve("the first tree")
+	write("usr/lib/systemd/system/a.service", "[Unit]\nDescription=x\n", 0o644)
+	resolve("new content")
+	os.Chmod(filepath.Join(dir, "usr/lib/systemd/system/a.service"), 0o755)
+	resolve("new mode")
+	os.Symlink("a.service", filepath.Join(dir, "usr/lib/systemd/system/b.service"))
+	resolve("a new link")
+	os.Rename(filepath.Join(dir, "usr/lib/systemd/system/a.service"), filepath.Join(dir, "usr/lib/systemd/system/c.service"))
+	resolve("a renamed file")
+}
+
+// TestOpenUnknownKind: a kind without an implementation is an error about
+// its own key, before anything is fetched.
+func TestOpenUnknownKind(t *testing.T) {
+	_, err := Open(&Fetcher{}, "", recipes.BuildSource{Kind: recipes.OCISource, OCI: "r/x@sha256:" + strings.Repeat("a", 64)})
+	var ke *KeyError
+	if !errors.As(err, &ke) || ke.Key != "oci" || !strings.Contains(err.Error(), "not supported yet") {
+		t.Errorf("Open = %v, want a KeyError about oci", err)
+	}
+}
