@@ -54,7 +54,9 @@ type CatalogDoc struct {
 
 // CatalogExtension is one extension (repository) of a catalog.
 type CatalogExtension struct {
-	Name        string `json:"name"`
+	Name string `json:"name"`
+	// Class is the image class: sysext or confext.
+	Class       string `json:"class"`
 	Repository  string `json:"repository"`
 	Description string `json:"description,omitempty"`
 	// Tags maps the moving tags (latest, channels such as stable) to the
@@ -340,7 +342,7 @@ func listNamespace(ctx context.Context, reg name.Registry, ns string, o *options
 			if err != nil || p.name != repoBase(repo) || tagSafe(p.version) != t {
 				continue // not a bakery version tag of this extension
 			}
-			ext.Name, ext.Description = p.name, p.description
+			ext.Name, ext.Class, ext.Description = p.name, p.class, p.description
 			ext.Versions = append(ext.Versions, v)
 		}
 		if len(ext.Versions) > 0 {

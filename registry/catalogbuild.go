@@ -77,7 +77,7 @@ func (b *builder) readOptions() *options {
 // from every entry. It returns the new catalog manifest's digest.
 func updateCatalog(ctx context.Context, repo name.Repository, res PushResult, ann map[string]string, o *options) (v1.Hash, error) {
 	b := newBuilder(catalogRepo(repo), o)
-	if err := b.updateEntry(ctx, repo, pushedVersion(res, ann), ann[AnnotationDescription]); err != nil {
+	if err := b.updateEntry(ctx, repo, publishedAs(ann).class, pushedVersion(res, ann), ann[AnnotationDescription]); err != nil {
 		return v1.Hash{}, err
 	}
 	_, d, err := b.rebuild(ctx)
@@ -145,10 +145,11 @@ func (b *builder) readEntry(ctx context.Context, ext string) (CatalogExtension, 
 	return e, a.digest, true, nil
 }
 
-// updateEntry adds v (when set) to extension repo's entry and writes it,
-// then converges with the repository's tags: versions tagged by concurrent
-// pushes are added, and the moving tags recorded.
-func (b *builder) updateEntry(ctx context.Context, repo name.Repository, v CatalogVersion, description string) error {
+// updateEntry adds v (when set) to extension repo's entry (of image class
+// class, when known) and writes it, then converges with the repository's
+// tags: versions tagged by concurrent pushes are added, and the moving
+// tags recorded.
+func (b *builder) updateEntry(ctx context.Context, repo name.Repository, class string, v CatalogVersion, description string) error {
 	ext := repoBase(repo)
 	e, _, ok, err := b.readEntry(ctx, ext)
 	if err != nil {
@@ -158,6 +159,9 @@ func (b *builder) updateEntry(ctx context.Context, repo name.Repository, v Catal
 		e = CatalogExtension{Name: ext}
 	}
 	e.Repository = repo.Name()
+	if class != "" {
+		e.Class = class
+	}
 	if description != "" {
 		e.Description = description
 	}
@@ -231,6 +235,7 @@ func (b *builder) converge(ctx context.Context, repo name.Repository, e *Catalog
 			continue // a channel at a version not listed, or not a bakery index of this extension
 		}
 		v.Tag = t
+		e.Class = info.class
 		if b.signing() {
 			_, err := verifySignature(ctx, repo, mb.digest, info.claims(), b.verify)
 			v.Signed = err == nil
@@ -316,7 +321,7 @@ func (b *builder) migrate(ctx context.Context, prev CatalogDoc) error {
 		if _, _, ok, err := b.readEntry(ctx, e.Name); err != nil || ok {
 			continue
 		}
-		if err := b.updateEntry(ctx, repo, CatalogVersion{}, e.Description); err != nil {
+		if err := b.updateEntry(ctx, repo, e.Class, CatalogVersion{}, e.Description); err != nil {
 			return fmt.Errorf("migrate the catalog entry of %s: %w", e.Name, err)
 		}
 	}
@@ -377,7 +382,7 @@ func (b *builder) collect(ctx context.Context, prev CatalogDoc, seen map[string]
 		}
 		if !ok {
 			repo := b.crepo.Registry.Repo(b.nsPrefix() + ext)
-			if err := b.updateEntry(ctx, repo, CatalogVersion{}, ""); err != nil {
+			if err := b.updateEntry(ctx, repo, "", CatalogVersion{}, ""); err != nil {
 				return CatalogDoc{}, err
 			}
 			if e, d, ok, err = b.readEntry(ctx, ext); err != nil || !ok {

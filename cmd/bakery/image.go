@@ -110,7 +110,7 @@ func printInspect(out io.Writer, p string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s\n  fstype   %s\n  size     %d bytes\n  sha256   %s\n  name     %s\n  entries  %d\n", info.Path, info.Format, info.Size, info.SHA256, info.Name, info.Entries)
+	fmt.Fprintf(out, "%s\n  class    %s\n  fstype   %s\n  size     %d bytes\n  sha256   %s\n  name     %s\n  entries  %d\n", info.Path, info.Class, info.Format, info.Size, info.SHA256, info.Name, info.Entries)
 	for _, k := range slices.Sorted(maps.Keys(info.Release)) {
 		fmt.Fprintf(out, "  %s=%s\n", k, info.Release[k])
 	}

@@ -28,7 +28,7 @@ Examples:
 			&cli.StringFlag{Name: "arch", Usage: "systemd architecture to pull (x86-64, arm64, …); default: this machine's"},
 			&cli.StringSliceFlag{Name: "key", Usage: "trusted public key (PEM); repeatable; when given, a valid signature is required"},
 			&cli.StringFlag{Name: "out", Value: ".", Usage: "directory to write the image into (created when missing)"},
-			nameFlag,
+			nameFlag, classFlag,
 			insecureFlag, jsonFlag,
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -40,7 +40,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			opts = append(opts, registry.WithKeys(keys...), registry.WithOutDir(cmd.String("out")), registry.WithName(cmd.String("name")))
+			opts = append(opts, registry.WithKeys(keys...), registry.WithOutDir(cmd.String("out")), registry.WithName(cmd.String("name")), registry.WithClass(cmd.String("class")))
 			if a := cmd.String("arch"); a != "" {
 				opts = append(opts, registry.WithArch(a))
 			}

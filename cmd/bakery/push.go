@@ -13,10 +13,20 @@ import (
 
 	"github.com/sysext-bakery/bakery/registry"
 	"github.com/sysext-bakery/bakery/sign"
+	"github.com/sysext-bakery/bakery/sysext"
 )
 
 // nameFlag names the extension a reference must hold.
 var nameFlag = &cli.StringFlag{Name: "name", Usage: "the extension `NAME` the reference must hold (default: the repository's last path element)"}
+
+// classFlag names the image class a reference must hold.
+var classFlag = &cli.StringFlag{Name: "class", Usage: "the image class the reference must hold: sysext or confext (default: either)",
+	Validator: func(v string) error {
+		if _, err := sysext.ClassByName(v); err != nil {
+			return err
+		}
+		return nil
+	}}
 
 // insecureFlag allows plain-http registries.
 var insecureFlag = &cli.BoolFlag{Name: "insecure", Usage: "talk plain http (and accept any TLS certificate): for loopback and test registries"}

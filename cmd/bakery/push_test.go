@@ -168,6 +168,7 @@ func TestRegistryUsageErrors(t *testing.T) {
 		{"serve with half TLS", []string{"registry", "serve", "--tls-cert", "c.pem"}, "go together"},
 		{"bad annotation", []string{"push", "a.raw", "h/n/x", "--annotation", "novalue"}, "KEY=VALUE"},
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"unknown class", []string{"pull", "h/n/x:1", "--class", "portable"}, `unknown image class "portable"`},
 		{"unknown subcommand", []string{"registry", "frob"}, `unknown command "frob"`},
 	}
 	for _, c := range cases {

@@ -25,7 +25,7 @@ Examples:
   bakery verify ghcr.io/me/sysext/hello:latest --key a.pub --key b.pub --json`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "key", Usage: "trusted public key (PEM); repeatable; required"},
-			nameFlag,
+			nameFlag, classFlag,
 			insecureFlag, jsonFlag,
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -40,7 +40,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			res, err := registry.Verify(ctx, cmd.Args().First(), append(opts, registry.WithKeys(keys...), registry.WithName(cmd.String("name")))...)
+			res, err := registry.Verify(ctx, cmd.Args().First(), append(opts, registry.WithKeys(keys...), registry.WithName(cmd.String("name")), registry.WithClass(cmd.String("class")))...)
 			if err != nil {
 				return err
 			}
