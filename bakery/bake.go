@@ -1,6 +1,9 @@
-// Package bakery is the build pipeline: it fetches and verifies a recipe's
-// sources, stages a tree per arch, validates it, has a sysext.Builder write
-// the images and records their checksums.
+// Package bakery is the pipeline that bakes images: for each arch it
+// expands the recipe, fetches and stages the sources (package sources),
+// validates the tree (package validate), has the format's builder write
+// the image (package sysext and its formats) and records the checksums:
+// bakery's flow is recipes → sources → stage → validate → format → image →
+// registry → node.
 package bakery
 
 import (
@@ -19,6 +22,7 @@ import (
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sources"
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/validate"
 )
 
 // Options say what to bake and where.
@@ -174,7 +178,7 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 	if err := writeRelease(b, stageDir); err != nil {
 		return Image{}, nil, err
 	}
-	allowed, err := Validate(os.DirFS(stageDir), b.Arch, b.Recipe)
+	allowed, err := validate.Tree(os.DirFS(stageDir), b.Arch, b.Recipe)
 	if err != nil {
 		return Image{}, nil, err
 	}

@@ -369,7 +369,7 @@ validate:
   foreign-elf:
     - path: /usr/lib/firmware/*
       reason: firmware for the NIC's microcontroller
-`, map[string]string{"files/usr/lib/firmware/nic/fw.elf": string(elfFile(elf.ELFCLASS32, elf.ELFDATA2LSB, elf.ET_EXEC, elf.EM_ARM))})
+`, map[string]string{"files/usr/lib/firmware/nic/fw.elf": string(fixture.ELF(elf.ELFCLASS32, elf.ELFDATA2LSB, elf.ET_EXEC, elf.EM_ARM))})
 	var steps stepRecorder
 	opts := bakeOptions(t, t.TempDir(), squashfs.Builder{}, sysext.Squashfs)
 	opts.Progress = &steps

@@ -1,9 +1,7 @@
-package bakery
+package validate
 
 import (
-	"bytes"
 	"debug/elf"
-	"encoding/binary"
 	"errors"
 	"io/fs"
 	"maps"
@@ -15,32 +13,14 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/sysext-bakery/bakery/internal/fixture"
 	"github.com/sysext-bakery/bakery/recipes"
 )
-
-// elfFile returns a minimal ELF file: a header with no sections or program
-// headers, of the given class, byte order, type and machine.
-func elfFile(class elf.Class, data elf.Data, typ elf.Type, machine elf.Machine) []byte {
-	var bo binary.ByteOrder = binary.LittleEndian
-	if data == elf.ELFDATA2MSB {
-		bo = binary.BigEndian
-	}
-	var ident [elf.EI_NIDENT]byte
-	copy(ident[:], elf.ELFMAG)
-	ident[elf.EI_CLASS], ident[elf.EI_DATA], ident[elf.EI_VERSION] = byte(class), byte(data), byte(elf.EV_CURRENT)
-	var buf bytes.Buffer
-	if class == elf.ELFCLASS32 {
-		binary.Write(&buf, bo, elf.Header32{Ident: ident, Type: uint16(typ), Machine: uint16(machine), Version: 1, Ehsize: 52, Phentsize: 32, Shentsize: 40})
-	} else {
-		binary.Write(&buf, bo, elf.Header64{Ident: ident, Type: uint16(typ), Machine: uint16(machine), Version: 1, Ehsize: 64, Phentsize: 56, Shentsize: 64})
-	}
-	return buf.Bytes()
-}
 
 // elfHeader returns a minimal 64-bit little-endian ELF executable for
 // machine.
 func elfHeader(machine elf.Machine) []byte {
-	return elfFile(elf.ELFCLASS64, elf.ELFDATA2LSB, elf.ET_EXEC, machine)
+	return fixture.ELF(elf.ELFCLASS64, elf.ELFDATA2LSB, elf.ET_EXEC, machine)
 }
 
 func TestValidate(t *testing.T) {
@@ -55,11 +35,11 @@ func TestValidate(t *testing.T) {
 	}
 	x86 := bin(elfHeader(elf.EM_X86_64))
 	arm64Exec := bin(elfHeader(elf.EM_AARCH64))
-	arm64Lib := bin(elfFile(elf.ELFCLASS64, elf.ELFDATA2LSB, elf.ET_DYN, elf.EM_AARCH64))
-	arm64Obj := file(string(elfFile(elf.ELFCLASS64, elf.ELFDATA2LSB, elf.ET_REL, elf.EM_AARCH64)))
-	ppc64BE := bin(elfFile(elf.ELFCLASS64, elf.ELFDATA2MSB, elf.ET_EXEC, elf.EM_PPC64))
-	ppc64LE := bin(elfFile(elf.ELFCLASS64, elf.ELFDATA2LSB, elf.ET_DYN, elf.EM_PPC64))
-	arm32 := bin(elfFile(elf.ELFCLASS32, elf.ELFDATA2LSB, elf.ET_EXEC, elf.EM_ARM))
+	arm64Lib := bin(fixture.ELF(elf.ELFCLASS64, elf.ELFDATA2LSB, elf.ET_DYN, elf.EM_AARCH64))
+	arm64Obj := file(string(fixture.ELF(elf.ELFCLASS64, elf.ELFDATA2LSB, elf.ET_REL, elf.EM_AARCH64)))
+	ppc64BE := bin(fixture.ELF(elf.ELFCLASS64, elf.ELFDATA2MSB, elf.ET_EXEC, elf.EM_PPC64))
+	ppc64LE := bin(fixture.ELF(elf.ELFCLASS64, elf.ELFDATA2LSB, elf.ET_DYN, elf.EM_PPC64))
+	arm32 := bin(fixture.ELF(elf.ELFCLASS32, elf.ELFDATA2LSB, elf.ET_EXEC, elf.EM_ARM))
 	firmware := recipes.ForeignELF{Path: "/usr/lib/firmware/*", Reason: "firmware for the NIC", Line: 12}
 	cases := []struct {
 		name    string
@@ -100,7 +80,7 @@ func TestValidate(t *testing.T) {
 			tree := maps.Clone(base)
 			maps.Copy(tree, c.add)
 			r := &recipes.Recipe{Path: "recipe.yaml", Validate: recipes.Validation{ForeignELF: c.rules}}
-			allowed, err := Validate(tree, c.arch, r)
+			allowed, err := Tree(tree, c.arch, r)
 			switch {
 			case c.error == "" && err != nil:
 				t.Fatalf("valid tree refused: %v", err)
@@ -142,7 +122,7 @@ func TestValidateGoToolchainObjects(t *testing.T) {
 		tree["usr/lib/go/src/crypto/internal/boring/syso/"+filepath.Base(p)] = &fstest.MapFile{Data: data, Mode: 0o644}
 	}
 	for _, arch := range []string{"x86-64", "arm64"} {
-		if _, err := Validate(tree, arch, &recipes.Recipe{}); err != nil {
+		if _, err := Tree(tree, arch, &recipes.Recipe{}); err != nil {
 			t.Errorf("%s: %v", arch, err)
 		}
 	}

@@ -1,4 +1,7 @@
-package bakery
+// Package validate checks a staged tree before it becomes an image: the
+// step after staging in bakery's flow (recipes → sources → stage →
+// validate → format → image → registry → node).
+package validate
 
 import (
 	"bufio"
@@ -33,14 +36,14 @@ type AllowedELF struct {
 	Rule recipes.ForeignELF
 }
 
-// Validate checks a staged tree before it becomes an image of r's class:
+// Tree checks a staged tree before it becomes an image of r's class:
 // only the class's hierarchies at the top (usr/ and opt/, or etc/), no
 // os-release (osReleaseFiles), valid UTF-8 names, no special
 // files, systemd unit files that parse, and ELF executables and shared
 // libraries built for arch (a systemd architecture name), except where
 // r's validate.foreign-elf allows others: those are returned, for bake to
 // show. Every validate.foreign-elf entry must match an ELF executable or
-// shared library of the tree, whatever its architecture, or Validate
+// shared library of the tree, whatever its architecture, or Tree
 // fails naming r's file and the entry's line: a pattern that allows
 // nothing is a typo or outlived its purpose, and would silently let a
 // later wrong binary through.
@@ -49,7 +52,7 @@ type AllowedELF struct {
 // etc/os-release would replace the host's in the merged /etc.
 var osReleaseFiles = []string{sysext.ForbiddenOSRelease, "usr/etc/os-release", "etc/os-release"}
 
-func Validate(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) {
+func Tree(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) {
 	want, err := sysext.ArchByName(arch)
 	if err != nil {
 		return nil, err
