@@ -31,6 +31,8 @@ type Options struct {
 	Version string
 	// Arches are systemd architecture names; empty means the recipe's.
 	Arches []string
+	// OS is the OS release a kernel-bound recipe is built for.
+	OS recipes.OS
 	// OutDir receives NAME-VERSION-ARCH.raw files and SHA256SUMS.
 	OutDir string
 	// Build is passed to the Builder; its Format also names the images.
@@ -95,7 +97,7 @@ func Plan(r *recipes.Recipe, opts Options) ([]*recipes.Build, error) {
 		if slices.Contains(arches[:i], arch) {
 			return nil, fmt.Errorf("arch %s is asked for twice", arch)
 		}
-		b, err := r.Expand(opts.Version, arch)
+		b, err := r.ExpandFor(recipes.Target{Version: opts.Version, Arch: arch, OS: opts.OS})
 		if err != nil {
 			return nil, err
 		}
@@ -216,12 +218,12 @@ func writeRelease(b *recipes.Build, stageDir string) error {
 	class := b.Recipe.ImageClass()
 	rel := sysext.ExtensionRelease{
 		Class:            class,
-		ID:               b.Recipe.Release.ID,
-		VersionID:        b.Recipe.Release.VersionID,
-		Level:            b.Recipe.Release.Level,
+		ID:               b.Release.ID,
+		VersionID:        b.Release.VersionID,
+		Level:            b.Release.Level,
 		Architecture:     b.Arch,
-		Scope:            b.Recipe.Release.Scope,
-		ReloadManager:    b.Recipe.Release.ReloadManager,
+		Scope:            b.Release.Scope,
+		ReloadManager:    b.Release.ReloadManager,
 		ExtensionID:      b.Recipe.Name,
 		ExtensionVersion: b.Version,
 	}

@@ -48,6 +48,15 @@ func checkVersion(version string) error {
 	return nil
 }
 
+// checkOSReleaseTemplate reports whether v can be an os-release value, or
+// a template of one (checked once filled in, when the recipe is expanded).
+func checkOSReleaseTemplate(v string) error {
+	if strings.Contains(v, "{{") {
+		return nil
+	}
+	return checkOSReleaseValue(v)
+}
+
 // checkOSReleaseValue reports whether v can be an os-release ID, VERSION_ID
 // or SYSEXT_LEVEL.
 func checkOSReleaseValue(v string) error {
@@ -100,6 +109,7 @@ func (d *decoder) recipe(data []byte) *Recipe {
 		})
 	}
 	if n, ok := f["release"]; ok {
+		r.ReleaseLine = n.Line
 		d.release(n, r.Class, &r.Release)
 	}
 	if n, ok := f["validate"]; ok {
@@ -317,7 +327,7 @@ func (d *decoder) release(n *yaml.Node, c sysext.Class, rel *Release) {
 	if f == nil {
 		return
 	}
-	if id := d.str(f, "id", "release.id", checkOSReleaseValue); id != "" {
+	if id := d.str(f, "id", "release.id", checkOSReleaseTemplate); id != "" {
 		rel.ID = id
 	}
 	levelKey := c.Name + "-level"
@@ -326,8 +336,8 @@ func (d *decoder) release(n *yaml.Node, c sysext.Class, rel *Release) {
 			d.errorf(v.Line, "release.%s is for another class: this %s recipe sets %s", k, c.Name, levelKey)
 		}
 	}
-	rel.Level = d.str(f, levelKey, "release."+levelKey, checkOSReleaseValue)
-	rel.VersionID = d.str(f, "version-id", "release.version-id", checkOSReleaseValue)
+	rel.Level = d.str(f, levelKey, "release."+levelKey, checkOSReleaseTemplate)
+	rel.VersionID = d.str(f, "version-id", "release.version-id", checkOSReleaseTemplate)
 	if s, ok := f["scope"]; ok {
 		rel.Scope = d.list(s, "release.scope", func(v string) error {
 			if !slices.Contains(scopes, v) {

@@ -16,14 +16,37 @@ import (
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
-// Build is a recipe expanded for one version and architecture: every
-// template filled in and every value checked.
+// Build is a recipe expanded for one version and architecture (and, for
+// a kernel-bound recipe, one OS release): every template filled in and
+// every value checked.
 type Build struct {
 	Recipe *Recipe
 	// Version is the version built; Arch its systemd ARCHITECTURE name and
 	// GoArch the matching GOARCH.
 	Version, Arch, GoArch string
-	Sources               []BuildSource
+	// OS is the OS release a kernel-bound recipe is built for; zero for
+	// the others.
+	OS OS
+	// Release is the recipe's release section with its templates filled.
+	Release Release
+	Sources []BuildSource
+}
+
+// OS is the OS release a kernel-bound recipe is built for (bake --os ID
+// --os-version V): {{.OSID}} and {{.OSVersion}} in its templates. Such an
+// image matches that release only (its release.id and version-id name it).
+type OS struct {
+	ID, Version string
+}
+
+// Target says what one Build is for.
+type Target struct {
+	// Version is the version to build; "" means the recipe's own.
+	Version string
+	// Arch is a systemd architecture name from the recipe's arches.
+	Arch string
+	// OS is required by kernel-bound recipes and refused by the others.
+	OS OS
 }
 
 // BuildSource is one source of a Build, ready to fetch.
@@ -47,13 +70,37 @@ type BuildSource struct {
 	Index int
 }
 
-// templateVars are the only names a template may use.
-var templateVars = []string{"Version", "Arch", "GoArch"}
+// templateVars are the only names a template may use; osVars are those
+// that make a recipe kernel-bound.
+var (
+	templateVars = []string{"Version", "Arch", "GoArch", "OSID", "OSVersion"}
+	osVars       = []string{"OSID", "OSVersion"}
+)
 
 // Expand fills in the recipe's templates for one version and arch (a
 // systemd name from the recipe's arches) and checks the results. An empty
-// version means the recipe's own; with neither it is an error.
+// version means the recipe's own; with neither it is an error. A
+// kernel-bound recipe needs ExpandFor.
 func (r *Recipe) Expand(version, arch string) (*Build, error) {
+	return r.ExpandFor(Target{Version: version, Arch: arch})
+}
+
+// ExpandFor is Expand for a target that may name an OS release.
+func (r *Recipe) ExpandFor(t Target) (*Build, error) {
+	version, arch := t.Version, t.Arch
+	switch bound := r.KernelBound(); {
+	case bound && (t.OS.ID == "" || t.OS.Version == ""):
+		return nil, &Error{Path: r.Path, Err: errors.New("the recipe is kernel-bound (it uses {{.OSID}} or {{.OSVersion}}): pass --os ID --os-version VERSION, e.g. --os flatcar --os-version 4081.2.0")}
+	case !bound && t.OS != (OS{}):
+		return nil, &Error{Path: r.Path, Err: errors.New("--os and --os-version are for kernel-bound recipes; this one uses neither {{.OSID}} nor {{.OSVersion}}")}
+	}
+	for _, v := range []string{t.OS.ID, t.OS.Version} {
+		if v != "" {
+			if err := checkOSReleaseValue(v); err != nil {
+				return nil, &Error{Path: r.Path, Err: fmt.Errorf("--os/--os-version: %w", err)}
+			}
+		}
+	}
 	if version == "" {
 		version = r.Version
 	}
@@ -74,22 +121,63 @@ func (r *Recipe) Expand(version, arch string) (*Build, error) {
 	if err != nil {
 		return nil, &Error{Path: r.Path, Err: fmt.Errorf("find the recipe's folder: %w", err)}
 	}
-	sources, errs := r.expand(dir, version, a)
+	b, errs := r.expand(dir, version, a, t.OS)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Build{Recipe: r, Version: version, Arch: a.Name, GoArch: a.GoArch, Sources: sources}, nil
+	return b, nil
 }
 
-// expand fills in the templates of every source, recipeDir being the
-// recipe's folder made absolute, and returns the problems found.
-func (r *Recipe) expand(recipeDir, version string, arch sysext.Arch) ([]BuildSource, []error) {
-	x := expander{r: r, dir: recipeDir, vars: map[string]string{"Version": version, "Arch": arch.Name, "GoArch": arch.GoArch}}
-	var sources []BuildSource
+// expand fills in the templates of the release section and of every
+// source, recipeDir being the recipe's folder made absolute, and returns
+// the problems found.
+func (r *Recipe) expand(recipeDir, version string, arch sysext.Arch, os OS) (*Build, []error) {
+	x := expander{r: r, dir: recipeDir, vars: map[string]string{"Version": version, "Arch": arch.Name, "GoArch": arch.GoArch,
+		"OSID": os.ID, "OSVersion": os.Version}}
+	b := &Build{Recipe: r, Version: version, Arch: arch.Name, GoArch: arch.GoArch, OS: os, Release: x.release()}
 	for i := range r.Sources {
-		sources = append(sources, x.source(&r.Sources[i], i))
+		b.Sources = append(b.Sources, x.source(&r.Sources[i], i))
 	}
-	return sources, x.errs
+	return b, x.errs
+}
+
+// release fills in the templates of the release section.
+func (x *expander) release() Release {
+	rel := x.r.Release
+	for _, f := range []struct {
+		key string
+		v   *string
+	}{{"id", &rel.ID}, {"version-id", &rel.VersionID}, {x.r.ImageClass().Name + "-level", &rel.Level}} {
+		if *f.v == "" {
+			continue
+		}
+		v, err := fill("release."+f.key, *f.v, x.vars)
+		if err == nil {
+			err = checkOSReleaseValue(v)
+		}
+		if err != nil {
+			x.errs = append(x.errs, &Error{Path: x.r.Path, Line: x.r.ReleaseLine, Err: fmt.Errorf("release.%s: %w", f.key, err)})
+		}
+		*f.v = v
+	}
+	return rel
+}
+
+// KernelBound tells whether the recipe names an OS release in a template
+// ({{.OSID}}, {{.OSVersion}}): its images then match that release only.
+func (r *Recipe) KernelBound() bool {
+	fields := []string{r.Release.ID, r.Release.VersionID, r.Release.Level}
+	for _, s := range r.Sources {
+		fields = append(fields, s.URL, s.SHA256URL, s.OCI)
+	}
+	for _, f := range fields {
+		for _, v := range osVars {
+			if strings.Contains(f, "."+v) && strings.Contains(f, "{{") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // expander expands the sources of one recipe for one set of template
@@ -163,8 +251,7 @@ func (s *Source) KeyLine(key string) int {
 	return s.Line
 }
 
-// fill executes one template field, which may only use {{.Version}},
-// {{.Arch}} and {{.GoArch}}.
+// fill executes one template field, which may only print templateVars.
 func fill(field, text string, vars map[string]string) (string, error) {
 	t, err := template.New(field).Option("missingkey=error").Parse(text)
 	if err != nil {
@@ -193,11 +280,11 @@ func checkTemplateNode(n parse.Node) error {
 				if slices.Contains(templateVars, f.Ident[0]) {
 					return nil
 				}
-				return fmt.Errorf("unknown variable {{.%s}}; the variables are {{.Version}}, {{.Arch}} and {{.GoArch}}", f.Ident[0])
+				return fmt.Errorf("unknown variable {{.%s}}; the variables are {{.Version}}, {{.Arch}}, {{.GoArch}}, {{.OSID}} and {{.OSVersion}}", f.Ident[0])
 			}
 		}
 	}
-	return fmt.Errorf("%q is not supported: templates only print {{.Version}}, {{.Arch}} or {{.GoArch}}", n.String())
+	return fmt.Errorf("%q is not supported: templates only print {{.Version}}, {{.Arch}}, {{.GoArch}}, {{.OSID}} or {{.OSVersion}}", n.String())
 }
 
 // checkURL reports whether u is an http, https or file URL bakery can fetch.

@@ -69,7 +69,7 @@ func TestExpand(t *testing.T) {
 			if b.Recipe != r {
 				t.Error("Build.Recipe is not the recipe expanded")
 			}
-			tt.want.Recipe = r
+			tt.want.Recipe, tt.want.Release = r, r.Release
 			if !reflect.DeepEqual(*b, tt.want) {
 				t.Errorf("Expand gave\n%+v\nwant\n%+v", *b, tt.want)
 			}
@@ -232,5 +232,46 @@ func TestHelloFixture(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(want, f)); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestKernelBound expands a recipe tied to one OS release: its release
+// fields and URLs take --os and --os-version, which it cannot do without,
+// and which other recipes refuse.
+func TestKernelBound(t *testing.T) {
+	yaml := `name: nvidia
+version: "550.127"
+release: {id: "{{.OSID}}", version-id: "{{.OSVersion}}"}
+sources:
+  - url: https://example.org/{{.OSID}}/{{.OSVersion}}/nvidia-{{.Version}}-{{.GoArch}}.tar.gz
+    sha256: ` + strings.Repeat("a", 64) + `
+    extract: {to: /usr}
+`
+	r, err := Parse([]byte(yaml), "recipe.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.KernelBound() {
+		t.Fatal("KernelBound = false")
+	}
+	if _, err := r.Expand("", "x86-64"); err == nil || !strings.Contains(err.Error(), "pass --os ID --os-version VERSION") {
+		t.Errorf("Expand without an OS = %v", err)
+	}
+	b, err := r.ExpandFor(Target{Arch: "x86-64", OS: OS{ID: "flatcar", Version: "4081.2.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Release.ID != "flatcar" || b.Release.VersionID != "4081.2.0" || b.Sources[0].URL != "https://example.org/flatcar/4081.2.0/nvidia-550.127-amd64.tar.gz" {
+		t.Errorf("build %+v, source %s", b.Release, b.Sources[0].URL)
+	}
+	if _, err := r.ExpandFor(Target{Arch: "x86-64", OS: OS{ID: "Flatcar!", Version: "1"}}); err == nil || !strings.Contains(err.Error(), "not an os-release value") {
+		t.Errorf("a bad --os = %v", err)
+	}
+	plain, err := Parse([]byte("name: x\nversion: \"1\"\nsources: [{files: f}]\n"), "recipe.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.ExpandFor(Target{Arch: "x86-64", OS: OS{ID: "flatcar", Version: "1"}}); err == nil || !strings.Contains(err.Error(), "for kernel-bound recipes") {
+		t.Errorf("--os on a plain recipe = %v", err)
 	}
 }

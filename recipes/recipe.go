@@ -38,7 +38,9 @@ type Recipe struct {
 	// Arches are systemd ARCHITECTURE names, [x86-64 arm64] by default.
 	Arches  []string
 	Release Release
-	Sources []Source
+	// ReleaseLine is where the release section starts (0 without one).
+	ReleaseLine int
+	Sources     []Source
 	// Validate holds the exceptions to the checks of the staged tree.
 	Validate Validation
 	// Path is the recipe file that was read.
@@ -248,7 +250,11 @@ func (r *Recipe) tryTemplates() []error {
 		if err != nil {
 			continue // reported with arches
 		}
-		if _, errs := r.expand(dir, version, arch); len(errs) > 0 {
+		os := OS{}
+		if r.KernelBound() {
+			os = OS{ID: "os", Version: "0"} // stand-ins, as for the version
+		}
+		if _, errs := r.expand(dir, version, arch, os); len(errs) > 0 {
 			return errs
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -50,6 +51,11 @@ type Fetcher struct {
 	// declared size before a download and while it streams; 0 means
 	// DefaultMaxSourceSize.
 	MaxSize int64
+	// Mirrors rewrite URL prefixes before anything is fetched (bake
+	// --mirror FROM=TO): for air-gapped builds and tests. The file-URL
+	// rule applies to URLs as the recipe wrote them; where a mirror points
+	// is the user's choice.
+	Mirrors []Mirror
 	// AllowFileURLs lets file URLs name any file. Without it a file URL
 	// must name a file inside the recipe's folder once symbolic links are
 	// resolved, and a recipe without a folder (from the catalog) may use
@@ -150,7 +156,7 @@ func (f *Fetcher) checkURL(rawURL, dir string) error {
 // folder to open it in (the recipe's, symbolic links resolved) and the path
 // relative to it, or no folder and p itself when AllowFileURLs is set.
 func (f *Fetcher) localFile(p, dir string) (base, rel string, err error) {
-	if f.AllowFileURLs {
+	if f.AllowFileURLs || dir == mirrored {
 		return "", p, nil
 	}
 	const allow = "pass --allow-file-urls to bake if you trust the recipe with every file you can read"
@@ -243,6 +249,9 @@ type sizeLimit struct {
 // where the server allows, retried by the client's transport on 429 and
 // 5xx.
 func (f *Fetcher) download(ctx context.Context, rawURL, dir string, t target, limit sizeLimit) error {
+	if m, ok := f.mirror(rawURL); ok {
+		rawURL, dir = m, mirrored // a mirror's files are the user's to name
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return fmt.Errorf("source URL %q: %w", rawURL, err)
@@ -337,4 +346,35 @@ func isSHA256Hex(s string) bool {
 		}
 	}
 	return true
+}
+
+// mirrored stands for the recipe folder of a URL a mirror rewrote: any
+// file may be named.
+const mirrored = "\x00mirror"
+
+// Mirror rewrites URLs that start with From to start with To.
+type Mirror struct{ From, To string }
+
+// ParseMirror reads FROM=TO, both non-empty.
+func ParseMirror(s string) (Mirror, error) {
+	from, to, ok := strings.Cut(s, "=")
+	if !ok || from == "" || to == "" {
+		return Mirror{}, fmt.Errorf("mirror %q: want FROM=TO, e.g. https://github.com/=http://127.0.0.1:8080/github/", s)
+	}
+	return Mirror{From: from, To: to}, nil
+}
+
+// mirror rewrites rawURL with the mirror of the longest matching From.
+func (f *Fetcher) mirror(rawURL string) (string, bool) {
+	best := -1
+	for i, m := range f.Mirrors {
+		if strings.HasPrefix(rawURL, m.From) && (best < 0 || len(m.From) > len(f.Mirrors[best].From)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return "", false
+	}
+	m := f.Mirrors[best]
+	return m.To + strings.TrimPrefix(rawURL, m.From), true
 }

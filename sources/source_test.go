@@ -2,6 +2,8 @@ package sources
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -78,5 +80,48 @@ func TestOpenUnknownKind(t *testing.T) {
 	var ke *KeyError
 	if !errors.As(err, &ke) || ke.Key != "oci" || !strings.Contains(err.Error(), "not supported yet") {
 		t.Errorf("Open = %v, want a KeyError about oci", err)
+	}
+}
+
+// TestMirrors fetches through mirrors: the longest matching prefix wins,
+// a mirror may point at local files anywhere, and the recipe's own URLs
+// are what the file-URL rule checks.
+func TestMirrors(t *testing.T) {
+	body := []byte("the artifact\n")
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
+	srv := fixture.Serve(t, map[string][]byte{"/deep/tool": body})
+	local := t.TempDir()
+	os.WriteFile(filepath.Join(local, "tool"), body, 0o644)
+	tests := []struct {
+		name    string
+		mirrors []Mirror
+		url     string
+		wantErr string
+	}{
+		{"http mirror", []Mirror{{"https://upstream.invalid/", srv.URL + "/deep/"}}, "https://upstream.invalid/tool", ""},
+		{"longest prefix", []Mirror{{"https://upstream.invalid/", "https://nowhere.invalid/"}, {"https://upstream.invalid/x/", srv.URL + "/deep/"}}, "https://upstream.invalid/x/tool", ""},
+		{"file mirror outside the recipe", []Mirror{{"https://upstream.invalid/", "file://" + local + "/"}}, "https://upstream.invalid/tool", ""},
+		{"no mirror", nil, "https://upstream.invalid/tool", "upstream.invalid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &Fetcher{Cache: Cache{Dir: t.TempDir()}, Mirrors: tt.mirrors, Backoff: 1}
+			p, err := f.Fetch(context.Background(), tt.url, hash, t.TempDir())
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Fetch = %v, want an error saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if got, _ := os.ReadFile(p); err != nil || string(got) != string(body) {
+				t.Fatalf("Fetch = %s, %v", p, err)
+			}
+		})
+	}
+	for _, bad := range []string{"", "x", "=y", "x="} {
+		if _, err := ParseMirror(bad); err == nil {
+			t.Errorf("ParseMirror(%q) accepted", bad)
+		}
 	}
 }

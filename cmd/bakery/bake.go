@@ -60,12 +60,21 @@ func bakeCommand() *cli.Command {
 Sources are fetched once into $XDG_CACHE_HOME/bakery and verified by sha256 before use;
 the same recipe and inputs give byte-identical images.
 
+A kernel-bound recipe (one using {{.OSID}} or {{.OSVersion}}) is baked for one OS
+release, given with --os and --os-version. --mirror FROM=TO rewrites source URLs
+that start with FROM (repeatable; the longest FROM wins), for air-gapped builds.
+
 Examples:
   bakery bake testdata/hello --out out/
-  bakery bake recipe.yaml --version v1.32.2 --arch x86-64 --compression xz --json`,
+  bakery bake recipe.yaml --version v1.32.2 --arch x86-64 --compression xz --json
+  bakery bake nvidia --os flatcar --os-version 4081.2.0
+  bakery bake kubernetes --mirror https://dl.k8s.io/=https://mirror.internal/k8s/`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "version", Usage: "version to bake (default: the recipe's version)"},
 			&cli.StringSliceFlag{Name: "arch", Usage: "systemd architectures, comma separated (default: the recipe's arches)"},
+			&cli.StringFlag{Name: "os", Usage: "the OS release ID a kernel-bound recipe is baked for, such as flatcar"},
+			&cli.StringFlag{Name: "os-version", Usage: "the OS release VERSION_ID a kernel-bound recipe is baked for"},
+			mirrorFlag,
 			&cli.StringFlag{Name: "out", Value: ".", Usage: "output directory"},
 			&cli.StringFlag{Name: "cache-dir", Usage: "download cache (default: $XDG_CACHE_HOME/bakery)"},
 			&cli.StringFlag{Name: "max-source-size", Value: bytesize.Format(sources.DefaultMaxSourceSize), Usage: "refuse a source larger than this, such as 512MiB"},
@@ -105,6 +114,9 @@ func runBake(ctx context.Context, cmd *cli.Command) error {
 		}
 	}
 	fetcher := &sources.Fetcher{Cache: sources.Cache{Dir: cacheDir}, AllowFileURLs: cmd.Bool("allow-file-urls")}
+	if fetcher.Mirrors, err = mirrors(cmd); err != nil {
+		return err
+	}
 	if fetcher.MaxSize, err = bytesize.Parse(cmd.String("max-source-size")); err != nil {
 		return usagef("--max-source-size: %v", err)
 	}
@@ -115,6 +127,7 @@ func runBake(ctx context.Context, cmd *cli.Command) error {
 	opts := bakery.Options{
 		Version:    cmd.String("version"),
 		Arches:     splitList(cmd.StringSlice("arch")),
+		OS:         recipes.OS{ID: cmd.String("os"), Version: cmd.String("os-version")},
 		OutDir:     cmd.String("out"),
 		Build:      buildOpts,
 		Builder:    builder,
@@ -188,4 +201,20 @@ func splitList(values []string) []string {
 		}
 	}
 	return out
+}
+
+// mirrorFlag rewrites source URL prefixes (bake, plan).
+var mirrorFlag = &cli.StringSliceFlag{Name: "mirror", Usage: "FROM=TO: fetch sources whose URL starts with FROM from TO instead (repeatable)"}
+
+// mirrors reads the --mirror flags.
+func mirrors(cmd *cli.Command) ([]sources.Mirror, error) {
+	var out []sources.Mirror
+	for _, s := range cmd.StringSlice("mirror") {
+		m, err := sources.ParseMirror(s)
+		if err != nil {
+			return nil, usagef("--mirror: %v", err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }

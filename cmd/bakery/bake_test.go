@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/sysext-bakery/bakery/internal/fixture"
 )
 
 // fileRecipe writes a recipe file whose one source is the file at path (a
@@ -127,5 +129,38 @@ func TestBakeUsageErrorsFetchNothing(t *testing.T) {
 				t.Errorf("%d requests reached the server", fetched)
 			}
 		})
+	}
+}
+
+// TestBakeKernelBoundThroughMirror bakes a recipe tied to one OS release
+// from a mirror: without --os it is a usage error; with it, the image's
+// extension-release names that release and the source came from the
+// mirror.
+func TestBakeKernelBoundThroughMirror(t *testing.T) {
+	tool := []byte("#!/bin/sh\necho module loader\n")
+	sum := sha256.Sum256(tool)
+	srv := fixture.Serve(t, map[string][]byte{"/mirror/4081.2.0/tool": tool})
+	dir := t.TempDir()
+	recipe := filepath.Join(dir, "recipe.yaml")
+	os.WriteFile(recipe, []byte(fmt.Sprintf(`name: kmod
+version: "1"
+arches: [x86-64]
+release: {id: "{{.OSID}}", version-id: "{{.OSVersion}}"}
+sources:
+  - url: https://upstream.invalid/{{.OSVersion}}/tool
+    sha256: %s
+    install: {to: /usr/bin/kmod-loader, mode: "0755"}
+`, hex.EncodeToString(sum[:]))), 0o644)
+	if _, stderr, code := run(t, "bake", recipe, "--out", t.TempDir()); code != 2 || !strings.Contains(stderr, "--os ID --os-version") {
+		t.Errorf("bake of a kernel-bound recipe without --os: %d %s", code, stderr)
+	}
+	out := t.TempDir()
+	if _, stderr, code := run(t, "bake", recipe, "--out", out, "--os", "flatcar", "--os-version", "4081.2.0",
+		"--mirror", "https://upstream.invalid/="+srv.URL+"/mirror/"); code != 0 {
+		t.Fatalf("bake: %s", stderr)
+	}
+	stdout, stderr, code := run(t, "image", "inspect", filepath.Join(out, "kmod-1-x86-64.raw"), "--json")
+	if code != 0 || !strings.Contains(stdout, `"ID": "flatcar"`) || !strings.Contains(stdout, `"VERSION_ID": "4081.2.0"`) {
+		t.Errorf("inspect: %d %s %s", code, stdout, stderr)
 	}
 }
