@@ -318,7 +318,7 @@ func mergeAndDescribe(t *testing.T, oracle, root string) outcome {
 		o.hierarchies = append(o.hierarchies, "hierarchy "+h+" "+strings.Join(names, ","))
 	}
 	slices.Sort(o.hierarchies)
-	if data, err := os.ReadFile(filepath.Join(root, "usr", markerDir, "extensions")); err == nil {
+	if data, err := os.ReadFile(filepath.Join(root, "usr", sysext.Sysext.Marker, sysext.Sysext.MarkerList)); err == nil {
 		o.extensions = "extensions " + strings.Join(splitLines(string(data)), ",")
 	}
 	out, err := exec.Command(oracle, "--tree", root).Output()
@@ -326,7 +326,7 @@ func mergeAndDescribe(t *testing.T, oracle, root string) outcome {
 		t.Errorf("sysext-oracle --tree: %v", err)
 	}
 	o.tree = strings.TrimSpace(string(out))
-	if _, err := Unmerge(root); err != nil {
+	if _, err := Unmerge(Options{Root: root}); err != nil {
 		t.Errorf("unmerge: %v", err)
 	}
 	return o

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sysext-bakery/bakery/sysext"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -95,7 +96,7 @@ func TestSync(t *testing.T) {
 	}
 	root := t.TempDir()
 	installed := func(name string) []byte {
-		data, _ := os.ReadFile(filepath.Join(root, ExtensionsDir, name+".raw"))
+		data, _ := os.ReadFile(filepath.Join(root, sysext.Sysext.InstallDir, name+".raw"))
 		return data
 	}
 	steps := []struct {
@@ -137,7 +138,7 @@ func TestSync(t *testing.T) {
 
 	// The previous image (v2) was kept: roll back to it, and again to v1.
 	for _, want := range [][]byte{v2, v1} {
-		if err := Rollback(root, "app"); err != nil {
+		if _, err := Rollback(root, "app"); err != nil {
 			t.Fatal(err)
 		}
 		if got := installed("app"); !bytes.Equal(got, want) {
@@ -149,7 +150,7 @@ func TestSync(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, rollbackDir, "app.raw"), []byte("tampered"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := Rollback(root, "app"); err == nil || !strings.Contains(err.Error(), "not the recorded") {
+	if _, err := Rollback(root, "app"); err == nil || !strings.Contains(err.Error(), "not the recorded") {
 		t.Errorf("rollback to a tampered image: err = %v", err)
 	}
 }
@@ -158,17 +159,17 @@ func TestSync(t *testing.T) {
 // it lists has a digest it records as verified.
 func checkState(t *testing.T, root string) {
 	t.Helper()
-	p, warnings, err := LoadPolicy(root, true, &Config{})
+	p, warnings, err := LoadPolicy(root, sysext.Sysext, true, &Config{})
 	if err != nil || len(warnings) > 0 {
 		t.Fatalf("state: %v %v", err, warnings)
 	}
-	entries, _ := os.ReadDir(filepath.Join(root, ExtensionsDir))
+	entries, _ := os.ReadDir(filepath.Join(root, sysext.Sysext.InstallDir))
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".raw")
 		if !ok || strings.HasPrefix(name, ".") {
 			continue
 		}
-		sum, err := fileDigest(filepath.Join(root, ExtensionsDir, e.Name()))
+		sum, err := fileDigest(filepath.Join(root, sysext.Sysext.InstallDir, e.Name()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +233,7 @@ func TestSyncCrash(t *testing.T) {
 		if wasKilled {
 			killed++
 		}
-		got, err := os.ReadFile(filepath.Join(root, ExtensionsDir, "app.raw"))
+		got, err := os.ReadFile(filepath.Join(root, sysext.Sysext.InstallDir, "app.raw"))
 		want := crashImages[map[string]int{"1": 0, "2": 1}[tag]]
 		switch {
 		case err == nil && bytes.Equal(got, want):
