@@ -183,7 +183,7 @@ func checkEntry(name string, in *Installed) error {
 		return fmt.Errorf("extension %s: null entry", name)
 	}
 	if _, err := sysext.ClassByName(in.Class); err != nil {
-		return fmt.Errorf("extension %s: %w", name, err)
+		return fmt.Errorf("extension %s: class is not an image class (sysext or confext)", name)
 	}
 	if in.Digest == "" && in.Pending == nil {
 		return fmt.Errorf("extension %s: no digest", name)
