@@ -153,7 +153,7 @@ func Unmerge(opts Options) (*UnmergeResult, error) {
 // unmergeWith is Unmerge's work with the lock held.
 func unmergeWith(opts Options, m mounter) (*UnmergeResult, error) {
 	class := opts.class()
-	wanted, err := mergedWantsReload(opts.root(), class, m)
+	wanted, err := mergedWantsReload(opts.Reloader, opts.root(), class, m)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +212,7 @@ func apply(opts Options, m mounter) (*Result, error) {
 			res.Hierarchies["/"+h] = names
 		}
 	}
-	wasWanted, err := mergedWantsReload(root, class, m)
+	wasWanted, err := mergedWantsReload(opts.Reloader, root, class, m)
 	if err != nil {
 		return nil, err
 	}

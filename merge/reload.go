@@ -76,8 +76,12 @@ func wantsReload(exts []Extension, c sysext.Class) bool {
 // sees it) holds an extension with EXTENSION_RELOAD_MANAGER, reading
 // their extension-release from the merged tree, where it is visible, as
 // systemd's need_reload() does. An extension whose extension-release
-// cannot be read there is passed over, as systemd does.
-func mergedWantsReload(root string, c sysext.Class, m mounter) (bool, error) {
+// cannot be read there is passed over, as systemd does. Without a
+// reloader r there is nothing to ask, and nothing is read.
+func mergedWantsReload(r Reloader, root string, c sysext.Class, m mounter) (bool, error) {
+	if r == nil {
+		return false, nil
+	}
 	fsys := os.DirFS(root)
 	for _, h := range c.Hierarchies {
 		names, _, err := m.merged(h)

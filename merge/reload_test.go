@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -164,5 +165,61 @@ func TestSystemdReloaderOnABus(t *testing.T) {
 	other := privateBus(t) // no manager on it
 	if err := (SystemdReloader{Address: other}).Reload(ctx); err == nil || !strings.Contains(err.Error(), managerService) {
 		t.Errorf("a bus without the manager: err = %v", err)
+	}
+}
+
+// TestReloadKernel merges real images through the kernel with a counting
+// reloader, per class: the extension-release of the merge being replaced
+// or unmerged is read from the merged tree itself, so that a refresh that
+// drops the reloading extension, and an unmerge of it, reload too.
+func TestReloadKernel(t *testing.T) {
+	if !inNamespace(t) {
+		return
+	}
+	for _, c := range sysext.Classes() {
+		t.Run(c.Name, func(t *testing.T) {
+			base := t.TempDir()
+			root := filepath.Join(base, "root")
+			writeFiles(t, root, confHost)
+			dir := filepath.Join(root, c.InstallDir)
+			files := func(name string) map[string]string {
+				return map[string]string{
+					c.ReleasePath(name):                       "ID=_any\n" + map[bool]string{true: reloadLine}[name == "units"],
+					path.Join(c.Hierarchies[0], name+".data"): name + "\n",
+				}
+			}
+			var log []string
+			opts := Options{Root: root, Class: c, Reloader: countingReloader{log: &log}}
+			m := kernel{root: root, class: c}
+			reloads := func() int { return len(log) }
+			steps := []struct {
+				what    string
+				install []string
+				run     func() error
+				want    int
+			}{
+				{"merge with the reloading extension", []string{"units", "plain"}, func() error { _, err := mergeWith(opts, m); return err }, 1},
+				{"refresh dropping it", []string{"plain"}, func() error { _, err := apply(opts, m); return err }, 2},
+				{"refresh without it", []string{"plain"}, func() error { _, err := apply(opts, m); return err }, 2},
+				{"unmerge without it", nil, func() error { _, err := unmergeWith(opts, m); return err }, 2},
+				{"merge with it again", []string{"units"}, func() error { _, err := mergeWith(opts, m); return err }, 3},
+				{"unmerge of it", nil, func() error { _, err := unmergeWith(opts, m); return err }, 4},
+			}
+			for _, s := range steps {
+				if s.install != nil {
+					os.RemoveAll(dir)
+					for _, n := range s.install {
+						buildImage(t, filepath.Join(dir, n+".raw"), false, false, files(n))
+					}
+				}
+				if err := s.run(); err != nil {
+					t.Fatalf("%s: %v", s.what, err)
+				}
+				if got := reloads(); got != s.want {
+					t.Errorf("%s: %d reloads in all, want %d", s.what, got, s.want)
+				}
+			}
+			checkClean(t, base)
+		})
 	}
 }
