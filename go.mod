@@ -3,8 +3,10 @@ module github.com/sysext-bakery/bakery
 go 1.26.8
 
 require (
+	github.com/DataDog/zstd v1.5.7
 	github.com/distribution/distribution/v3 v3.1.2
 	github.com/erofs/go-erofs v0.3.1
+	github.com/godbus/dbus/v5 v5.2.4
 	github.com/google/go-containerregistry v0.22.1
 	github.com/klauspost/compress v1.20.4
 	github.com/pierrec/lz4/v4 v4.1.33
@@ -17,7 +19,6 @@ require (
 )
 
 require (
-	github.com/DataDog/zstd v1.5.7 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

@@ -2,6 +2,7 @@ package merge
 
 import (
 	"fmt"
+	"github.com/sysext-bakery/bakery/sysext"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +33,7 @@ func BenchmarkMerge(b *testing.B) {
 	st := &State{Extensions: map[string]*Installed{}}
 	for i := range 10 {
 		name := fmt.Sprintf("ext%d", i)
-		p := filepath.Join(root, ExtensionsDir, name+".raw")
+		p := filepath.Join(root, sysext.Sysext.InstallDir, name+".raw")
 		files := anyExt(name, "usr/share/"+name+"/data", string(make([]byte, 1<<20)), "usr/bin/"+name, name)
 		buildImage(nil, p, false, false, files)
 		sum, err := fileDigest(p)
@@ -50,7 +51,7 @@ func BenchmarkMerge(b *testing.B) {
 			if err != nil || len(res.Extensions) != 10 {
 				b.Fatalf("merge: %v, %v", res, err)
 			}
-			if _, err := Unmerge(root); err != nil {
+			if _, err := Unmerge(Options{Root: root}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -60,7 +61,7 @@ func BenchmarkMerge(b *testing.B) {
 			if out, err := exec.Command("systemd-sysext", "merge", "--root="+root).CombinedOutput(); err != nil {
 				b.Fatalf("systemd-sysext merge: %v\n%s", err, out)
 			}
-			if merged, _ := isMerged(filepath.Join(root, "usr")); !merged {
+			if merged, _ := isMerged(filepath.Join(root, "usr"), sysext.Sysext); !merged {
 				b.Fatal("systemd-sysext did not merge")
 			}
 			if out, err := exec.Command("systemd-sysext", "unmerge", "--root="+root).CombinedOutput(); err != nil {

@@ -10,7 +10,7 @@ import (
 func TestParseConfig(t *testing.T) {
 	tests := []struct {
 		name, yaml, wantErr string
-		wantRef             string
+		wantRef, wantClass  string
 	}{
 		{name: "by tag", yaml: "registry: r.example/ns\nkeys: [/k.pub]\nextensions:\n  - name: app\n    tag: v1\n", wantRef: "r.example/ns/app:v1"},
 		{name: "by digest", yaml: "registry: r.example/ns/\nextensions:\n  - name: app\n    digest: " + digestA + "\n", wantRef: "r.example/ns/app@" + digestA},
@@ -29,6 +29,10 @@ func TestParseConfig(t *testing.T) {
 		{name: "catalog is reserved", yaml: "registry: r\nextensions: [{name: catalog}]\n", wantErr: "taken by the published catalog"},
 		{name: "no registry", yaml: "extensions: [{name: a}]\n", wantErr: "registry is not set"},
 		{name: "policy without keys", yaml: "policy: {require-signature: true}\n", wantErr: "trusted key"},
+		{name: "confext", yaml: "registry: r\nextensions: [{name: a, class: confext}]\n", wantRef: "r/a:latest", wantClass: "confext"},
+		{name: "sysext said", yaml: "registry: r\nextensions: [{name: a, class: sysext}]\n", wantRef: "r/a:latest", wantClass: "sysext"},
+		{name: "sysext by default", yaml: "registry: r\nextensions: [{name: a}]\n", wantRef: "r/a:latest", wantClass: "sysext"},
+		{name: "unknown class", yaml: "registry: r\nextensions: [{name: a, class: portable}]\n", wantErr: `extension a: class: unknown image class "portable": use sysext or confext`},
 		{name: "empty", yaml: ""},
 	}
 	for _, tt := range tests {
@@ -46,6 +50,11 @@ func TestParseConfig(t *testing.T) {
 			if tt.wantRef != "" {
 				if got := c.Ref(c.Extensions[0]); got != tt.wantRef {
 					t.Errorf("ref = %q, want %q", got, tt.wantRef)
+				}
+			}
+			if tt.wantClass != "" {
+				if got := c.Extensions[0].class().Name; got != tt.wantClass {
+					t.Errorf("class = %q, want %q", got, tt.wantClass)
 				}
 			}
 		})
@@ -83,6 +92,8 @@ func TestParseState(t *testing.T) {
 		{"short digest", `{"extensions":{"a":{"digest":"sha256:1"}}}`, "not sha256:HEX"},
 		{"bad previous digest", `{"extensions":{"a":{"digest":"` + digestA + `","previous":{"digest":"md5:x"}}}}`, "previous digest"},
 		{"null entry", `{"extensions":{"a":null}}`, "null entry"},
+		{"confext", `{"extensions":{"a":{"class":"confext","digest":"` + digestA + `"}}}`, ""},
+		{"unknown class", `{"extensions":{"a":{"class":"PASSWORD=hunter2","digest":"` + digestA + `"}}}`, "class is not an image class"},
 		{"bad name", `{"extensions":{"a/b":{"digest":"` + digestA + `"}}}`, "not an extension name"},
 		{"newer schema", `{"schema":3}`, "newer than this bakery"},
 		{"garbage", `{`, "truncated"},

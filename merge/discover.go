@@ -12,11 +12,6 @@ import (
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
-// SearchPaths are the directories, relative to the root, where extension
-// images are installed, highest priority first: an image in an earlier
-// directory hides one of the same name in a later one.
-var SearchPaths = []string{"etc/extensions", "run/extensions", "var/lib/extensions"}
-
 // ImageType is how an image is stored, in systemd's words.
 type ImageType string
 
@@ -48,8 +43,10 @@ type Refusal struct {
 // String is the refusal as one log line: name, path and reason.
 func (r Refusal) String() string { return fmt.Sprintf("%s (%s): %s", r.Name, r.Path, r.Reason) }
 
-// Discover lists the extension images installed under fsys, which is the
-// root file system, in systemd-sysext's way: each search path in order,
+// Discover lists the extension images of class c installed under fsys,
+// which is the root file system, in systemd-sysext's way: each of
+// c.SearchDirs in order (an image in an earlier directory hides one of the
+// same name in a later one),
 // entries sorted by name, hidden entries ignored, the first image of a name
 // wins. Directories and regular files named NAME.raw are images. A symlink
 // is refused rather than followed (systemd follows it, which lets a link
@@ -57,11 +54,11 @@ func (r Refusal) String() string { return fmt.Sprintf("%s (%s): %s", r.Name, r.P
 // a NAME.raw that is not a regular file; either still claims its name. An
 // empty directory claims its name too (it masks lower-priority images) and
 // is reported as a refusal. Images are returned sorted by name.
-func Discover(fsys fs.FS) ([]Image, []Refusal, error) {
+func Discover(fsys fs.FS, c sysext.Class) ([]Image, []Refusal, error) {
 	seen := map[string]bool{}
 	var images []Image
 	var refused []Refusal
-	for _, dir := range SearchPaths {
+	for _, dir := range c.SearchDirs {
 		entries, err := fs.ReadDir(fsys, dir)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue

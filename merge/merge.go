@@ -1,39 +1,46 @@
-// Package merge puts system extensions onto a node's /usr and /opt the way
-// systemd-sysext does, refusing images it has not verified and refreshing
-// without a moment in which /usr is gone.
+// Package merge puts extensions onto a node's hierarchies the way
+// systemd-sysext and systemd-confext do, refusing images it has not
+// verified and refreshing without a moment in which a hierarchy is gone.
 //
-// The decisions (Discover, Prepare: which images, in which order, and why
-// others are refused) are pure functions over an fs.FS; the kernel work
-// (loop devices, detached mounts, overlays, moving them into place) happens
-// in this file's Merge, Refresh and Unmerge and in kernel.go.
+// Each image class (sysext.Sysext: /usr and /opt; sysext.Confext: /etc) is
+// merged on its own; nothing here names a class's directories, files or
+// fields but through sysext.Class. The decisions (Discover, Prepare: which
+// images, in which order, and why others are refused) are pure functions
+// over an fs.FS; the kernel work (loop devices, detached mounts, overlays,
+// moving them into place) sits behind the small mounter interface
+// (kernel.go), which apply's phases drive.
 package merge
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
-// Hierarchies are the directories extensions are merged into, relative to
-// the root.
-var Hierarchies = []string{"usr", "opt"}
-
-// Options say where and how to merge.
+// Options say what to merge, where and how.
 type Options struct {
 	// Root is the root file system to merge into; "" means "/".
 	Root string
+	// Class is the image class to merge; the zero Class is sysext.Sysext.
+	Class sysext.Class
 	// RequireSignature merges only images whose signature sync verified
 	// (see Policy). The sync configuration's policy can require it too.
 	RequireSignature bool
 	// Config is the sync configuration whose policy applies; nil reads
 	// ROOT/etc/bakery/sync.yaml when it exists.
 	Config *Config
+	// Reloader, when set, is asked to reload the service manager after a
+	// merge or refresh whose extensions include one with
+	// EXTENSION_RELOAD_MANAGER=1, and after an unmerge or refresh that
+	// takes such an extension away (nil: never, as --no-reload). It is
+	// not asked when Root is not "/": an offline root has no service
+	// manager of its own to reload (systemd-sysext --root does the same).
+	Reloader Reloader
 }
 
 func (o Options) root() string {
@@ -43,8 +50,26 @@ func (o Options) root() string {
 	return o.Root
 }
 
+func (o Options) class() sysext.Class {
+	if o.Class.Name == "" {
+		return sysext.Sysext
+	}
+	return o.Class
+}
+
+// kernel is the node's mounter for o, and o with the reloader dropped
+// for an offline root.
+func (o Options) kernel() (Options, mounter) {
+	if !isRoot(o.root()) {
+		o.Reloader = nil
+	}
+	return o, kernel{root: o.root(), class: o.class()}
+}
+
 // Result is what a merge did.
 type Result struct {
+	// Class is the image class merged, "sysext" or "confext".
+	Class string `json:"class"`
 	// Extensions are the merged extensions, lowest first.
 	Extensions []string `json:"extensions"`
 	// Hierarchies are the merged hierarchies, e.g. "/usr", with the
@@ -52,6 +77,8 @@ type Result struct {
 	Hierarchies map[string][]string `json:"hierarchies"`
 	// Refused are the images that were not merged, with the reasons.
 	Refused []Refusal `json:"refused"`
+	// Reloaded tells whether the service manager was reloaded.
+	Reloaded bool `json:"reloaded"`
 	// Warnings are problems the merge worked around, e.g. a damaged
 	// state.json.
 	Warnings []string `json:"warnings,omitempty"`
@@ -64,161 +91,144 @@ func (r *Result) AllRefused() bool { return len(r.Extensions) == 0 && len(r.Refu
 // Refresh replaces a merge.
 var ErrAlreadyMerged = errors.New("already merged; use refresh to replace the merge, or unmerge first")
 
-// Merge merges the compatible (and, by policy, verified) extensions under
-// the root. It fails when something is merged already.
+// Merge merges the compatible (and, by policy, verified) extensions of the
+// class under the root. It fails when something is merged already.
 func Merge(opts Options) (*Result, error) {
+	opts, m := opts.kernel()
 	unlock, err := Lock(opts.root())
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	for _, h := range Hierarchies {
-		dir := filepath.Join(opts.root(), h)
-		if merged, err := isMerged(dir); err != nil || merged {
+	return mergeWith(opts, m)
+}
+
+// mergeWith is Merge's work with the lock held: it refuses to merge over
+// a merge, then applies.
+func mergeWith(opts Options, m mounter) (*Result, error) {
+	for _, h := range opts.class().Hierarchies {
+		if _, merged, err := m.merged(h); err != nil || merged {
 			return nil, errors.Join(err, fmt.Errorf("/%s: %w", h, ErrAlreadyMerged))
 		}
 	}
-	return apply(opts)
+	return apply(opts, m)
 }
 
-// Refresh replaces the current merge with one of the extensions installed
-// now, atomically per hierarchy: the new overlay is built aside and put in
-// place of the old one, so /usr never disappears. If building fails, the
-// previous merge stays. With no extension left, it unmerges.
+// Refresh replaces the current merge of the class with one of the
+// extensions installed now, atomically per hierarchy: the new overlay is
+// built aside and put in place of the old one, so the hierarchy never
+// disappears. If building fails, the previous merge stays. With no
+// extension left, it unmerges.
 func Refresh(opts Options) (*Result, error) {
+	opts, m := opts.kernel()
 	unlock, err := Lock(opts.root())
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	return apply(opts)
+	return apply(opts, m)
 }
 
-// Unmerge unmounts the merges on the root's hierarchies, only those made by
-// bakery or systemd-sysext, and returns the hierarchies it unmerged.
-func Unmerge(root string) ([]string, error) {
-	unlock, err := Lock(root)
+// UnmergeResult is what an unmerge did.
+type UnmergeResult struct {
+	// Unmerged are the hierarchies unmerged, e.g. "/usr".
+	Unmerged []string `json:"unmerged"`
+	// Reloaded tells whether the service manager was reloaded.
+	Reloaded bool `json:"reloaded"`
+}
+
+// Unmerge unmounts the merges of the class on the root's hierarchies,
+// only those made by bakery or systemd, then reloads the service manager
+// when an extension merged asked for it.
+func Unmerge(opts Options) (*UnmergeResult, error) {
+	opts, m := opts.kernel()
+	unlock, err := Lock(opts.root())
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	return unmerge(root, Hierarchies)
+	return unmergeWith(opts, m)
 }
 
-func unmerge(root string, hierarchies []string) ([]string, error) {
-	var done []string
-	for _, h := range hierarchies {
-		dir := filepath.Join(root, h)
-		merged, err := isMerged(dir)
+// unmergeWith is Unmerge's work with the lock held.
+func unmergeWith(opts Options, m mounter) (*UnmergeResult, error) {
+	class := opts.class()
+	wanted, err := mergedWantsReload(opts.Reloader, opts.root(), class, m)
+	if err != nil {
+		return nil, err
+	}
+	res := &UnmergeResult{Unmerged: []string{}}
+	for _, h := range class.Hierarchies {
+		_, merged, err := m.merged(h)
 		if err == nil && merged {
-			err = unmergeDir(dir)
-			done = append(done, "/"+h)
+			err = m.unmerge(h)
+			res.Unmerged = append(res.Unmerged, "/"+h)
 		}
 		if err != nil {
-			return done, err
+			return res, err
 		}
 	}
-	return done, nil
+	res.Reloaded, err = reload(opts.Reloader, wanted && len(res.Unmerged) > 0)
+	return res, err
 }
 
-// apply runs the phases: read host, discover and check (Prepare), open
-// layers, build the overlays aside, then swap them in.
-func apply(opts Options) (*Result, error) {
-	root := opts.root()
+// apply runs the phases of a merge, in systemd's order: read the host,
+// discover the images, check and open them (Prepare), build the merged
+// hierarchies aside, read what the merge being replaced asked for, swap
+// the new merges in (unmerging the hierarchies no extension has content
+// in), then reload the service manager if an extension of the old or the
+// new merge asks for it. A failure before the swap leaves the previous
+// merge in place.
+func apply(opts Options, m mounter) (*Result, error) {
+	root, class := opts.root(), opts.class()
 	host, err := readHost(root)
 	if err != nil {
 		return nil, err
 	}
-	policy, warnings, err := LoadPolicy(root, opts.RequireSignature, opts.Config)
+	policy, warnings, err := LoadPolicy(root, class, opts.RequireSignature, opts.Config)
 	if err != nil {
 		return nil, err
 	}
-	plan, err := Prepare(os.DirFS(root), host, kernelOpener{root}, policy)
+	plan, err := Prepare(os.DirFS(root), class, host, m, policy)
 	if err != nil {
 		return nil, err
 	}
 	defer plan.Close()
-	res := &Result{Extensions: plan.Names(), Hierarchies: map[string][]string{}, Refused: plan.Refused, Warnings: warnings}
-	if len(plan.Extensions) == 0 {
-		_, err := unmerge(root, Hierarchies)
-		return res, err
-	}
+	res := &Result{Class: class.Name, Extensions: plan.Names(), Hierarchies: map[string][]string{}, Refused: plan.Refused, Warnings: warnings}
 
-	overlays := map[string]int{}
+	built := map[string]io.Closer{}
 	defer func() {
-		for _, fd := range overlays {
-			unix.Close(fd)
+		for _, b := range built {
+			b.Close()
 		}
 	}()
-	for _, h := range Hierarchies {
-		fd, names, err := overlayFor(root, h, plan)
+	for _, h := range class.Hierarchies {
+		b, names, err := m.build(h, plan.Extensions, plan.Names())
 		if err != nil {
 			return nil, err
 		}
-		if fd >= 0 {
-			overlays[h] = fd
+		if b != nil {
+			built[h] = b
 			res.Hierarchies["/"+h] = names
 		}
 	}
-	for _, h := range Hierarchies {
-		dir := filepath.Join(root, h)
-		fd, ok := overlays[h]
+	wasWanted, err := mergedWantsReload(opts.Reloader, root, class, m)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range class.Hierarchies {
+		b, ok := built[h]
 		if !ok {
-			if _, err := unmerge(root, []string{h}); err != nil {
-				return nil, err
-			}
-			continue
+			err = m.unmerge(h)
+		} else {
+			err = m.swapIn(h, b)
 		}
-		if err := swapIn(fd, dir); err != nil {
+		if err != nil {
 			return nil, err
 		}
 	}
-	return res, nil
-}
-
-// overlayFor builds the detached overlay of hierarchy h, or returns -1 when
-// no extension has content there. names are the extensions in it, highest
-// first.
-func overlayFor(root, h string, plan *Plan) (int, []string, error) {
-	var layers []int
-	var names []string
-	defer func() {
-		for _, fd := range layers {
-			unix.Close(fd)
-		}
-	}()
-	for i := len(plan.Extensions) - 1; i >= 0; i-- {
-		e := plan.Extensions[i]
-		t, ok := e.Tree.(*mountTree)
-		if !ok {
-			return -1, nil, fmt.Errorf("extension %s: not opened by the kernel opener", e.Name)
-		}
-		fd, ok, err := t.layer(h)
-		if err != nil {
-			return -1, nil, fmt.Errorf("extension %s: %w", e.Name, err)
-		}
-		if ok {
-			layers = append(layers, fd)
-			names = append(names, e.Name)
-		}
-	}
-	if len(layers) == 0 {
-		return -1, nil, nil
-	}
-	host, ok, err := hostLayer(filepath.Join(root, h))
-	if err != nil {
-		return -1, nil, err
-	}
-	if ok {
-		defer unix.Close(host)
-	} else {
-		host = -1
-	}
-	fd, err := buildOverlay(layers, host, plan.Names())
-	if err != nil {
-		return -1, nil, fmt.Errorf("merge /%s: %w", h, err)
-	}
-	return fd, names, nil
+	res.Reloaded, err = reload(opts.Reloader, wasWanted || wantsReload(plan.Extensions, class))
+	return res, err
 }
 
 // readHost reads what extensions are checked against: the root's
@@ -244,27 +254,24 @@ type HierarchyStatus struct {
 	Since *int64 `json:"since"`
 }
 
-// Status reports, for each hierarchy that exists under root, which
-// extensions are merged into it and since when.
-func Status(root string) ([]HierarchyStatus, error) {
+// Status reports, for each hierarchy of class that exists under root,
+// which extensions are merged into it and since when.
+func Status(root string, class sysext.Class) ([]HierarchyStatus, error) {
+	m := kernel{root: root, class: class}
 	var out []HierarchyStatus
-	for _, h := range Hierarchies {
-		dir := filepath.Join(root, h)
+	for _, h := range class.Hierarchies {
+		dir := m.dir(h)
 		if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		st := HierarchyStatus{Hierarchy: "/" + h, Extensions: "none"}
-		merged, err := isMerged(dir)
+		names, merged, err := m.merged(h)
 		if err != nil {
 			return nil, err
 		}
 		if merged {
-			data, err := os.ReadFile(filepath.Join(dir, markerDir, "extensions"))
-			if err != nil {
-				return nil, fmt.Errorf("read the merge marker of /%s: %w", h, err)
-			}
-			st.Extensions = splitLines(string(data))
-			us := mergeTime(dir).UnixMicro()
+			st.Extensions = names
+			us := mergeTime(dir, class).UnixMicro()
 			st.Since = &us
 		}
 		out = append(out, st)
@@ -281,10 +288,10 @@ type ListEntry struct {
 	Time int64 `json:"time"`
 }
 
-// List lists the installed extension images under root that a merge would
-// consider, with absolute paths.
-func List(root string) ([]ListEntry, error) {
-	images, _, err := Discover(os.DirFS(root))
+// List lists the installed extension images of class under root that a
+// merge would consider, with absolute paths.
+func List(root string, class sysext.Class) ([]ListEntry, error) {
+	images, _, err := Discover(os.DirFS(root), class)
 	if err != nil {
 		return nil, err
 	}

@@ -104,11 +104,11 @@ func TestRefreshAtomic(t *testing.T) {
 	if data, err := os.ReadFile(filepath.Join(root, "usr/share/app/version")); err != nil || string(data) != "v1\n" {
 		t.Errorf("after a failed refresh: %q, %v; want the previous merge's v1", data, err)
 	}
-	st, err := Status(root)
+	st, err := Status(root, sysext.Sysext)
 	if err != nil || len(st) != 1 || st[0].Since == nil {
 		t.Errorf("status after a failed refresh = %+v, %v; want /usr merged", st, err)
 	}
-	if done, err := Unmerge(root); err != nil || len(done) != 1 {
+	if done, err := Unmerge(Options{Root: root}); err != nil || len(done.Unmerged) != 1 {
 		t.Errorf("unmerge = %v, %v", done, err)
 	}
 
@@ -125,7 +125,7 @@ func TestRefreshAtomic(t *testing.T) {
 	if res, err := Refresh(Options{Root: root}); err != nil || len(res.Hierarchies) != 0 {
 		t.Errorf("refresh without extensions = %+v, %v", res, err)
 	}
-	if st, err := Status(root); err != nil || st[0].Extensions != "none" {
+	if st, err := Status(root, sysext.Sysext); err != nil || st[0].Extensions != "none" {
 		t.Errorf("status after refreshing to nothing = %+v, %v; want none", st, err)
 	}
 	checkClean(t, base)
@@ -185,7 +185,7 @@ func TestMergeAttacks(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "usr/bin/ok")); err != nil {
 		t.Errorf("verified image not merged: %v", err)
 	}
-	if _, err := Unmerge(root); err != nil {
+	if _, err := Unmerge(Options{Root: root}); err != nil {
 		t.Error(err)
 	}
 	checkClean(t, base)
@@ -211,13 +211,13 @@ func TestSystemdInterop(t *testing.T) {
 	root := filepath.Join(base, "root")
 	writeFiles(t, root, debianHost)
 	buildImage(t, filepath.Join(root, "var/lib/extensions/app.raw"), false, false, anyExt("app", "usr/bin/app", "app\n"))
-	sysext := func(verb string) {
+	systemdSysext := func(verb string) {
 		if out, err := exec.Command("systemd-sysext", verb, "--root="+root).CombinedOutput(); err != nil {
 			t.Fatalf("systemd-sysext %s: %v\n%s", verb, err, out)
 		}
 	}
-	sysext("merge")
-	st, err := Status(root)
+	systemdSysext("merge")
+	st, err := Status(root, sysext.Sysext)
 	if err != nil || len(st) != 1 || fmt.Sprint(st[0].Extensions) != "[app]" {
 		t.Fatalf("status of systemd-sysext's merge = %+v, %v", st, err)
 	}
@@ -230,7 +230,7 @@ func TestSystemdInterop(t *testing.T) {
 	if m := mountsUnder(t, root); len(m) != 1 {
 		t.Errorf("after refreshing systemd-sysext's merge: mounts %q, want one", m)
 	}
-	sysext("unmerge")
+	systemdSysext("unmerge")
 	if m := mountsUnder(t, root); len(m) != 0 {
 		t.Errorf("systemd-sysext unmerge left bakery's merge: %q", m)
 	}
@@ -286,7 +286,7 @@ func TestMergeHostileRelease(t *testing.T) {
 		t.Errorf("merged %q, want only good", got)
 	}
 	checkRefused(t, res.Refused, []string{"fifo: is a FIFO, not a regular file", "sparse: more than the 1048576"})
-	if _, err := Unmerge(root); err != nil {
+	if _, err := Unmerge(Options{Root: root}); err != nil {
 		t.Error(err)
 	}
 	checkClean(t, base)

@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"os"
@@ -29,9 +30,14 @@ type fixture struct {
 	relaxed bool
 }
 
-// release is an image's extension-release file.
+// release is an image's extension-release file (a sysext's).
 func release(name, content string) map[string]string {
-	return map[string]string{"usr/lib/extension-release.d/extension-release." + name: content}
+	return releaseOf(sysext.Sysext, name, content)
+}
+
+// releaseOf is the extension-release file of an image of class c.
+func releaseOf(c sysext.Class, name, content string) map[string]string {
+	return map[string]string{c.ReleasePath(name): content}
 }
 
 // with adds files to a file map.
@@ -43,19 +49,34 @@ func with(m map[string]string, kv ...string) map[string]string {
 	return m
 }
 
-// scenario is one root to merge with bakery and with systemd-sysext.
+// scenario is one root to merge with bakery and with systemd-sysext (or
+// systemd-confext).
 type scenario struct {
 	name string
+	// class is the image class merged; the zero Class is sysext.
+	class sysext.Class
 	// host is the root's files besides the images; default: a Debian 12
-	// /usr/lib/os-release and a /usr/bin/host file.
+	// /usr/lib/os-release and a /usr/bin/host file (and /etc/host.conf
+	// for confext).
 	host   map[string]string
 	images []fixture
-	// oracleFix adapts the oracle's copy of the root where systemd 252
-	// differs from the 257 rules bakery follows, so that the two can still
-	// be compared; the comment on each use says what differs.
-	oracleFix func(root string)
-	// merged is the expected status, checked for both.
+	// merged is the expected status, checked for bakery and for each
+	// systemd version that systemdDiffers does not list.
 	merged bool
+	// systemdDiffers maps a systemd version ("252", "257") to the status
+	// it reaches on this root, unlike bakery: the test asserts it, then
+	// fixOracle adapts that version's copy of the root so that the rest
+	// can be compared. The comment on each use says what differs and why.
+	systemdDiffers map[string]string
+	fixOracle      func(root string)
+}
+
+// classOf is sc's class.
+func (sc scenario) classOf() sysext.Class {
+	if sc.class.Name == "" {
+		return sysext.Sysext
+	}
+	return sc.class
 }
 
 var debianHost = map[string]string{
@@ -63,8 +84,22 @@ var debianHost = map[string]string{
 	"usr/bin/host":       "host\n",
 }
 
+// confHost is the host of the confext scenarios: /etc has content of
+// its own.
+var confHost = with(debianHost, "etc/host.conf", "host\n", "etc/ssh/sshd_config", "host\n")
+
 func anyExt(name string, kv ...string) map[string]string {
 	return with(release(name, "ID=_any\n"), kv...)
+}
+
+// anyConf is a confext called name for any host, with files kv.
+func anyConf(name string, kv ...string) map[string]string {
+	return with(releaseOf(sysext.Confext, name, "ID=_any\n"), kv...)
+}
+
+// confWith is a confext called name whose extension-release is rel.
+func confWith(name, rel string, kv ...string) map[string]string {
+	return with(releaseOf(sysext.Confext, name, rel), kv...)
 }
 
 var scenarios = []scenario{
@@ -120,10 +155,12 @@ var scenarios = []scenario{
 	{name: "ID_LIKE", merged: true,
 		host:   map[string]string{"etc/os-release": "ID=mydistro\nID_LIKE=debian\nVERSION_ID=12\n", "usr/bin/host": "host\n"},
 		images: []fixture{{at: "var/lib/extensions/deb.raw", files: with(release("deb", "ID=debian\nVERSION_ID=12\n"), "usr/bin/deb", "deb\n")}},
-		// systemd 257 matches ID against the host's ID_LIKE too; 252 does
-		// not. The oracle's copy of the host says ID=debian instead (in
-		// /etc, outside the compared tree): the same merge in 252's terms.
-		oracleFix: func(root string) {
+		// systemd 257 matches ID against the host's ID_LIKE too (added in
+		// 256); 252 does not, and merges nothing. 252's copy of the host
+		// says ID=debian instead (in /etc, outside the compared tree): the
+		// same merge in 252's terms.
+		systemdDiffers: map[string]string{"252": "not-merged"},
+		fixOracle: func(root string) {
 			if err := os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=debian\nVERSION_ID=12\n"), 0o644); err != nil {
 				panic(err)
 			}
@@ -131,17 +168,99 @@ var scenarios = []scenario{
 	{name: "broken image beside a good one", merged: true, images: []fixture{
 		{at: "var/lib/extensions/good.raw", files: anyExt("good", "usr/bin/good", "good\n")},
 		{at: "var/lib/extensions/bad.raw", files: nil}},
-		// In systemd 252 one image that fails to dissect aborts the whole
-		// merge; 257 (and bakery) skip it and merge the rest. The oracle's
-		// copy has the broken image removed.
-		oracleFix: func(root string) { os.Remove(filepath.Join(root, "var/lib/extensions/bad.raw")) }},
+		// In systemd, 252 and 257 alike, one image that fails to dissect
+		// aborts the whole merge (257: "Failed to read metadata for image
+		// bad: Package not installed"); bakery, by design (DESIGN.md, "On
+		// the node"), reports and skips it and merges the rest. systemd's
+		// copies have the broken image removed.
+		systemdDiffers: map[string]string{"252": "not-merged", "257": "not-merged"},
+		fixOracle:      func(root string) { os.Remove(filepath.Join(root, "var/lib/extensions/bad.raw")) }},
+	{name: "usr/lib/extensions is no search directory", merged: false, images: []fixture{
+		{at: "usr/lib/extensions/vendor.raw", files: anyExt("vendor", "usr/bin/vendor", "v\n")},
+		{at: "usr/local/lib/extensions/local.raw", files: anyExt("local", "usr/bin/local", "l\n")}},
+		// systemd 252 also merges images from /usr/lib/extensions and
+		// /usr/local/lib/extensions; 257 does not (they lie below the very
+		// /usr the merge covers), nor does bakery (the sysext class's
+		// SearchDirs). 252's copy has them removed.
+		systemdDiffers: map[string]string{"252": "ok"},
+		fixOracle: func(root string) {
+			os.RemoveAll(filepath.Join(root, "usr/lib/extensions"))
+			os.RemoveAll(filepath.Join(root, "usr/local/lib/extensions"))
+		}},
+
+	// Configuration extensions, against systemd-confext 257 (252 has none).
+	{name: "confext: plain", class: sysext.Confext, merged: true, images: []fixture{
+		{at: "var/lib/confexts/app.raw", files: anyConf("app", "etc/app/app.conf", "app\n")}}},
+	{name: "confext: c10 above c9", class: sysext.Confext, merged: true, images: []fixture{
+		{at: "var/lib/confexts/c9.raw", files: anyConf("c9", "etc/conflict.conf", "c9\n", "etc/host.conf", "c9 shadows host\n")},
+		{at: "var/lib/confexts/c10.raw", files: anyConf("c10", "etc/conflict.conf", "c10\n")}}},
+	{name: "confext: empty directory masks", class: sysext.Confext, merged: true, images: []fixture{
+		{at: "run/confexts/foo", files: map[string]string{}},
+		{at: "var/lib/confexts/foo.raw", files: anyConf("foo", "etc/foo.conf", "masked\n")},
+		{at: "var/lib/confexts/bar.raw", files: anyConf("bar", "etc/bar.conf", "bar\n")}}},
+	{name: "confext: run shadows var-lib", class: sysext.Confext, merged: true, images: []fixture{
+		{at: "run/confexts/foo.raw", files: anyConf("foo", "etc/foo.conf", "from run\n")},
+		{at: "var/lib/confexts/foo.raw", files: anyConf("foo", "etc/foo.conf", "from var\n")}}},
+	{name: "confext: var-lib shadows usr-local-lib", class: sysext.Confext, merged: true, images: []fixture{
+		{at: "var/lib/confexts/foo.raw", files: anyConf("foo", "etc/foo.conf", "from var\n")},
+		{at: "usr/local/lib/confexts/foo.raw", files: anyConf("foo", "etc/foo.conf", "from usr/local\n")}}},
+	{name: "confext: usr-local-lib shadows usr-lib", class: sysext.Confext, merged: true, images: []fixture{
+		{at: "usr/local/lib/confexts/foo.raw", files: anyConf("foo", "etc/foo.conf", "from usr/local\n")},
+		{at: "usr/lib/confexts/foo.raw", files: anyConf("foo", "etc/foo.conf", "from usr\n")},
+		{at: "usr/lib/confexts/vendor.raw", files: anyConf("vendor", "etc/vendor.conf", "vendor\n")}}},
+	// systemd-confext 257 does not search /etc/confexts (it would lie in
+	// the very /etc it covers).
+	{name: "confext: etc/confexts is no search directory", class: sysext.Confext, merged: false, images: []fixture{
+		{at: "etc/confexts/foo.raw", files: anyConf("foo", "etc/foo.conf", "foo\n")}}},
+	{name: "confext: ID and VERSION_ID match", class: sysext.Confext, merged: true, images: []fixture{
+		{at: "var/lib/confexts/deb.raw", files: confWith("deb", "ID=debian\nVERSION_ID=12\n", "etc/deb.conf", "deb\n")}}},
+	{name: "confext: VERSION_ID mismatch", class: sysext.Confext, merged: false, images: []fixture{
+		{at: "var/lib/confexts/deb.raw", files: confWith("deb", "ID=debian\nVERSION_ID=11\n", "etc/deb.conf", "deb\n")}}},
+	{name: "confext: CONFEXT_LEVEL match", class: sysext.Confext, merged: true,
+		host:   with(confHost, "usr/lib/os-release", "ID=debian\nVERSION_ID=12\nCONFEXT_LEVEL=2\nSYSEXT_LEVEL=1\n"),
+		images: []fixture{{at: "var/lib/confexts/lvl.raw", files: confWith("lvl", "ID=debian\nCONFEXT_LEVEL=2\n", "etc/lvl.conf", "lvl\n")}}},
+	// The confext's level is compared with the host's CONFEXT_LEVEL,
+	// never its SYSEXT_LEVEL.
+	{name: "confext: CONFEXT_LEVEL mismatch", class: sysext.Confext, merged: false,
+		host:   with(confHost, "usr/lib/os-release", "ID=debian\nVERSION_ID=12\nCONFEXT_LEVEL=2\nSYSEXT_LEVEL=1\n"),
+		images: []fixture{{at: "var/lib/confexts/lvl.raw", files: confWith("lvl", "ID=debian\nCONFEXT_LEVEL=1\n", "etc/lvl.conf", "lvl\n")}}},
+	{name: "confext: ARCHITECTURE mismatch", class: sysext.Confext, merged: false, images: []fixture{
+		{at: "var/lib/confexts/s390.raw", files: confWith("s390", "ID=_any\nARCHITECTURE=s390x\n", "etc/s390.conf", "s\n")}}},
+	{name: "confext: CONFEXT_SCOPE=initrd", class: sysext.Confext, merged: false, images: []fixture{
+		{at: "var/lib/confexts/early.raw", files: confWith("early", "ID=_any\nCONFEXT_SCOPE=initrd\n", "etc/early.conf", "e\n")}}},
+	// A confext's SYSEXT_SCOPE means nothing to systemd-confext.
+	{name: "confext: SYSEXT_SCOPE=initrd is not its scope", class: sysext.Confext, merged: true, images: []fixture{
+		{at: "var/lib/confexts/early.raw", files: confWith("early", "ID=_any\nSYSEXT_SCOPE=initrd\n", "etc/early.conf", "e\n")}}},
+	// systemd-confext 257 merges only the image's etc/; its usr/ is
+	// ignored, not refused.
+	{name: "confext: image holding usr/ too", class: sysext.Confext, merged: true, images: []fixture{
+		{at: "var/lib/confexts/both.raw", files: anyConf("both", "etc/both.conf", "both\n", "usr/bin/both", "ignored\n")}}},
+	// systemd-confext 257 refuses an image holding usr/lib/os-release
+	// (dissection takes it for an OS image: "No medium found"), as
+	// bakery refuses it for every class.
+	{name: "confext: image holding usr/lib/os-release", class: sysext.Confext, merged: false, images: []fixture{
+		{at: "var/lib/confexts/osr.raw", files: anyConf("osr", "etc/osr.conf", "osr\n", "usr/lib/os-release", "ID=evil\n")}}},
+	// ... but not one holding etc/os-release, which it merges over the
+	// host's (only usr/lib/os-release is forbidden).
+	{name: "confext: image holding etc/os-release", class: sysext.Confext, merged: true, images: []fixture{
+		{at: "var/lib/confexts/eosr.raw", files: anyConf("eosr", "etc/os-release", "ID=debian\nVERSION_ID=12\n")}}},
+	{name: "confext: a sysext in a confext directory", class: sysext.Confext, merged: false, images: []fixture{
+		{at: "var/lib/confexts/sys.raw", files: anyExt("sys", "usr/bin/sys", "sys\n")}}},
+	{name: "confext: directory image", class: sysext.Confext, merged: true, images: []fixture{
+		{at: "run/confexts/tree", files: anyConf("tree", "etc/tree.conf", "tree\n", "etc/tree.d/", "")}}},
+	{name: "confext: erofs image", class: sysext.Confext, merged: true, images: []fixture{
+		{at: "var/lib/confexts/ero.raw", erofs: true, files: anyConf("ero", "etc/ero.conf", "ero\n")}}},
 }
 
 // buildRoot writes a scenario's root below dir.
 func buildRoot(t *testing.T, dir string, sc scenario) {
 	t.Helper()
 	host := sc.host
-	if host == nil {
+	switch {
+	case host != nil:
+	case sc.classOf().Name == sysext.Confext.Name:
+		host = confHost
+	default:
 		host = debianHost
 	}
 	writeFiles(t, dir, host)
@@ -184,7 +303,7 @@ func mkfile(t *testing.T, p, content string) {
 }
 
 // buildImage builds a squashfs (or erofs) image of files at p. t may be nil
-// (from an oracleFix), then failures panic.
+// (from a fixOracle), then failures panic.
 func buildImage(t *testing.T, p string, erofs, relaxed bool, files map[string]string) {
 	src, err := os.MkdirTemp("", "bakery-merge-src-")
 	if err == nil {
@@ -193,7 +312,11 @@ func buildImage(t *testing.T, p string, erofs, relaxed bool, files map[string]st
 		err = os.MkdirAll(filepath.Dir(p), 0o755)
 	}
 	if err == nil && relaxed {
-		matches, _ := filepath.Glob(filepath.Join(src, sysext.Sysext.ReleaseDir, "extension-release.*"))
+		var matches []string
+		for _, c := range sysext.Classes() {
+			m, _ := filepath.Glob(filepath.Join(src, c.ReleaseDir, "extension-release.*"))
+			matches = append(matches, m...)
+		}
 		for _, m := range matches {
 			if err = unix.Lsetxattr(m, sysext.StrictXattr, []byte("0"), 0); err != nil {
 				break
@@ -245,15 +368,40 @@ func parseOracle(out string) outcome {
 	return o
 }
 
-// TestOracle merges every scenario with bakery and with systemd-sysext
-// (through ../shared/tools/sysext-oracle) on identical roots and compares
-// the status, the stacking order per hierarchy, the extensions marker and
-// the merged tree. Differences between systemd 252 and the 257 rules are
-// bridged by each scenario's oracleFix. Note: the oracle's tree listing
-// skips usr/.systemd-sysext but not opt/.systemd-sysext, whose dev file
-// holds the overlay's anonymous device number; both mergers get the same
-// number here because the kernel hands out the lowest free one and the two
-// merges run one after the other with the same mounts in between.
+// debian13Ready tells whether the Debian 13 root holding systemd 257, as
+// ../shared/tools/debian13-root makes it, is there.
+func debian13Ready() bool {
+	dir := cmp.Or(os.Getenv("BAKERY_DEBIAN13"), "/var/cache/bakery-oracle/debian13")
+	_, err := os.Stat(filepath.Join(dir, ".complete"))
+	return err == nil
+}
+
+// runOracle merges root with systemd version (252, 257) through
+// sysext-oracle, as the class's tool, and parses what it printed.
+func runOracle(t *testing.T, oracle, version string, c sysext.Class, root string) (outcome, string) {
+	t.Helper()
+	args := []string{"--systemd", version}
+	if c.Name == sysext.Confext.Name {
+		args = append(args, "--confext")
+	}
+	out, err := exec.Command(oracle, append(args, root)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sysext-oracle %q: %v\n%s", args, err, out)
+	}
+	return parseOracle(string(out)), string(out)
+}
+
+// TestOracle merges every scenario with bakery and with systemd-sysext or
+// systemd-confext (through ../shared/tools/sysext-oracle), systemd 252
+// (sysext only: 252 has no systemd-confext) and 257, on identical roots,
+// and compares the status, the stacking order per hierarchy, the marker
+// list and the merged tree. Where a version differs from bakery (252 from
+// the 257 rules bakery follows, or both from a deliberate choice of
+// bakery's), the test asserts that version's status on the root as it
+// is, then compares on its copy adapted by the scenario's fixOracle.
+// 257 runs from the Debian 13 root (../shared/tools/debian13-root); its
+// subtests skip when that is not made. Note: the oracle's tree listing
+// skips each hierarchy's marker directory.
 func TestOracle(t *testing.T) {
 	oracle := oraclePath(t)
 	if oracle == "" {
@@ -264,45 +412,68 @@ func TestOracle(t *testing.T) {
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
+			class := sc.classOf()
 			base := t.TempDir()
-			ours, theirs := filepath.Join(base, "bakery"), filepath.Join(base, "oracle")
+			ours := filepath.Join(base, "bakery")
 			buildRoot(t, ours, sc)
-			if out, err := exec.Command("cp", "-a", ours, theirs).CombinedOutput(); err != nil {
-				t.Fatalf("copy root: %v: %s", err, out)
+			copyRoot := func(name string) string {
+				p := filepath.Join(base, name)
+				if out, err := exec.Command("cp", "-a", ours, p).CombinedOutput(); err != nil {
+					t.Fatalf("copy root: %v: %s", err, out)
+				}
+				return p
 			}
-			if sc.oracleFix != nil {
-				sc.oracleFix(theirs)
+			got := mergeAndDescribe(t, oracle, class, ours)
+			t.Logf("bakery: %+v", got)
+			wantStatus := map[bool]string{true: "ok", false: "not-merged"}[sc.merged]
+			if got.status != wantStatus {
+				t.Errorf("status: bakery %q, want %q", got.status, wantStatus)
 			}
-			out, err := exec.Command(oracle, theirs).CombinedOutput()
-			if err != nil {
-				t.Fatalf("sysext-oracle: %v\n%s", err, out)
-			}
-			want := parseOracle(string(out))
-
-			got := mergeAndDescribe(t, oracle, ours)
-			t.Logf("oracle:\n%sbakery: %+v", out, got)
-			if wantStatus := map[bool]string{true: "ok", false: "not-merged"}[sc.merged]; got.status != wantStatus || want.status != wantStatus {
-				t.Fatalf("status: bakery %q, systemd-sysext %q, want %q", got.status, want.status, wantStatus)
-			}
-			if !slices.Equal(got.hierarchies, want.hierarchies) {
-				t.Errorf("hierarchies: bakery %q, systemd-sysext %q", got.hierarchies, want.hierarchies)
-			}
-			if got.extensions != want.extensions {
-				t.Errorf("extensions marker: bakery %q, systemd-sysext %q", got.extensions, want.extensions)
-			}
-			if got.tree != want.tree {
-				t.Errorf("merged tree: bakery %q, systemd-sysext %q", got.tree, want.tree)
+			for _, version := range []string{"252", "257"} {
+				if version == "252" && class.Name != sysext.Sysext.Name {
+					continue // 252 has no systemd-confext
+				}
+				if version == "257" && !debian13Ready() {
+					t.Logf("systemd 257: skipped, no Debian 13 root (make it with ../shared/tools/debian13-root)")
+					continue
+				}
+				theirs := copyRoot("systemd" + version)
+				if differs, ok := sc.systemdDiffers[version]; ok {
+					o, out := runOracle(t, oracle, version, class, theirs)
+					if o.status != differs {
+						t.Errorf("systemd %s on the root as is: status %q, want %q (the difference documented on the scenario)\n%s", version, o.status, differs, out)
+					}
+					os.RemoveAll(theirs)
+					theirs = copyRoot("systemd" + version + "-fixed")
+					sc.fixOracle(theirs)
+				}
+				want, out := runOracle(t, oracle, version, class, theirs)
+				t.Logf("systemd %s:\n%s", version, out)
+				if want.status != wantStatus {
+					t.Errorf("status: systemd %s %q, want %q", version, want.status, wantStatus)
+				}
+				if !slices.Equal(got.hierarchies, want.hierarchies) {
+					t.Errorf("hierarchies: bakery %q, systemd %s %q", got.hierarchies, version, want.hierarchies)
+				}
+				if got.extensions != want.extensions {
+					t.Errorf("marker list: bakery %q, systemd %s %q", got.extensions, version, want.extensions)
+				}
+				if got.tree != want.tree {
+					t.Errorf("merged tree: bakery %q, systemd %s %q", got.tree, version, want.tree)
+				}
 			}
 			checkClean(t, base)
 		})
 	}
 }
 
-// mergeAndDescribe merges root with bakery, describes the result as the
-// oracle would (its --tree line on the merged root) and unmerges.
-func mergeAndDescribe(t *testing.T, oracle, root string) outcome {
+// mergeAndDescribe merges root's images of class c with bakery, describes
+// the result as the oracle would (its --tree line on the merged root,
+// over c's hierarchies), checks the mount options of every merged
+// hierarchy and unmerges.
+func mergeAndDescribe(t *testing.T, oracle string, c sysext.Class, root string) outcome {
 	t.Helper()
-	res, err := Merge(Options{Root: root})
+	res, err := Merge(Options{Root: root, Class: c})
 	if err != nil {
 		t.Fatalf("merge: %v", err)
 	}
@@ -316,18 +487,50 @@ func mergeAndDescribe(t *testing.T, oracle, root string) outcome {
 	o.status = "ok"
 	for h, names := range res.Hierarchies {
 		o.hierarchies = append(o.hierarchies, "hierarchy "+h+" "+strings.Join(names, ","))
+		checkMountOptions(t, filepath.Join(root, h), c)
 	}
 	slices.Sort(o.hierarchies)
-	if data, err := os.ReadFile(filepath.Join(root, "usr", markerDir, "extensions")); err == nil {
+	if data, err := os.ReadFile(filepath.Join(root, c.Hierarchies[0], c.Marker, c.MarkerList)); err == nil {
 		o.extensions = "extensions " + strings.Join(splitLines(string(data)), ",")
 	}
-	out, err := exec.Command(oracle, "--tree", root).Output()
+	cmd := exec.Command(oracle, "--tree", root)
+	cmd.Env = append(os.Environ(), "HIER="+strings.Join(c.Hierarchies, " "))
+	out, err := cmd.Output()
 	if err != nil {
 		t.Errorf("sysext-oracle --tree: %v", err)
 	}
 	o.tree = strings.TrimSpace(string(out))
-	if _, err := Unmerge(root); err != nil {
+	if _, err := Unmerge(Options{Root: root, Class: c}); err != nil {
 		t.Errorf("unmerge: %v", err)
 	}
 	return o
+}
+
+// checkMountOptions checks that the merge on dir is read-only and nodev,
+// and nosuid and noexec for a class that asks for it (confext), as
+// systemd mounts them.
+func checkMountOptions(t *testing.T, dir string, c sysext.Class) {
+	t.Helper()
+	want := []string{"ro", "nodev"}
+	if c.NoExec {
+		want = append(want, "nosuid", "noexec")
+	}
+	data, err := os.ReadFile("/proc/thread-self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) > 5 && f[4] == dir {
+			opts = strings.Split(f[5], ",") // the last mount on dir is on top
+		}
+	}
+	for _, w := range want {
+		if !slices.Contains(opts, w) {
+			t.Errorf("merge on %s is mounted %q, want %s among the options", dir, opts, w)
+		}
+	}
+	if !c.NoExec && slices.Contains(opts, "noexec") {
+		t.Errorf("merge on %s is mounted noexec: a %s's programs must run", dir, c)
+	}
 }

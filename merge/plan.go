@@ -77,7 +77,7 @@ func (p *Plan) Close() error {
 }
 
 // Names lists the planned extensions, lowest first, as systemd writes them
-// into .systemd-sysext/extensions.
+// into the marker (Class.MarkerList).
 func (p *Plan) Names() []string {
 	names := make([]string, len(p.Extensions))
 	for i, e := range p.Extensions {
@@ -109,19 +109,19 @@ func ReadHostRelease(fsys fs.FS) (sysext.Release, error) {
 	return nil, fmt.Errorf("no host os-release: neither /%s nor /%s exists under the root", osReleasePaths[0], osReleasePaths[1])
 }
 
-// Prepare decides what to merge: it discovers the images under the root
-// file system fsys, checks trust (when the policy asks), opens each image,
-// reads its extension-release and checks it against the host. Each refused
-// image is reported with its reason and the others go ahead, in
-// systemd-sysext's stacking order. The caller closes the plan.
-func Prepare(fsys fs.FS, host Host, opener Opener, policy Policy) (*Plan, error) {
-	images, refused, err := Discover(fsys)
+// Prepare decides what to merge of class c: it discovers the images under
+// the root file system fsys, checks trust (when the policy asks), opens
+// each image, reads its extension-release and checks it against the host.
+// Each refused image is reported with its reason and the others go ahead,
+// in systemd-sysext's stacking order. The caller closes the plan.
+func Prepare(fsys fs.FS, c sysext.Class, host Host, opener Opener, policy Policy) (*Plan, error) {
+	images, refused, err := Discover(fsys, c)
 	if err != nil {
 		return nil, err
 	}
 	plan := &Plan{Extensions: []Extension{}, Refused: append([]Refusal{}, refused...)}
 	for _, img := range images {
-		ext, reason := prepareOne(img, host, opener, policy)
+		ext, reason := prepareOne(img, c, host, opener, policy)
 		if reason != "" {
 			plan.Refused = append(plan.Refused, Refusal{Name: img.Name, Path: img.Path, Reason: reason})
 			continue
@@ -134,7 +134,7 @@ func Prepare(fsys fs.FS, host Host, opener Opener, policy Policy) (*Plan, error)
 // prepareOne runs the checks on one image in systemd's phase order: trust,
 // open, read metadata, validate. It returns why the image is refused, or
 // the opened extension.
-func prepareOne(img Image, host Host, opener Opener, policy Policy) (Extension, string) {
+func prepareOne(img Image, c sysext.Class, host Host, opener Opener, policy Policy) (Extension, string) {
 	want := policy.Verified[img.Name]
 	if policy.RequireSignature {
 		if img.Type != Raw {
@@ -152,7 +152,7 @@ func prepareOne(img Image, host Host, opener Opener, policy Policy) (Extension, 
 		return Extension{}, err.Error()
 	}
 	ext := Extension{Image: img, Digest: digest, Tree: tree}
-	rel, reason := check(ext, host, policy, want)
+	rel, reason := check(ext, c, host, policy, want)
 	if reason != "" {
 		tree.Close()
 		return Extension{}, reason
@@ -161,20 +161,20 @@ func prepareOne(img Image, host Host, opener Opener, policy Policy) (Extension, 
 	return ext, ""
 }
 
-// check validates an opened image; it returns its extension-release, or
-// why it is refused.
-func check(ext Extension, host Host, policy Policy, want []string) (sysext.Release, string) {
+// check validates an opened image of class c; it returns its
+// extension-release, or why it is refused.
+func check(ext Extension, c sysext.Class, host Host, policy Policy, want []string) (sysext.Release, string) {
 	if policy.RequireSignature && !slices.Contains(want, ext.Digest) {
 		return nil, fmt.Sprintf("digest %s differs from the verified %s recorded in state.json: the image changed after it was verified; run `bakery sync` to reinstall it", ext.Digest, strings.Join(want, " or "))
 	}
-	rel, _, err := sysext.Sysext.ReadExtensionRelease(ext.Tree, ext.Name)
+	rel, _, err := c.ReadExtensionRelease(ext.Tree, ext.Name)
 	if err != nil {
 		return nil, err.Error()
 	}
 	if _, err := fs.Stat(ext.Tree, sysext.ForbiddenOSRelease); err == nil {
 		return nil, "contains " + sysext.ForbiddenOSRelease + ", which would replace the host's; rebuild the image without it"
 	}
-	if err := sysext.Sysext.Match(rel, host.Release, host.Scope, host.Arch); err != nil {
+	if err := c.Match(rel, host.Release, host.Scope, host.Arch); err != nil {
 		return nil, "incompatible with the host: " + err.Error()
 	}
 	return rel, ""

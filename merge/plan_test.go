@@ -60,7 +60,7 @@ func TestDiscover(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			images, refused, err := Discover(tt.fsys)
+			images, refused, err := Discover(tt.fsys, sysext.Sysext)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -204,7 +204,7 @@ func TestPrepare(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan, err := Prepare(tt.root, host, fakeOpener{tt.root, tt.trees, tt.digests}, tt.policy)
+			plan, err := Prepare(tt.root, sysext.Sysext, host, fakeOpener{tt.root, tt.trees, tt.digests}, tt.policy)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -44,6 +44,9 @@ type State struct {
 
 // Installed is one extension as sync installed it.
 type Installed struct {
+	// Class is the extension's image class, "sysext" or "confext";
+	// entries without one (written before classes) are sysexts.
+	Class string `json:"class,omitempty"`
 	// Ref is the reference it was pulled from.
 	Ref string `json:"ref"`
 	// Version is the extension's version.
@@ -179,6 +182,9 @@ func checkEntry(name string, in *Installed) error {
 	if in == nil {
 		return fmt.Errorf("extension %s: null entry", name)
 	}
+	if _, err := sysext.ClassByName(in.Class); err != nil {
+		return fmt.Errorf("extension %s: class is not an image class (sysext or confext)", name)
+	}
 	if in.Digest == "" && in.Pending == nil {
 		return fmt.Errorf("extension %s: no digest", name)
 	}
@@ -231,7 +237,15 @@ func (st *State) Save(root string) error {
 	return atomicfile.WriteFile(statePath(root), append(data, '\n'), 0o644)
 }
 
-// LoadPolicy builds the trust policy of a merge under root: signatures are
+// class is the image class of in: its Class, sysext when unset (an entry
+// of an older bakery). ParseState has checked the name.
+func (in *Installed) class() sysext.Class {
+	c, _ := sysext.ClassByName(in.Class)
+	return c
+}
+
+// LoadPolicy builds the trust policy of a merge of class c under root:
+// only entries of that class count as verified; signatures are
 // required when require is set or the configuration's policy says so (cfg,
 // or, when nil, ROOT/etc/bakery/sync.yaml), and the verified digests come
 // from state.json (the installed one, or one being installed by an
@@ -239,15 +253,15 @@ func (st *State) Save(root string) error {
 // does not stop the merge: the policy then knows no verified digest and
 // says why (Policy.StateDamaged), and the returned warning tells the
 // caller.
-func LoadPolicy(root string, require bool, cfg *Config) (Policy, []string, error) {
+func LoadPolicy(root string, c sysext.Class, require bool, cfg *Config) (Policy, []string, error) {
 	if cfg == nil {
-		c, err := LoadConfig(filepath.Join(root, ConfigPath))
+		loaded, err := LoadConfig(filepath.Join(root, ConfigPath))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:
 			return Policy{}, nil, err
 		default:
-			cfg = c
+			cfg = loaded
 		}
 	}
 	if cfg != nil {
@@ -268,6 +282,9 @@ func LoadPolicy(root string, require bool, cfg *Config) (Policy, []string, error
 		return Policy{}, nil, err
 	}
 	for name, in := range st.Extensions {
+		if in.class().Name != c.Name {
+			continue
+		}
 		if in.Digest != "" && in.Verification != nil {
 			p.Verified[name] = append(p.Verified[name], in.Digest)
 		}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,9 +23,6 @@ import (
 
 // ConfigPath is sync's configuration, relative to the root.
 const ConfigPath = "etc/bakery/sync.yaml"
-
-// ExtensionsDir is where sync installs images, relative to the root.
-const ExtensionsDir = "var/lib/extensions"
 
 // rollbackDir keeps the previous image of each extension.
 const rollbackDir = StateDir + "/rollback"
@@ -58,6 +56,10 @@ type Config struct {
 // ConfigExtension is one wanted extension, by tag or by digest.
 type ConfigExtension struct {
 	Name string `yaml:"name"`
+	// Class is the extension's image class, "sysext" (the default) or
+	// "confext": where it is installed (Class.InstallDir) and what the
+	// registry must hold under its name.
+	Class string `yaml:"class"`
 	// Tag is a version or a moving tag; "latest" when neither is set.
 	Tag string `yaml:"tag"`
 	// Digest pins the image index by digest.
@@ -74,6 +76,12 @@ func (c *Config) Ref(e ConfigExtension) string {
 		return base + ":" + e.Tag
 	}
 	return base + ":latest"
+}
+
+// class is e's image class; ParseConfig has checked its name.
+func (e ConfigExtension) class() sysext.Class {
+	c, _ := sysext.ClassByName(e.Class)
+	return c
 }
 
 // tag is the tag sync pulls e by, "" when by digest.
@@ -131,6 +139,9 @@ func ParseConfig(data []byte, path string) (*Config, error) {
 		switch {
 		case seen[e.Name]:
 			return nil, fmt.Errorf("%s: extensions[%d]: %s is listed twice", path, i, e.Name)
+		case e.Class != "" && e.Class != e.class().Name:
+			_, err := sysext.ClassByName(e.Class)
+			return nil, fmt.Errorf("%s: extension %s: class: %w", path, e.Name, err)
 		case e.Tag != "" && e.Digest != "":
 			return nil, fmt.Errorf("%s: extension %s: set tag or digest, not both", path, e.Name)
 		case e.Digest != "" && !isDigest(e.Digest):
@@ -168,6 +179,9 @@ type PullRequest struct {
 	Ref string
 	// Name is the extension the reference must hold.
 	Name string
+	// Class is the image class the reference must hold, "sysext" or
+	// "confext".
+	Class string
 	// Arch is the systemd architecture to pull.
 	Arch string
 	// Dest is a new file to write the image to.
@@ -226,16 +240,45 @@ type SyncResult struct {
 	Unchanged []string  `json:"unchanged"`
 	Removed   []string  `json:"removed"`
 	Refused   []Refusal `json:"refused"`
+	// Classes are the image classes whose installed images changed, in
+	// the order of sysext.Classes: the merges to refresh.
+	Classes []string `json:"classes"`
 	// Warnings are problems sync worked around, e.g. a damaged state.json.
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// Changed tells whether the merge needs a refresh.
-func (r *SyncResult) Changed() bool { return len(r.Installed)+len(r.Removed) > 0 }
+// Changed tells whether a merge needs a refresh.
+func (r *SyncResult) Changed() bool { return len(r.Classes) > 0 }
+
+// changed records that an image of class c was installed or removed.
+func (r *SyncResult) changed(c sysext.Class) {
+	if !slices.Contains(r.Classes, c.Name) {
+		r.Classes = append(r.Classes, c.Name)
+		slices.SortFunc(r.Classes, func(a, b string) int { return classIndex(a) - classIndex(b) })
+	}
+}
+
+// classIndex is the place of the class called name in sysext.Classes.
+func classIndex(name string) int {
+	return slices.IndexFunc(sysext.Classes(), func(c sysext.Class) bool { return c.Name == name })
+}
+
+// imagePath is where sync installs the image of the extension name of
+// class c under root.
+func imagePath(root string, c sysext.Class, name string) string {
+	return filepath.Join(root, c.InstallDir, name+".raw")
+}
+
+// partialPath is the temp file an image is downloaded to, beside
+// imagePath.
+func partialPath(root string, c sysext.Class, name string) string {
+	return filepath.Join(root, c.InstallDir, "."+name+".raw.partial")
+}
 
 // Sync installs the extensions cfg lists for arch under root: each is
 // pulled and verified into a temp file beside its destination, then
-// renamed to /var/lib/extensions/NAME.raw; the replaced image is kept for
+// renamed to NAME.raw in its class's InstallDir (/var/lib/extensions,
+// /var/lib/confexts); the replaced image is kept for
 // Rollback; a downgrade is refused unless cfg pins that version; images
 // sync installed that cfg no longer lists are removed. An extension that
 // fails is reported and the others proceed. state.json covers the
@@ -248,7 +291,7 @@ func Sync(ctx context.Context, root string, cfg *Config, arch string, reg Regist
 		return nil, err
 	}
 	defer unlock()
-	res := &SyncResult{Installed: []string{}, Unchanged: []string{}, Removed: []string{}, Refused: []Refusal{}}
+	res := &SyncResult{Installed: []string{}, Unchanged: []string{}, Removed: []string{}, Refused: []Refusal{}, Classes: []string{}}
 	removeStaleTemps(root)
 	st, err := LoadState(root)
 	var damaged *DamagedStateError
@@ -262,10 +305,6 @@ func Sync(ctx context.Context, root string, cfg *Config, arch string, reg Regist
 	}
 	if err := finishInterrupted(root, st); err != nil {
 		return nil, err
-	}
-	extDir := filepath.Join(root, ExtensionsDir)
-	if err := os.MkdirAll(extDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", extDir, err)
 	}
 	var cat *SignedCatalog
 	if cfg.Policy.RequireCatalog && len(cfg.Extensions) > 0 {
@@ -286,15 +325,16 @@ func Sync(ctx context.Context, root string, cfg *Config, arch string, reg Regist
 			res.Refused = append(res.Refused, Refusal{Name: e.Name, Path: ref, Reason: err.Error()})
 		case changed:
 			res.Installed = append(res.Installed, e.Name)
+			res.changed(e.class())
 		default:
 			res.Unchanged = append(res.Unchanged, e.Name)
 		}
 	}
-	for name := range st.Extensions {
+	for name, in := range st.Extensions {
 		if listed[name] {
 			continue
 		}
-		for _, p := range []string{filepath.Join(extDir, name+".raw"), filepath.Join(root, rollbackDir, name+".raw")} {
+		for _, p := range []string{imagePath(root, in.class(), name), filepath.Join(root, rollbackDir, name+".raw")} {
 			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return res, fmt.Errorf("remove %s, no longer in %s: %w", p, ConfigPath, err)
 			}
@@ -304,6 +344,7 @@ func Sync(ctx context.Context, root string, cfg *Config, arch string, reg Regist
 			return res, err
 		}
 		res.Removed = append(res.Removed, name)
+		res.changed(in.class())
 	}
 	return res, nil
 }
@@ -311,13 +352,16 @@ func Sync(ctx context.Context, root string, cfg *Config, arch string, reg Regist
 // removeStaleTemps removes what killed syncs left: their downloads and
 // the temp files of state.json and rollback copies. The sync lock is held.
 func removeStaleTemps(root string) {
-	extDir := filepath.Join(root, ExtensionsDir)
-	for _, dir := range []string{extDir, filepath.Join(root, rollbackDir), filepath.Join(root, StateDir)} {
+	for _, dir := range []string{filepath.Join(root, rollbackDir), filepath.Join(root, StateDir)} {
 		atomicfile.RemoveStaleIn(dir)
 	}
-	partial, _ := filepath.Glob(filepath.Join(extDir, ".*.raw.partial"))
-	for _, p := range partial {
-		os.Remove(p)
+	for _, c := range sysext.Classes() {
+		dir := filepath.Join(root, c.InstallDir)
+		atomicfile.RemoveStaleIn(dir)
+		partial, _ := filepath.Glob(filepath.Join(dir, ".*.raw.partial"))
+		for _, p := range partial {
+			os.Remove(p)
+		}
 	}
 }
 
@@ -330,24 +374,27 @@ func recoverState(root string, damaged *DamagedStateError) (*State, error) {
 		return nil, fmt.Errorf("%w; moving it aside failed: %w", damaged, err)
 	}
 	st := emptyState()
-	entries, _ := os.ReadDir(filepath.Join(root, ExtensionsDir))
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".raw")
-		if !ok || !e.Type().IsRegular() || sysext.CheckName(name) != nil {
-			continue
+	for _, c := range sysext.Classes() {
+		entries, _ := os.ReadDir(filepath.Join(root, c.InstallDir))
+		for _, e := range entries {
+			name, ok := strings.CutSuffix(e.Name(), ".raw")
+			if !ok || !e.Type().IsRegular() || sysext.CheckName(name) != nil || st.Extensions[name] != nil {
+				continue
+			}
+			p := imagePath(root, c, name)
+			digest, err := fileDigest(p)
+			if err != nil {
+				continue
+			}
+			st.Extensions[name] = &Installed{Class: c.Name, Ref: "(recovered)", Version: installedVersion(p), Digest: digest}
 		}
-		p := filepath.Join(root, ExtensionsDir, e.Name())
-		digest, err := fileDigest(p)
-		if err != nil {
-			continue
-		}
-		st.Extensions[name] = &Installed{Ref: "(recovered)", Version: installedVersion(p), Digest: digest}
 	}
 	return st, st.Save(root)
 }
 
-// installedVersion reads SYSEXT_VERSION_ID from an installed image, or ""
-// when it cannot be read.
+// installedVersion reads the extension's version (SYSEXT_VERSION_ID,
+// CONFEXT_VERSION_ID) from an installed image, or "" when it cannot be
+// read.
 func installedVersion(p string) string {
 	f, err := os.Open(p)
 	if err != nil {
@@ -358,11 +405,11 @@ func installedVersion(p string) string {
 	if err != nil {
 		return ""
 	}
-	_, _, rel, err := sysext.DetectRelease(fsys)
+	c, _, rel, err := sysext.DetectRelease(fsys)
 	if err != nil {
 		return ""
 	}
-	return rel["SYSEXT_VERSION_ID"]
+	return rel[c.VersionField]
 }
 
 // readCatalog reads the namespace's signed catalog and refuses one older
@@ -417,11 +464,17 @@ func isVersionTag(tag string) bool {
 // syncOne pulls and installs one extension; changed is false when the
 // installed image is already the wanted one.
 func syncOne(ctx context.Context, root string, cfg *Config, e ConfigExtension, arch string, reg Registry, st *State, cat *SignedCatalog) (changed bool, err error) {
-	dst := filepath.Join(root, ExtensionsDir, e.Name+".raw")
-	tmp := filepath.Join(root, ExtensionsDir, "."+e.Name+".raw.partial")
+	c := e.class()
+	cur := st.Extensions[e.Name]
+	if cur != nil && cur.class().Name != c.Name {
+		return false, fmt.Errorf("installed as a %s, but %s now says class %s: remove it from %s and sync (which uninstalls it), then add it back", cur.class(), ConfigPath, c, ConfigPath)
+	}
+	dst, tmp := imagePath(root, c, e.Name), partialPath(root, c, e.Name)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return false, fmt.Errorf("create %s: %w", filepath.Dir(dst), err)
+	}
 	os.Remove(tmp)
 	defer os.Remove(tmp)
-	cur := st.Extensions[e.Name]
 	have := ""
 	if cur != nil && cur.Digest != "" {
 		if d, err := fileDigest(dst); err == nil && d == cur.Digest {
@@ -429,7 +482,7 @@ func syncOne(ctx context.Context, root string, cfg *Config, e ConfigExtension, a
 		}
 	}
 	ref := cfg.Ref(e)
-	got, err := reg.Pull(ctx, PullRequest{Ref: ref, Name: e.Name, Arch: arch, Dest: tmp, Have: have})
+	got, err := reg.Pull(ctx, PullRequest{Ref: ref, Name: e.Name, Class: c.Name, Arch: arch, Dest: tmp, Have: have})
 	if err != nil {
 		return false, fmt.Errorf("pull: %w", err)
 	}
@@ -461,14 +514,14 @@ func syncOne(ctx context.Context, root string, cfg *Config, e ConfigExtension, a
 	if cur != nil && cur.Version != "" && got.Version != "" && sysext.CompareVersions(got.Version, cur.Version) < 0 && !e.pins(got.Version) {
 		return false, fmt.Errorf("%s would downgrade %s to %s; pin that version in %s (tag: %s) to allow it", ref, cur.Version, got.Version, ConfigPath, got.Version)
 	}
-	return true, install(root, e.Name, tmp, Version{Version: got.Version, Digest: sum, Ref: ref, Verification: got.Verification}, st)
+	return true, install(root, c, e.Name, tmp, Version{Version: got.Version, Digest: sum, Ref: ref, Verification: got.Verification}, st)
 }
 
-// install moves the image tmp into place as NAME.raw, keeping the
-// replaced image for rollback, with state.json covering the installed
+// install moves the image tmp into place as NAME.raw of class c, keeping
+// the replaced image for rollback, with state.json covering the installed
 // image before and after every step.
-func install(root, name, tmp string, v Version, st *State) error {
-	dst := filepath.Join(root, ExtensionsDir, name+".raw")
+func install(root string, c sysext.Class, name, tmp string, v Version, st *State) error {
+	dst := imagePath(root, c, name)
 	if err := syncFile(tmp); err != nil {
 		return err
 	}
@@ -477,6 +530,7 @@ func install(root, name, tmp string, v Version, st *State) error {
 		cur = &Installed{}
 		st.Extensions[name] = cur
 	}
+	cur.Class = c.Name
 	if cur.Digest != "" {
 		if err := keepPrevious(root, name, dst); err != nil {
 			return err
@@ -535,39 +589,41 @@ func keepPrevious(root, name, installed string) error {
 }
 
 // Rollback reinstalls the image an extension had before its last update,
-// after checking that the kept image is the one state.json recorded.
-func Rollback(root, name string) error {
+// after checking that the kept image is the one state.json recorded. It
+// returns the extension's class, whose merge is to be refreshed.
+func Rollback(root, name string) (sysext.Class, error) {
 	unlock, err := Lock(root)
 	if err != nil {
-		return err
+		return sysext.Class{}, err
 	}
 	defer unlock()
 	st, err := LoadState(root)
 	if err != nil {
-		return err
+		return sysext.Class{}, err
 	}
 	if err := finishInterrupted(root, st); err != nil {
-		return err
+		return sysext.Class{}, err
 	}
 	cur := st.Extensions[name]
 	if cur == nil || cur.Previous == nil {
-		return fmt.Errorf("rollback %s: no previous image recorded in %s", name, statePath(root))
+		return sysext.Class{}, fmt.Errorf("rollback %s: no previous image recorded in %s", name, statePath(root))
 	}
 	kept := filepath.Join(root, rollbackDir, name+".raw")
 	sum, err := fileDigest(kept)
 	if err != nil {
-		return fmt.Errorf("rollback %s: %w", name, err)
+		return sysext.Class{}, fmt.Errorf("rollback %s: %w", name, err)
 	}
 	if sum != cur.Previous.Digest {
-		return fmt.Errorf("rollback %s: kept image %s has digest %s, not the recorded %s; run `bakery sync` instead", name, kept, sum, cur.Previous.Digest)
+		return sysext.Class{}, fmt.Errorf("rollback %s: kept image %s has digest %s, not the recorded %s; run `bakery sync` instead", name, kept, sum, cur.Previous.Digest)
 	}
 	prev := *cur.Previous
 	// Move the kept image aside first: keepPrevious replaces it.
-	tmp := filepath.Join(root, ExtensionsDir, "."+name+".raw.partial")
+	c := cur.class()
+	tmp := partialPath(root, c, name)
 	if err := os.Rename(kept, tmp); err != nil {
-		return fmt.Errorf("rollback %s: %w", name, err)
+		return c, fmt.Errorf("rollback %s: %w", name, err)
 	}
-	return install(root, name, tmp, prev, st)
+	return c, install(root, c, name, tmp, prev, st)
 }
 
 // finishInterrupted settles entries a killed sync left pending: the
@@ -578,7 +634,7 @@ func finishInterrupted(root string, st *State) error {
 		if in.Pending == nil {
 			continue
 		}
-		sum, _ := fileDigest(filepath.Join(root, ExtensionsDir, name+".raw"))
+		sum, _ := fileDigest(imagePath(root, in.class(), name))
 		if sum == in.Pending.Digest {
 			in.settle()
 		}

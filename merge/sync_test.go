@@ -2,11 +2,14 @@ package merge
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sysext-bakery/bakery/sysext"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -30,6 +33,7 @@ type fakeRegistry struct {
 type fakeImage struct {
 	data       []byte
 	version    string
+	class      string // "" is sysext
 	unverified bool
 	lie        bool   // report a digest other than the data's
 	index      string // the index digest reported
@@ -44,6 +48,9 @@ func (r *fakeRegistry) Pull(_ context.Context, req PullRequest) (Pulled, error) 
 	img, ok := r.images[req.Ref]
 	if !ok {
 		return Pulled{}, fmt.Errorf("%s: not found", req.Ref)
+	}
+	if c := cmp.Or(img.class, "sysext"); req.Class != c {
+		return Pulled{}, fmt.Errorf("%s is a %s, not a %s", req.Ref, c, req.Class)
 	}
 	got := Pulled{Digest: digestOf(img.data), Version: img.version, IndexDigest: img.index}
 	if !img.unverified {
@@ -95,7 +102,7 @@ func TestSync(t *testing.T) {
 	}
 	root := t.TempDir()
 	installed := func(name string) []byte {
-		data, _ := os.ReadFile(filepath.Join(root, ExtensionsDir, name+".raw"))
+		data, _ := os.ReadFile(filepath.Join(root, sysext.Sysext.InstallDir, name+".raw"))
 		return data
 	}
 	steps := []struct {
@@ -137,7 +144,7 @@ func TestSync(t *testing.T) {
 
 	// The previous image (v2) was kept: roll back to it, and again to v1.
 	for _, want := range [][]byte{v2, v1} {
-		if err := Rollback(root, "app"); err != nil {
+		if _, err := Rollback(root, "app"); err != nil {
 			t.Fatal(err)
 		}
 		if got := installed("app"); !bytes.Equal(got, want) {
@@ -149,8 +156,94 @@ func TestSync(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, rollbackDir, "app.raw"), []byte("tampered"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := Rollback(root, "app"); err == nil || !strings.Contains(err.Error(), "not the recorded") {
+	if _, err := Rollback(root, "app"); err == nil || !strings.Contains(err.Error(), "not the recorded") {
 		t.Errorf("rollback to a tampered image: err = %v", err)
+	}
+}
+
+// TestSyncClasses: sync installs each extension into its class's
+// InstallDir, pulling it as that class (the registry refuses another),
+// records the class in state.json, reports which classes changed (the
+// merges to refresh), and the merge policy of a class counts only that
+// class's verified images; an entry from before classes is a sysext.
+func TestSyncClasses(t *testing.T) {
+	reg := &fakeRegistry{images: map[string]fakeImage{
+		"r/app:latest":   {data: []byte("app"), version: "1"},
+		"r/cfg:latest":   {data: []byte("cfg"), version: "1", class: "confext"},
+		"r/cfg:2":        {data: []byte("cfg2"), version: "2", class: "confext"},
+		"r/other:latest": {data: []byte("other"), version: "1", class: "confext"},
+	}}
+	cfg := func(exts ...ConfigExtension) *Config {
+		return &Config{Registry: "r", Keys: []string{"/k.pub"}, Extensions: exts}
+	}
+	app, cfgExt := ConfigExtension{Name: "app"}, ConfigExtension{Name: "cfg", Class: "confext"}
+	cfg2 := ConfigExtension{Name: "cfg", Class: "confext", Tag: "2"}
+	root := t.TempDir()
+	steps := []struct {
+		name      string
+		cfg       *Config
+		installed map[string]string // path under root: content ("" = absent)
+		classes   []string
+		refused   []string
+	}{
+		{"both classes", cfg(app, cfgExt),
+			map[string]string{"var/lib/extensions/app.raw": "app", "var/lib/confexts/cfg.raw": "cfg", "var/lib/extensions/cfg.raw": ""},
+			[]string{"sysext", "confext"}, nil},
+		{"nothing new", cfg(app, cfgExt), map[string]string{"var/lib/confexts/cfg.raw": "cfg"}, []string{}, nil},
+		{"a confext update", cfg(app, cfg2),
+			map[string]string{"var/lib/confexts/cfg.raw": "cfg2"}, []string{"confext"}, nil},
+		{"a confext pulled as a sysext", cfg(app, cfg2, ConfigExtension{Name: "other"}),
+			map[string]string{"var/lib/extensions/other.raw": "", "var/lib/confexts/other.raw": ""}, []string{}, []string{"other: is a confext, not a sysext"}},
+		{"class changed in sync.yaml", cfg(ConfigExtension{Name: "app", Class: "confext"}, cfg2),
+			map[string]string{"var/lib/extensions/app.raw": "app", "var/lib/confexts/app.raw": ""}, []string{}, []string{"app: installed as a sysext, but"}},
+		{"confext removed", cfg(app),
+			map[string]string{"var/lib/extensions/app.raw": "app", "var/lib/confexts/cfg.raw": ""}, []string{"confext"}, nil},
+	}
+	for _, s := range steps {
+		res, err := Sync(context.Background(), root, s.cfg, "x86-64", reg)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		for p, want := range s.installed {
+			got, _ := os.ReadFile(filepath.Join(root, p))
+			if string(got) != want {
+				t.Errorf("%s: %s = %q, want %q", s.name, p, got, want)
+			}
+		}
+		if !slices.Equal(res.Classes, s.classes) {
+			t.Errorf("%s: changed classes %q, want %q", s.name, res.Classes, s.classes)
+		}
+		checkRefused(t, res.Refused, s.refused)
+	}
+	st, err := LoadState(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := st.Extensions["app"]; in == nil || in.Class != "sysext" {
+		t.Errorf("state entry of app: %+v, want class sysext", in)
+	}
+
+	// The policy of each class counts its own images; an entry without a
+	// class (written before classes) is a sysext.
+	verified := &Verification{Signature: digestB}
+	st.Extensions = map[string]*Installed{
+		"old": {Digest: digestA, Verification: verified},
+		"cfg": {Class: "confext", Digest: digestB, Verification: verified},
+	}
+	if err := st.Save(root); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		class sysext.Class
+		want  []string
+	}{{sysext.Sysext, []string{"old"}}, {sysext.Confext, []string{"cfg"}}} {
+		p, _, err := LoadPolicy(root, c.class, true, &Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.Sorted(maps.Keys(p.Verified)); !slices.Equal(got, c.want) {
+			t.Errorf("%s policy verifies %q, want %q", c.class, got, c.want)
+		}
 	}
 }
 
@@ -158,17 +251,17 @@ func TestSync(t *testing.T) {
 // it lists has a digest it records as verified.
 func checkState(t *testing.T, root string) {
 	t.Helper()
-	p, warnings, err := LoadPolicy(root, true, &Config{})
+	p, warnings, err := LoadPolicy(root, sysext.Sysext, true, &Config{})
 	if err != nil || len(warnings) > 0 {
 		t.Fatalf("state: %v %v", err, warnings)
 	}
-	entries, _ := os.ReadDir(filepath.Join(root, ExtensionsDir))
+	entries, _ := os.ReadDir(filepath.Join(root, sysext.Sysext.InstallDir))
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".raw")
 		if !ok || strings.HasPrefix(name, ".") {
 			continue
 		}
-		sum, err := fileDigest(filepath.Join(root, ExtensionsDir, e.Name()))
+		sum, err := fileDigest(filepath.Join(root, sysext.Sysext.InstallDir, e.Name()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +325,7 @@ func TestSyncCrash(t *testing.T) {
 		if wasKilled {
 			killed++
 		}
-		got, err := os.ReadFile(filepath.Join(root, ExtensionsDir, "app.raw"))
+		got, err := os.ReadFile(filepath.Join(root, sysext.Sysext.InstallDir, "app.raw"))
 		want := crashImages[map[string]int{"1": 0, "2": 1}[tag]]
 		switch {
 		case err == nil && bytes.Equal(got, want):

@@ -3,6 +3,7 @@ package merge
 import (
 	"context"
 	"errors"
+	"github.com/sysext-bakery/bakery/sysext"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,7 @@ import (
 func syncRoot(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, ExtensionsDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(root, sysext.Sysext.InstallDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return root
@@ -39,7 +40,7 @@ func TestSyncWithoutKeysVerifiesNothing(t *testing.T) {
 	if in := st.Extensions["app"]; in == nil || in.Verification != nil || in.Installed.IsZero() {
 		t.Fatalf("state entry %+v: want installed, not verified", in)
 	}
-	p, _, err := LoadPolicy(root, true, nil)
+	p, _, err := LoadPolicy(root, sysext.Sysext, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestSyncSkipsUnchangedDownloads(t *testing.T) {
 		}
 	}
 	// A damaged installed file is downloaded again.
-	os.WriteFile(filepath.Join(root, ExtensionsDir, "app.raw"), []byte("tampered"), 0o644)
+	os.WriteFile(filepath.Join(root, sysext.Sysext.InstallDir, "app.raw"), []byte("tampered"), 0o644)
 	if _, err := Sync(context.Background(), root, cfg, "x86-64", reg); err != nil || reg.downloads != 2 {
 		t.Fatalf("after tampering: %d downloads, %v", reg.downloads, err)
 	}
@@ -127,7 +128,7 @@ func TestStateCorruption(t *testing.T) {
 			go func() {
 				defer close(done)
 				for _, require := range []bool{false, true} {
-					policy, warnings, err := LoadPolicy(root, require, &Config{})
+					policy, warnings, err := LoadPolicy(root, sysext.Sysext, require, &Config{})
 					if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0], tt.why) {
 						t.Errorf("require=%v: policy %+v, warnings %q, %v; want one warning saying %q", require, policy, warnings, err, tt.why)
 						continue
@@ -138,7 +139,7 @@ func TestStateCorruption(t *testing.T) {
 					if !require {
 						continue // the image goes on to be opened and checked as without a state
 					}
-					_, reason := prepareOne(Image{Name: "app", Type: Raw, Path: ExtensionsDir + "/app.raw"}, Host{}, nil, policy)
+					_, reason := prepareOne(Image{Name: "app", Type: Raw, Path: sysext.Sysext.InstallDir + "/app.raw"}, sysext.Sysext, Host{}, nil, policy)
 					if !strings.Contains(reason, tt.why) {
 						t.Errorf("with signatures required, refusal %q does not say the state is damaged", reason)
 					}
@@ -175,7 +176,7 @@ func TestStateCorruption(t *testing.T) {
 // removed by the next sync; what another process is writing is not.
 func TestStaleTempsRemoved(t *testing.T) {
 	root := syncRoot(t)
-	extDir := filepath.Join(root, ExtensionsDir)
+	extDir := filepath.Join(root, sysext.Sysext.InstallDir)
 	stale := []string{
 		filepath.Join(extDir, "..gone.raw.partial.tmp-123456"),
 		filepath.Join(extDir, ".gone.raw.partial"),
@@ -245,7 +246,7 @@ func TestRequireCatalog(t *testing.T) {
 		default:
 			checkRefused(t, res.Refused, []string{"app: " + s.refused})
 		}
-		got, _ := os.ReadFile(filepath.Join(root, ExtensionsDir, "app.raw"))
+		got, _ := os.ReadFile(filepath.Join(root, sysext.Sysext.InstallDir, "app.raw"))
 		if string(got) != string(s.want) {
 			t.Errorf("%s: app.raw = %q, want %q", s.name, got, s.want)
 		}
@@ -268,7 +269,7 @@ func TestPolicyFromGivenConfig(t *testing.T) {
 		cfg  *Config
 		want bool
 	}{{nil, false}, {given, true}} {
-		p, _, err := LoadPolicy(root, false, tc.cfg)
+		p, _, err := LoadPolicy(root, sysext.Sysext, false, tc.cfg)
 		if err != nil || p.RequireSignature != tc.want {
 			t.Errorf("config %v: require %v, %v; want %v", tc.cfg, p.RequireSignature, err, tc.want)
 		}

@@ -4,8 +4,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sysext-bakery/bakery/sysext"
 )
 
 // TestUnits checks the shipped systemd units with systemd-analyze verify.
@@ -39,7 +42,29 @@ func TestUnits(t *testing.T) {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 	merge, _ := os.ReadFile(filepath.Join(src, "bakery-merge.service"))
-	if !strings.Contains(string(merge), "Conflicts=systemd-sysext.service") {
-		t.Error("bakery-merge.service must conflict with systemd-sysext.service")
+	conflicts := ""
+	for _, l := range strings.Split(string(merge), "\n") {
+		if v, ok := strings.CutPrefix(l, "Conflicts="); ok {
+			conflicts = v
+		}
+	}
+	for _, c := range sysext.Classes() {
+		if !slices.Contains(strings.Fields(conflicts), "systemd-"+c.Name+".service") {
+			t.Errorf("bakery-merge.service must conflict with systemd-%s.service", c.Name)
+		}
+		for _, want := range []string{
+			"ExecStart=/usr/bin/bakery merge --class " + c.Name + "\n",
+			"ExecStop=/usr/bin/bakery unmerge --class " + c.Name + "\n",
+			"RequiresMountsFor=", "/" + c.InstallDir,
+		} {
+			if !strings.Contains(string(merge), want) {
+				t.Errorf("bakery-merge.service lacks %q: it must merge every image class in place of systemd-%s", want, c.Name)
+			}
+		}
+		for _, d := range c.SearchDirs {
+			if !strings.Contains(string(merge), "ConditionDirectoryNotEmpty=|/"+d+"\n") {
+				t.Errorf("bakery-merge.service does not start for images in /%s", d)
+			}
+		}
 	}
 }

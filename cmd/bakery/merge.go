@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,16 +14,45 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/sysext-bakery/bakery/merge"
+	"github.com/sysext-bakery/bakery/sysext"
 )
 
 var rootFlag = &cli.StringFlag{Name: "root", Value: "/", Usage: "operate on the root file system at `DIR`"}
 
 var requireSignatureFlag = &cli.BoolFlag{Name: "require-signature", Usage: "merge only images whose digest sync or pull verified (also set by policy.require-signature in sync.yaml)"}
 
-// merge, unmerge, refresh, status and list are systemd-sysext's verbs.
+var classFlag = &cli.StringFlag{Name: "class", Value: sysext.Sysext.Name, Usage: "the image `CLASS`: sysext (/usr, /opt) or confext (/etc)"}
+
+var noReloadFlag = &cli.BoolFlag{Name: "no-reload", Usage: "do not reload the service manager, even when an extension asks for it (EXTENSION_RELOAD_MANAGER=1); never reloaded with a --root other than /"}
+
+// imageClass is the class --class names; a bad one is a usage error.
+func imageClass(cmd *cli.Command) (sysext.Class, error) {
+	c, err := sysext.ClassByName(cmd.String("class"))
+	if err != nil {
+		return sysext.Class{}, usagef("--class: %v", err)
+	}
+	return c, nil
+}
+
+// mergeOptions are the options of merge, refresh and unmerge: the root,
+// the class, and systemd's reloader unless --no-reload.
+func mergeOptions(cmd *cli.Command) (merge.Options, error) {
+	c, err := imageClass(cmd)
+	if err != nil {
+		return merge.Options{}, err
+	}
+	opts := merge.Options{Root: cmd.String("root"), Class: c}
+	if !cmd.Bool("no-reload") {
+		opts.Reloader = merge.SystemdReloader{}
+	}
+	return opts, nil
+}
+
+// merge, unmerge, refresh, status and list are systemd-sysext's (and
+// systemd-confext's) verbs.
 
 func mergeCommand() *cli.Command {
-	return mergeVerb("merge", "merge the installed extensions into /usr and /opt", merge.Merge)
+	return mergeVerb("merge", "merge the installed extensions into /usr and /opt (--class confext: /etc)", merge.Merge)
 }
 
 func refreshCommand() *cli.Command {
@@ -30,26 +62,37 @@ func refreshCommand() *cli.Command {
 func unmergeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "unmerge",
-		Usage: "unmount the merged /usr and /opt (only merges made by bakery or systemd-sysext)",
-		Description: `Examples:
+		Usage: "unmount the merged /usr and /opt (--class confext: /etc), only merges made by bakery or systemd",
+		Description: `Reloads the service manager afterwards when a merged extension asked for
+it (EXTENSION_RELOAD_MANAGER=1), unless --no-reload or --root is not /.
+
+Examples:
   bakery unmerge
+  bakery unmerge --class confext
   bakery unmerge --root /mnt/node --json`,
-		Flags: []cli.Flag{rootFlag, jsonFlag},
+		Flags: []cli.Flag{rootFlag, classFlag, noReloadFlag, jsonFlag},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.NArg() != 0 {
 				return usagef("unmerge takes no arguments")
 			}
-			done, err := merge.Unmerge(cmd.String("root"))
+			opts, err := mergeOptions(cmd)
 			if err != nil {
 				return err
 			}
-			if cmd.Bool("json") {
-				return printJSON(os.Stdout, map[string][]string{"unmerged": append([]string{}, done...)})
+			res, err := merge.Unmerge(opts)
+			if res != nil && cmd.Bool("json") {
+				if perr := printJSON(os.Stdout, res); err == nil {
+					err = perr
+				}
+			} else if res != nil {
+				for _, h := range res.Unmerged {
+					stderrf("Unmerged %s.\n", h)
+				}
+				if res.Reloaded {
+					stderrf("Reloaded the service manager.\n")
+				}
 			}
-			for _, h := range done {
-				stderrf("Unmerged %s.\n", h)
-			}
-			return nil
+			return err
 		},
 	}
 }
@@ -62,13 +105,18 @@ func statusCommand() *cli.Command {
 
 Examples:
   bakery status
+  bakery status --class confext
   bakery status --root /mnt/node --json`,
-		Flags: []cli.Flag{rootFlag, jsonFlag},
+		Flags: []cli.Flag{rootFlag, classFlag, jsonFlag},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.NArg() != 0 {
 				return usagef("status takes no arguments")
 			}
-			st, err := merge.Status(cmd.String("root"))
+			c, err := imageClass(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := merge.Status(cmd.String("root"), c)
 			if err != nil || cmd.Bool("json") {
 				return jsonOr(st, err)
 			}
@@ -95,18 +143,23 @@ func listCommand() *cli.Command {
 
 Examples:
   bakery list
+  bakery list --class confext
   bakery list --root /mnt/node --json`,
-		Flags: []cli.Flag{rootFlag, jsonFlag},
+		Flags: []cli.Flag{rootFlag, classFlag, jsonFlag},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.NArg() != 0 {
 				return usagef("list takes no arguments")
 			}
-			list, err := merge.List(cmd.String("root"))
+			c, err := imageClass(cmd)
+			if err != nil {
+				return err
+			}
+			list, err := merge.List(cmd.String("root"), c)
 			if err != nil || cmd.Bool("json") {
 				return jsonOr(list, err)
 			}
 			if len(list) == 0 {
-				stderrf("No OS extensions found.\n")
+				stderrf("No %ss found.\n", c.Noun)
 				return nil
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', 0)
@@ -127,27 +180,48 @@ func jsonOr(v any, err error) error {
 	return printJSON(os.Stdout, v)
 }
 
+// searchDirs spells where images of each class are looked for, for help
+// texts: "/etc/extensions, /run/extensions and /var/lib/extensions (sysext)".
+func searchDirs() string {
+	var out []string
+	for _, c := range sysext.Classes() {
+		dirs := make([]string, len(c.SearchDirs))
+		for i, d := range c.SearchDirs {
+			dirs[i] = filepath.Join("/", d)
+		}
+		out = append(out, fmt.Sprintf("%s and %s (%s)", strings.Join(dirs[:len(dirs)-1], ", "), dirs[len(dirs)-1], c.Name))
+	}
+	return strings.Join(out, "; ")
+}
+
 // mergeVerb is merge or refresh: same flags, same output.
 func mergeVerb(name, usage string, run func(merge.Options) (*merge.Result, error)) *cli.Command {
 	return &cli.Command{
 		Name:  name,
 		Usage: usage,
-		Description: `Follows systemd-sysext: images in /etc/extensions, /run/extensions and
-/var/lib/extensions (first name wins, an empty directory masks), checked
-against the host's os-release; incompatible or unverified images are
-reported and skipped.
+		Description: `Follows systemd-sysext and systemd-confext: images in ` + searchDirs() + `
+(first name wins, an empty directory masks), checked against the host's
+os-release; incompatible or unverified images are reported and skipped.
+The service manager is reloaded afterwards when an extension merged, or
+one taken away, asks for it (EXTENSION_RELOAD_MANAGER=1), unless
+--no-reload or --root is not /.
 
 Examples:
   bakery ` + name + `
+  bakery ` + name + ` --class confext
   bakery ` + name + ` --root /mnt/node --require-signature --json`,
-		Flags: []cli.Flag{rootFlag, requireSignatureFlag,
+		Flags: []cli.Flag{rootFlag, classFlag, requireSignatureFlag,
 			&cli.StringFlag{Name: "config", Usage: "take the policy from this sync configuration `FILE` (default: ROOT/etc/bakery/sync.yaml, when it exists)"},
-			jsonFlag},
+			noReloadFlag, jsonFlag},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.NArg() != 0 {
 				return usagef("%s takes no arguments", name)
 			}
-			opts := merge.Options{Root: cmd.String("root"), RequireSignature: cmd.Bool("require-signature")}
+			opts, err := mergeOptions(cmd)
+			if err != nil {
+				return err
+			}
+			opts.RequireSignature = cmd.Bool("require-signature")
 			if p := cmd.String("config"); p != "" {
 				cfg, err := merge.LoadConfig(p)
 				if err != nil {
@@ -156,10 +230,12 @@ Examples:
 				opts.Config = cfg
 			}
 			res, err := run(opts)
-			if err != nil {
-				return err
+			if res != nil {
+				if perr := printMergeResult(res, cmd.Bool("json")); err == nil {
+					err = perr
+				}
 			}
-			if err := printMergeResult(res, cmd.Bool("json")); err != nil {
+			if err != nil {
 				return err
 			}
 			if res.AllRefused() {
@@ -170,7 +246,8 @@ Examples:
 	}
 }
 
-// printMergeResult reports a merge: refusals and merged hierarchies.
+// printMergeResult reports a merge: refusals, merged hierarchies and a
+// reload.
 func printMergeResult(res *merge.Result, asJSON bool) error {
 	if asJSON {
 		return printJSON(os.Stdout, res)
@@ -183,11 +260,14 @@ func printMergeResult(res *merge.Result, asJSON bool) error {
 	}
 	if len(res.Hierarchies) == 0 {
 		stderrf("No extensions merged.\n")
-		return nil
+	} else {
+		stderrf("Using extensions '%s'.\n", strings.Join(res.Extensions, "', '"))
+		for _, h := range slices.Sorted(maps.Keys(res.Hierarchies)) {
+			stderrf("Merged into %s: %s\n", h, strings.Join(res.Hierarchies[h], ", "))
+		}
 	}
-	stderrf("Using extensions '%s'.\n", strings.Join(res.Extensions, "', '"))
-	for h, names := range res.Hierarchies {
-		stderrf("Merged into %s: %s\n", h, strings.Join(names, ", "))
+	if res.Reloaded {
+		stderrf("Reloaded the service manager.\n")
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ Examples:
 			&cli.StringFlag{Name: "arch", Usage: "systemd architecture to pull (x86-64, arm64, …); default: this machine's"},
 			&cli.StringSliceFlag{Name: "key", Usage: "trusted public key (PEM); repeatable; when given, a valid signature is required"},
 			&cli.StringFlag{Name: "out", Value: ".", Usage: "directory to write the image into (created when missing)"},
-			nameFlag, classFlag,
+			nameFlag, refClassFlag,
 			insecureFlag, jsonFlag,
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {

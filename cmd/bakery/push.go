@@ -19,8 +19,8 @@ import (
 // nameFlag names the extension a reference must hold.
 var nameFlag = &cli.StringFlag{Name: "name", Usage: "the extension `NAME` the reference must hold (default: the repository's last path element)"}
 
-// classFlag names the image class a reference must hold.
-var classFlag = &cli.StringFlag{Name: "class", Usage: "the image class the reference must hold: sysext or confext (default: either)",
+// refClassFlag names the image class a reference must hold.
+var refClassFlag = &cli.StringFlag{Name: "class", Usage: "the image class the reference must hold: sysext or confext (default: either)",
 	Validator: func(v string) error {
 		if _, err := sysext.ClassByName(v); err != nil {
 			return err

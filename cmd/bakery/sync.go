@@ -22,10 +22,12 @@ func syncCommand() *cli.Command {
 		Usage: "pull, verify and install the extensions sync.yaml lists, then refresh the merge",
 		Description: `Reads the configuration (registry, extensions by tag or digest, trusted
 keys, policy), pulls each image for this machine's architecture, verifies
-it before it touches /var/lib/extensions, installs it atomically as
-NAME.raw keeping the previous one, refuses downgrades unless pinned,
-removes extensions no longer listed, then refreshes the merge when
-anything changed, with the policy of the configuration given.
+it before it touches /var/lib/extensions (/var/lib/confexts for an entry
+with class: confext), installs it atomically as NAME.raw keeping the
+previous one, refuses downgrades unless pinned, removes extensions no
+longer listed, then refreshes the merge of each class that changed, with
+the policy of the configuration given (reloading the service manager
+when an extension asks for it, as merge does).
 
 The configuration's keys are absolute paths on the node; with --root they
 are read under the root. An image already installed is not downloaded
@@ -61,10 +63,11 @@ Examples:
 					}
 					cfg = c
 				}
-				if err := merge.Rollback(root, name); err != nil {
+				c, err := merge.Rollback(root, name)
+				if err != nil {
 					return err
 				}
-				return refreshAfter(cmd, root, cfg, map[string]string{"rolledBack": name})
+				return refreshAfter(cmd, root, cfg, []string{c.Name}, map[string]string{"rolledBack": name})
 			}
 			cfg, err := merge.LoadConfig(path)
 			if err != nil {
@@ -91,7 +94,7 @@ Examples:
 				stderrf("Removed %s.\n", n)
 			}
 			if res.Changed() {
-				err = refreshAfter(cmd, root, cfg, res)
+				err = refreshAfter(cmd, root, cfg, res.Classes, res)
 			} else {
 				err = jsonIf(cmd, res)
 			}
@@ -131,16 +134,23 @@ func jsonIf(cmd *cli.Command, v any) error {
 	return nil
 }
 
-// refreshAfter refreshes the merge unless --no-refresh, with the policy of
-// cfg (nil: the root's sync.yaml), then reports v.
-func refreshAfter(cmd *cli.Command, root string, cfg *merge.Config, v any) error {
+// refreshAfter refreshes the merges of the classes named unless
+// --no-refresh, with the policy of cfg (nil: the root's sync.yaml), then
+// reports v.
+func refreshAfter(cmd *cli.Command, root string, cfg *merge.Config, classes []string, v any) error {
 	if !cmd.Bool("no-refresh") {
-		res, err := merge.Refresh(merge.Options{Root: root, Config: cfg})
-		if err != nil {
-			return err
-		}
-		if err := printMergeResult(res, false); err != nil {
-			return err
+		for _, name := range classes {
+			c, err := sysext.ClassByName(name)
+			if err != nil {
+				return err
+			}
+			res, err := merge.Refresh(merge.Options{Root: root, Class: c, Config: cfg, Reloader: merge.SystemdReloader{}})
+			if res != nil {
+				printMergeResult(res, false)
+			}
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return jsonIf(cmd, v)
@@ -164,7 +174,7 @@ func (c registryClient) options() []registry.Option {
 
 // Pull implements merge.Registry.
 func (c registryClient) Pull(ctx context.Context, req merge.PullRequest) (merge.Pulled, error) {
-	opts := append(c.options(), registry.WithDest(req.Dest), registry.WithArch(req.Arch), registry.WithName(req.Name), registry.WithHave(req.Have))
+	opts := append(c.options(), registry.WithDest(req.Dest), registry.WithArch(req.Arch), registry.WithName(req.Name), registry.WithClass(req.Class), registry.WithHave(req.Have))
 	res, err := registry.Pull(ctx, req.Ref, opts...)
 	if err != nil {
 		return merge.Pulled{}, err

@@ -25,7 +25,7 @@ Examples:
   bakery verify ghcr.io/me/sysext/hello:latest --key a.pub --key b.pub --json`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "key", Usage: "trusted public key (PEM); repeatable; required"},
-			nameFlag, classFlag,
+			nameFlag, refClassFlag,
 			insecureFlag, jsonFlag,
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {

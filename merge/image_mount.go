@@ -1,0 +1,224 @@
+package merge
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/sysext-bakery/bakery/sysext"
+)
+
+// Opening images: a .raw image attached to a loop device and mounted as a
+// detached mount, a directory image cloned, either read through an
+// os.Root.
+
+// openImage opens img under root for class c: a .raw image is attached
+// to a read-only, auto-clearing loop device and mounted (read-only, nodev,
+// and nosuid and noexec when c.NoExec) as a detached mount, never visible
+// in any mount table; a directory image is cloned as a detached bind
+// mount. With digest set it also returns the sha256 of a .raw image,
+// computed from the same open file that is mounted.
+func openImage(root string, c sysext.Class, img Image, digest bool) (Tree, string, error) {
+	p := filepath.Join(root, img.Path)
+	if img.Type == Directory {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, p, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_SYMLINK_NOFOLLOW)
+		if err != nil {
+			return nil, "", fmt.Errorf("clone directory image %s: %w", p, err)
+		}
+		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: mountAttrs(c)}); err != nil {
+			unix.Close(fd)
+			return nil, "", fmt.Errorf("make directory image %s read-only: %w", p, err)
+		}
+		t, err := newMountTree(fd)
+		return t, "", err
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, "", fmt.Errorf("open image: %w", err)
+	}
+	defer f.Close()
+	sum := ""
+	if digest {
+		h, _, err := v1.SHA256(f) // the open file that is mounted next
+		if err != nil {
+			return nil, "", fmt.Errorf("hash image %s: %w", p, err)
+		}
+		sum = h.String()
+	}
+	fstype, err := imageFSType(f)
+	if err != nil {
+		return nil, "", fmt.Errorf("image %s: %w", p, err)
+	}
+	fd, err := mountImage(f, fstype, mountAttrs(c))
+	if err != nil {
+		return nil, "", fmt.Errorf("mount image %s (%s): %w", p, fstype, err)
+	}
+	t, err := newMountTree(fd)
+	return t, sum, err
+}
+
+// mountAttrs are the mount attributes of an image of class c and of its
+// merges: read-only and nodev, and nosuid and noexec when c.NoExec (as
+// systemd's default_mount_flags).
+func mountAttrs(c sysext.Class) uint64 {
+	attr := uint64(unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NODEV)
+	if c.NoExec {
+		attr |= unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NOEXEC
+	}
+	return attr
+}
+
+// imageFSType tells the kernel file system type of a .raw image.
+func imageFSType(f *os.File) (string, error) {
+	gpt := make([]byte, 8)
+	if _, err := f.ReadAt(gpt, 512); err == nil && string(gpt) == "EFI PART" {
+		return "", errors.New("a GPT disk image (DDI): bakery merge mounts squashfs and erofs images only; merge DDIs with systemd-sysext")
+	}
+	format, err := sysext.DetectFormat(f)
+	if err != nil {
+		return "", err
+	}
+	return string(format), nil
+}
+
+// mountImage attaches f to a read-only loop device and mounts it with the
+// mount attributes attr (MOUNT_ATTR_RDONLY among them) as a detached
+// mount, returning the mount's fd. The loop device clears itself when the
+// last mount of it goes away.
+func mountImage(f *os.File, fstype string, attr uint64) (int, error) {
+	loop, dev, err := attachLoop(f)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(loop)
+	return fsmount(fstype, map[string]string{"source": dev}, attr)
+}
+
+// attachLoop binds f to a free loop device (read-only, auto-clear) and
+// returns the open device and its path.
+func attachLoop(f *os.File) (int, string, error) {
+	ctl, err := unix.Open("/dev/loop-control", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, "", fmt.Errorf("open /dev/loop-control (is the loop module loaded?): %w", err)
+	}
+	defer unix.Close(ctl)
+	cfg := unix.LoopConfig{Fd: uint32(f.Fd())}
+	cfg.Info.Flags = unix.LO_FLAGS_READ_ONLY | unix.LO_FLAGS_AUTOCLEAR
+	copy(cfg.Info.File_name[:len(cfg.Info.File_name)-1], f.Name())
+	// Another process may take the free device between the two calls.
+	for range 16 {
+		n, err := unix.IoctlRetInt(ctl, unix.LOOP_CTL_GET_FREE)
+		if err != nil {
+			return -1, "", fmt.Errorf("find a free loop device: %w", err)
+		}
+		dev := fmt.Sprintf("/dev/loop%d", n)
+		fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, "", fmt.Errorf("open %s: %w", dev, err)
+		}
+		err = unix.IoctlLoopConfigure(fd, &cfg)
+		if err == nil {
+			return fd, dev, nil
+		}
+		unix.Close(fd)
+		if !errors.Is(err, unix.EBUSY) {
+			return -1, "", fmt.Errorf("configure %s: %w", dev, err)
+		}
+	}
+	return -1, "", errors.New("no free loop device: every one was taken while we tried")
+}
+
+// fsmount creates a file system with the new mount API and returns it as a
+// detached mount with the mount attributes attr (MOUNT_ATTR_*; the file
+// system is created read-only when attr has MOUNT_ATTR_RDONLY).
+func fsmount(fstype string, opts map[string]string, attr uint64) (int, error) {
+	fsfd, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsopen %s: %w", fstype, err)
+	}
+	defer unix.Close(fsfd)
+	for _, k := range []string{"source", "mode", "lowerdir"} {
+		if v, ok := opts[k]; ok {
+			if err := unix.FsconfigSetString(fsfd, k, v); err != nil {
+				return -1, fmt.Errorf("%s option %s=%s: %w", fstype, k, v, err)
+			}
+		}
+	}
+	if attr&unix.MOUNT_ATTR_RDONLY != 0 {
+		if err := unix.FsconfigSetFlag(fsfd, "ro"); err != nil {
+			return -1, fmt.Errorf("%s option ro: %w", fstype, err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, fmt.Errorf("create %s file system: %w", fstype, err)
+	}
+	fd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, int(attr))
+	if err != nil {
+		return -1, fmt.Errorf("fsmount %s: %w", fstype, err)
+	}
+	return fd, nil
+}
+
+// fdPath names an open file for path lookups by the kernel.
+func fdPath(fd int) string { return fmt.Sprintf("/proc/self/fd/%d", fd) }
+
+// mountTree is an image's detached mount, readable through an os.Root so
+// that symlinks inside the image cannot point out of it.
+type mountTree struct {
+	fd   int
+	root *os.Root
+	rootFS
+}
+
+// rootFS is what an os.Root's file system offers: Stat and ReadLink must
+// be its own, or fs.Stat would open a file (a FIFO blocks) to stat it.
+type rootFS interface {
+	fs.StatFS
+	fs.ReadLinkFS
+	fs.ReadDirFS
+	fs.ReadFileFS
+}
+
+func newMountTree(fd int) (*mountTree, error) {
+	root, err := os.OpenRoot(fdPath(fd))
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("open mounted image: %w", err)
+	}
+	rfs, ok := root.FS().(rootFS)
+	if !ok {
+		root.Close()
+		unix.Close(fd)
+		return nil, fmt.Errorf("open mounted image: os.Root's file system lacks Stat or ReadLink")
+	}
+	return &mountTree{fd: fd, root: root, rootFS: rfs}, nil
+}
+
+// Close implements Tree.
+func (t *mountTree) Close() error {
+	err := t.root.Close()
+	if cerr := unix.Close(t.fd); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Xattr implements sysext.XattrFS.
+func (t *mountTree) Xattr(name, attr string) ([]byte, error) {
+	f, err := t.root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, 256)
+	n, err := unix.Fgetxattr(int(f.Fd()), attr, buf)
+	if err != nil {
+		return nil, fmt.Errorf("read xattr %s of %s: %w", attr, name, err)
+	}
+	return buf[:n], nil
+}
