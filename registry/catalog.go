@@ -56,7 +56,9 @@ type CatalogDoc struct {
 type CatalogExtension struct {
 	Name string `json:"name"`
 	// Class is the image class: sysext or confext.
-	Class       string `json:"class"`
+	Class string `json:"class"`
+	// License is the SPDX expression of the newest version's content.
+	License     string `json:"license,omitempty"`
 	Repository  string `json:"repository"`
 	Description string `json:"description,omitempty"`
 	// Tags maps the moving tags (latest, channels such as stable) to the
@@ -84,8 +86,32 @@ type CatalogVersion struct {
 	// InputsDigest is the index's org.bakery.sysext.inputs-digest, if any.
 	InputsDigest string `json:"inputsDigest,omitempty"`
 	// Created is the index's org.opencontainers.image.created.
-	Created string        `json:"created,omitempty"`
+	Created string `json:"created,omitempty"`
+	// Release holds the extension-release fields a host is matched on:
+	// ID, VERSION_ID, the level and the scope (SYSEXT_LEVEL, …).
+	Release map[string]string `json:"release,omitempty"`
+	// Sources are the recipe's source URLs (AnnotationSources).
+	Sources []string      `json:"sources,omitempty"`
 	Arches  []CatalogArch `json:"arches"`
+}
+
+// versionFromAnnotations is the catalog version an index's annotations
+// describe (without its digest and arches).
+func versionFromAnnotations(ann map[string]string) CatalogVersion {
+	p := publishedAs(ann)
+	v := CatalogVersion{Version: p.version, Tag: tagSafe(p.version), InputsDigest: ann[AnnotationInputsDigest], Created: ann[AnnotationCreated],
+		Sources: strings.Fields(ann[AnnotationSources])}
+	if c, err := sysext.ClassByName(p.class); err == nil {
+		for field, key := range map[string]string{"ID": AnnotationID, "VERSION_ID": AnnotationVersionID, c.LevelField: levelAnnotation(c), c.ScopeField: AnnotationScope} {
+			if val := ann[key]; val != "" {
+				if v.Release == nil {
+					v.Release = map[string]string{}
+				}
+				v.Release[field] = val
+			}
+		}
+	}
+	return v
 }
 
 // CatalogArch is one architecture's image of a version.
@@ -342,7 +368,7 @@ func listNamespace(ctx context.Context, reg name.Registry, ns string, o *options
 			if err != nil || p.name != repoBase(repo) || tagSafe(p.version) != t {
 				continue // not a bakery version tag of this extension
 			}
-			ext.Name, ext.Class, ext.Description = p.name, p.class, p.description
+			ext.Name, ext.Class, ext.Description, ext.License = p.name, p.class, p.description, p.license
 			ext.Versions = append(ext.Versions, v)
 		}
 		if len(ext.Versions) > 0 {
@@ -399,7 +425,7 @@ func listTags(ctx context.Context, p *remote.Puller, repo name.Repository, limit
 // version.
 type indexInfo struct {
 	published
-	description string
+	description, license string
 }
 
 // versionFromIndex reads one tag's bakery index as a catalog version: the
@@ -436,9 +462,9 @@ func versionOf(ctx context.Context, repo name.Repository, mb *manifestBlob, ropt
 	if _, ok := classOfArtifact(idx.ArtifactType); !ok {
 		return CatalogVersion{}, indexInfo{}, fmt.Errorf("%s is not a bakery extension index", mb.digest)
 	}
-	info := indexInfo{published: publishedAs(idx.Annotations), description: idx.Annotations[AnnotationDescription]}
-	v := CatalogVersion{Version: info.version, Tag: tagSafe(info.version), Digest: mb.digest.String(),
-		InputsDigest: idx.Annotations[AnnotationInputsDigest], Created: idx.Annotations[AnnotationCreated]}
+	info := indexInfo{published: publishedAs(idx.Annotations), description: idx.Annotations[AnnotationDescription], license: idx.Annotations[AnnotationLicenses]}
+	v := versionFromAnnotations(idx.Annotations)
+	v.Digest = mb.digest.String()
 	for _, d := range idx.Manifests {
 		m, err := fetchManifest(repo.Digest(d.Digest.String()), ropts)
 		if err != nil {

@@ -77,7 +77,7 @@ func (b *builder) readOptions() *options {
 // from every entry. It returns the new catalog manifest's digest.
 func updateCatalog(ctx context.Context, repo name.Repository, res PushResult, ann map[string]string, o *options) (v1.Hash, error) {
 	b := newBuilder(catalogRepo(repo), o)
-	if err := b.updateEntry(ctx, repo, publishedAs(ann).class, pushedVersion(res, ann), ann[AnnotationDescription]); err != nil {
+	if err := b.updateEntry(ctx, repo, publishedAs(ann).class, pushedVersion(res, ann), ann[AnnotationDescription], ann[AnnotationLicenses]); err != nil {
 		return v1.Hash{}, err
 	}
 	_, d, err := b.rebuild(ctx)
@@ -112,8 +112,8 @@ func RefreshCatalog(ctx context.Context, target string, opts ...Option) (Catalog
 
 // pushedVersion is the catalog version of a push.
 func pushedVersion(res PushResult, ann map[string]string) CatalogVersion {
-	v := CatalogVersion{Version: res.Version, Tag: tagSafe(res.Version), Digest: res.IndexDigest, Signed: res.Signature != "",
-		InputsDigest: ann[AnnotationInputsDigest], Created: ann[AnnotationCreated]}
+	v := versionFromAnnotations(ann)
+	v.Digest, v.Signed = res.IndexDigest, res.Signature != ""
 	for _, img := range res.Images {
 		v.Arches = append(v.Arches, CatalogArch{Arch: img.Arch, Digest: img.LayerDigest, Size: img.Size})
 	}
@@ -149,7 +149,7 @@ func (b *builder) readEntry(ctx context.Context, ext string) (CatalogExtension, 
 // class, when known) and writes it, then converges with the repository's
 // tags: versions tagged by concurrent pushes are added, and the moving
 // tags recorded.
-func (b *builder) updateEntry(ctx context.Context, repo name.Repository, class string, v CatalogVersion, description string) error {
+func (b *builder) updateEntry(ctx context.Context, repo name.Repository, class string, v CatalogVersion, description, license string) error {
 	ext := repoBase(repo)
 	e, _, ok, err := b.readEntry(ctx, ext)
 	if err != nil {
@@ -164,6 +164,9 @@ func (b *builder) updateEntry(ctx context.Context, repo name.Repository, class s
 	}
 	if description != "" {
 		e.Description = description
+	}
+	if license != "" {
+		e.License = license
 	}
 	if v.Digest != "" {
 		e.addVersion(v)
@@ -236,6 +239,9 @@ func (b *builder) converge(ctx context.Context, repo name.Repository, e *Catalog
 		}
 		v.Tag = t
 		e.Class = info.class
+		if info.license != "" {
+			e.License = info.license
+		}
 		if b.signing() {
 			_, err := verifySignature(ctx, repo, mb.digest, info.claims(), b.verify)
 			v.Signed = err == nil
@@ -321,7 +327,7 @@ func (b *builder) migrate(ctx context.Context, prev CatalogDoc) error {
 		if _, _, ok, err := b.readEntry(ctx, e.Name); err != nil || ok {
 			continue
 		}
-		if err := b.updateEntry(ctx, repo, e.Class, CatalogVersion{}, e.Description); err != nil {
+		if err := b.updateEntry(ctx, repo, e.Class, CatalogVersion{}, e.Description, e.License); err != nil {
 			return fmt.Errorf("migrate the catalog entry of %s: %w", e.Name, err)
 		}
 	}
@@ -382,7 +388,7 @@ func (b *builder) collect(ctx context.Context, prev CatalogDoc, seen map[string]
 		}
 		if !ok {
 			repo := b.crepo.Registry.Repo(b.nsPrefix() + ext)
-			if err := b.updateEntry(ctx, repo, "", CatalogVersion{}, ""); err != nil {
+			if err := b.updateEntry(ctx, repo, "", CatalogVersion{}, "", ""); err != nil {
 				return CatalogDoc{}, err
 			}
 			if e, d, ok, err = b.readEntry(ctx, ext); err != nil || !ok {

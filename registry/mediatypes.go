@@ -70,10 +70,14 @@ func isImageLayer(mt types.MediaType) bool {
 
 // Annotation keys bakery sets on indexes, index entries and layers.
 const (
-	AnnotationTitle        = "org.opencontainers.image.title"
-	AnnotationVersion      = "org.opencontainers.image.version"
-	AnnotationCreated      = "org.opencontainers.image.created"
-	AnnotationDescription  = "org.opencontainers.image.description"
+	AnnotationTitle       = "org.opencontainers.image.title"
+	AnnotationVersion     = "org.opencontainers.image.version"
+	AnnotationCreated     = "org.opencontainers.image.created"
+	AnnotationDescription = "org.opencontainers.image.description"
+	AnnotationLicenses    = "org.opencontainers.image.licenses"
+	// AnnotationSources lists the URLs (or image references) of the
+	// recipe's sources, space-separated: provenance for readers.
+	AnnotationSources      = "org.bakery.sysext.sources"
 	AnnotationName         = "org.bakery.sysext.name"
 	AnnotationID           = "org.bakery.sysext.id"
 	AnnotationVersionID    = "org.bakery.sysext.version-id"

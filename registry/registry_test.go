@@ -118,7 +118,8 @@ func TestRoundTrip(t *testing.T) {
 			ctx := context.Background()
 			key := newKey(t, sign.ECDSAP256)
 			ref := reg.host + "/ns/hello"
-			res, err := Push(ctx, ref, []string{dir}, WithSigner(key), WithAnnotations(map[string]string{AnnotationDescription: "says hello"}))
+			res, err := Push(ctx, ref, []string{dir}, WithSigner(key), WithAnnotations(map[string]string{AnnotationDescription: "says hello",
+				AnnotationLicenses: "MIT", AnnotationSources: "https://example.org/hello.tar.gz https://example.org/SHA256SUMS"}))
 			if err != nil {
 				t.Fatalf("Push: %v", err)
 			}
@@ -172,9 +173,12 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatalf("catalog %+v", cat)
 			}
 			e := cat.Catalog.Extensions[0]
-			if e.Name != "hello" || e.Description != "says hello" || len(e.Versions) != 1 || !e.Versions[0].Signed ||
+			if e.Name != "hello" || e.Description != "says hello" || e.License != "MIT" || len(e.Versions) != 1 || !e.Versions[0].Signed ||
 				e.Versions[0].Digest != res.IndexDigest || len(e.Versions[0].Arches) != 2 {
 				t.Errorf("catalog entry %+v", e)
+			}
+			if v := e.Versions[0]; v.Release["ID"] != "_any" || len(v.Sources) != 2 || v.Created == "" {
+				t.Errorf("catalog version's release %v, sources %v, created %q", v.Release, v.Sources, v.Created)
 			}
 		})
 	}
