@@ -1,6 +1,7 @@
 package recipes
 
 import (
+	"io/fs"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -39,9 +40,10 @@ func TestCatalog(t *testing.T) {
 		"catalog/README.md": recipe("about"),
 		"catalog/tool/recipe.yaml": recipe("name: tool\nversion: \"1\"\nsources:\n  - url: https://x/tool\n    sha256: " + hashA +
 			"\n    install: {to: /usr/bin/tool, mode: \"0755\"}\n"),
-		"catalog/units/recipe.yaml":  recipe("name: units\nsources:\n  - files: files/\n"),
-		"catalog/broken/recipe.yaml": recipe("name: broken\nsources:\n  - url: https://x/tool\n"),
-		"catalog/notes/README.md":    recipe("a folder without a recipe"),
+		"catalog/units/recipe.yaml":                                recipe("name: units\nversion: \"1\"\nsources:\n  - files: files/\n"),
+		"catalog/units/files/usr/lib/systemd/system/units.service": recipe("[Service]\n"),
+		"catalog/broken/recipe.yaml":                               recipe("name: broken\nsources:\n  - url: https://x/tool\n"),
+		"catalog/notes/README.md":                                  recipe("a folder without a recipe"),
 	}
 	if got, want := catalogNames(fsys), []string{"broken", "tool", "units"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("catalogNames = %q, want %q", got, want)
@@ -54,7 +56,7 @@ func TestCatalog(t *testing.T) {
 		name, wantErr string
 	}{
 		{fsys, "tool", ""},
-		{fsys, "units", "recipes/catalog/units/recipe.yaml:3: source 1: a catalog recipe cannot hold files sources"},
+		{fsys, "units", ""},
 		{fsys, "broken", "recipes/catalog/broken/recipe.yaml:3: source 1 (url) needs install or extract"},
 		{fsys, "nope", `recipe "nope": no such file or folder, nor a catalog recipe (the catalog has broken, tool, units)`},
 		{fstest.MapFS{"catalog/README.md": recipe("empty")}, "nope", "the catalog is empty"},
@@ -74,6 +76,21 @@ func TestCatalog(t *testing.T) {
 			}
 			if r.Name != tt.name || r.Path != "recipes/catalog/"+tt.name+"/recipe.yaml" || !r.Catalog {
 				t.Errorf("loaded %q from %q, Catalog %v", r.Name, r.Path, r.Catalog)
+			}
+			if r.Sources[0].Files == "" {
+				return
+			}
+			// A files source reads the recipe's folder in the catalog.
+			b, err := r.Expand("", "x86-64")
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := b.Sources[0]
+			if got, err := fs.ReadFile(src.FilesFS, "usr/lib/systemd/system/units.service"); err != nil || string(got) != "[Service]\n" {
+				t.Errorf("FilesFS holds %q, %v", got, err)
+			}
+			if src.FilesDir != "recipes/catalog/units/files" {
+				t.Errorf("FilesDir %q, want where the tree lives in bakery's source", src.FilesDir)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package recipes
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"path"
 	"path/filepath"
@@ -60,8 +61,10 @@ type BuildSource struct {
 	// OCI is a container image reference pinned by digest.
 	OCI string
 	// FilesDir is the absolute folder of a files source, inside the
-	// recipe's folder.
+	// recipe's folder; for a recipe with an FS it only says where the tree
+	// lives in bakery's source, for messages, and FilesFS holds the tree.
 	FilesDir string
+	FilesFS  fs.FS
 	Install  *Install
 	Extract  *Extract
 	// Line is where the source starts in the recipe file; Index is its
@@ -214,6 +217,14 @@ func (x *expander) source(s *Source, i int) BuildSource {
 	b.OCI = get("oci", "oci", s.OCI, checkOCI)
 	if rel := get("files", "files", s.Files, checkLocal); rel != "" {
 		b.FilesDir = filepath.Join(x.dir, rel)
+		if x.r.FS != nil {
+			b.FilesDir = filepath.Join(x.r.Dir(), rel)
+			sub, err := fs.Sub(x.r.FS, path.Clean(filepath.ToSlash(rel)))
+			if err != nil {
+				x.errs = append(x.errs, &Error{Path: x.r.Path, Line: s.KeyLine("files"), Err: fmt.Errorf("%s files: %w", where, err)})
+			}
+			b.FilesFS = sub
+		}
 	}
 	if s.SHA256 != nil {
 		arch := x.vars["Arch"]

@@ -49,6 +49,10 @@ type Recipe struct {
 	// bakery itself, has no folder on disk, and Path only says where it
 	// lives in bakery's source.
 	Catalog bool
+	// FS is the recipe's folder when it is not on disk (a catalog
+	// recipe's, inside bakery): files sources read their trees from it.
+	// Nil for a recipe read from disk, whose folder is Dir.
+	FS fs.FS
 }
 
 // Release holds the extension-release fields a recipe sets.
