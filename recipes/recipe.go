@@ -32,6 +32,8 @@ type Recipe struct {
 	Description string
 	// License is the SPDX expression of what the extension holds.
 	License string
+	// Homepage is the https URL of the upstream project, for listings.
+	Homepage string
 	// Version is the default version; empty when the recipe has none and
 	// every build must be given one.
 	Version string

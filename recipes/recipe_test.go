@@ -118,6 +118,7 @@ func TestParseFixture(t *testing.T) {
 		Name:        "kubernetes",
 		Description: "Kubernetes node binaries (kubelet, kubeadm, kubectl)",
 		License:     "Apache-2.0",
+		Homepage:    "https://kubernetes.io",
 		Version:     "v1.32.2",
 		Arches:      []string{"x86-64", "arm64"},
 		Release:     Release{ID: "_any", Level: "1.0", Scope: []string{"system", "portable"}, ReloadManager: true},
@@ -173,7 +174,7 @@ func TestParseErrors(t *testing.T) {
 		{"two documents", "name: a\n---\nname: b\n", 2, "second YAML document"},
 		{"yaml syntax", "name: hello\nsources: [\n", 2, "invalid YAML"},
 		{"not a mapping", "- name: hello\n", 1, "recipe must be a mapping"},
-		{"unknown top key", "name: hello\nsource:\n  - files: x\n", 2, `unknown key "source" in recipe; known keys: name, class, description, license, version, arches, release, sources`},
+		{"unknown top key", "name: hello\nsource:\n  - files: x\n", 2, `unknown key "source" in recipe; known keys: name, class, description, license, homepage, version, arches, release, sources`},
 		{"repeated key", "name: hello\nname: again\nsources: [{files: x}]\n", 2, `key "name" given twice in recipe (first on line 1)`},
 		{"non-scalar key", "name: hello\n? [a]\n: b\nsources: [{files: x}]\n", 2, "keys must be plain words"},
 		// name
@@ -192,6 +193,8 @@ func TestParseErrors(t *testing.T) {
 		{"version with slash", "name: a\nversion: ../1\nsources: [{files: x}]\n", 2, `version: "../1" is not usable in an image file name`},
 		{"version with space", "name: a\nversion: 1 2\nsources: [{files: x}]\n", 2, "is not usable"},
 		{"description mapping", "name: a\ndescription: {a: b}\nsources: [{files: x}]\n", 2, "description must be a string, not a mapping"},
+		{"homepage over http", "name: a\nhomepage: http://example.org\nsources: [{files: x}]\n", 2, `homepage: "http://example.org" is not an https://host/… URL`},
+		{"homepage without host", "name: a\nhomepage: https:///x\nsources: [{files: x}]\n", 2, "is not an https://host/… URL"},
 		// arches
 		{"arch as GOARCH", "name: a\narches: [amd64]\nsources: [{files: x}]\n", 2, `architecture "amd64" is spelled "x86-64"`},
 		{"arch as uname", "name: a\narches: [aarch64]\nsources: [{files: x}]\n", 2, `arches item: unknown systemd architecture "aarch64"`},
