@@ -277,7 +277,7 @@ func TestParseErrors(t *testing.T) {
 		{"extract to /etc", recipeWith("  - url: https://x/y.tgz\n    sha256: " + hashA + "\n    extract: {to: /etc}\n"), 6, `source 1 extract.to: "/etc" is not under /usr or /opt`},
 		{"extract to dot-dot", recipeWith("  - url: https://x/y.tgz\n    sha256: " + hashA + "\n    extract: {to: /opt/..}\n"), 6, "must be a clean absolute path"},
 		// templates
-		{"unknown variable", recipeWith("  - url: https://x/{{.Foo}}\n    sha256: " + hashA + "\n    install: {to: /usr/bin/y}\n"), 4, "source 1 url: unknown variable {{.Foo}}; the variables are {{.Version}}, {{.Arch}}, {{.GoArch}}, {{.OSID}} and {{.OSVersion}}"},
+		{"unknown variable", recipeWith("  - url: https://x/{{.Foo}}\n    sha256: " + hashA + "\n    install: {to: /usr/bin/y}\n"), 4, "source 1 url: unknown variable {{.Foo}}; the variables are {{.Version}}, {{.Arch}}, {{.GoArch}}, {{.UnameArch}}, {{.OSID}} and {{.OSVersion}}"},
 		{"lower-case variable", recipeWith("  - url: https://x/y\n    sha256: " + hashA + "\n    install: {to: \"/usr/bin/{{.version}}\"}\n"), 6, "source 1 install.to: unknown variable {{.version}}"},
 		{"template syntax", recipeWith("  - url: https://x/{{.Version}\n    sha256: " + hashA + "\n    install: {to: /usr/bin/y}\n"), 4, "source 1 url: template: url:1: bad character"},
 		{"template function", recipeWith("  - url: https://x/{{printf \"%s\" .Version}}\n    sha256: " + hashA + "\n    install: {to: /usr/bin/y}\n"), 4, "is not supported: templates only print"},
