@@ -47,6 +47,10 @@ type catalogFixture struct {
 		ELF  []string `yaml:"elf"`
 		Text []string `yaml:"text"`
 		File string   `yaml:"file"`
+		// Foreign maps a systemd architecture name to members that are
+		// ELF executables of that arch whatever the image's (firmware for
+		// another processor: the recipe's validate.foreign-elf).
+		Foreign map[string][]string `yaml:"foreign"`
 	} `yaml:"sources"`
 	// Expect lists image paths (templates) that must exist.
 	Expect []string `yaml:"expect"`
@@ -152,7 +156,7 @@ func serveSources(t *testing.T, b *recipes.Build, fx *catalogFixture, docs map[s
 		f := fx.Sources[i]
 		var body []byte
 		switch {
-		case s.Install != nil && (len(f.ELF) > 0 || len(f.Text) > 0):
+		case s.Install != nil && (len(f.ELF) > 0 || len(f.Text) > 0 || len(f.Foreign) > 0):
 			t.Fatalf("fixture source %d: an install source is one file; give no elf or text members", i+1)
 		case s.Install != nil && f.File == "text":
 			body = []byte("#!/bin/sh\n")
@@ -162,6 +166,15 @@ func serveSources(t *testing.T, b *recipes.Build, fx *catalogFixture, docs map[s
 			var members []fixture.Member
 			for _, m := range f.ELF {
 				members = append(members, fixture.Member{Name: fill(t, m, b), Mode: 0o755, Body: stub})
+			}
+			for arch, names := range f.Foreign {
+				fa, err := sysext.ArchByName(arch)
+				if err != nil {
+					t.Fatalf("fixture source %d foreign: %v", i+1, err)
+				}
+				for _, m := range names {
+					members = append(members, fixture.Member{Name: fill(t, m, b), Body: fixture.Executable(fa.Class, fa.ByteOrder, fa.Machine)})
+				}
 			}
 			for _, m := range f.Text {
 				members = append(members, fixture.Member{Name: fill(t, m, b), Body: []byte("text\n")})
@@ -222,8 +235,8 @@ func fill(t *testing.T, text string, b *recipes.Build) string {
 }
 
 // checkCatalogImage checks an image baked from a catalog recipe: its
-// release file, the fixture's expected paths, and that every unit's
-// ExecStart= names a binary in the image.
+// release file, the fixture's expected paths, and that every ExecStart= of
+// a unit or drop-in names a binary in the image.
 func checkCatalogImage(t *testing.T, image string, b *recipes.Build, fx *catalogFixture) {
 	t.Helper()
 	f, err := os.Open(image)
@@ -250,7 +263,8 @@ func checkCatalogImage(t *testing.T, image string, b *recipes.Build, fx *catalog
 	}
 	units := 0
 	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() || !strings.HasSuffix(p, ".service") || !strings.Contains(p, "/systemd/system/") {
+		unit := strings.HasSuffix(p, ".service") || strings.Contains(p, ".service.d/") && strings.HasSuffix(p, ".conf")
+		if err != nil || !d.Type().IsRegular() || !unit || !strings.Contains(p, "/systemd/system/") {
 			return err
 		}
 		units++
