@@ -1,6 +1,7 @@
 package recipes
 
 import (
+	"errors"
 	"io/fs"
 	"path/filepath"
 	"reflect"
@@ -31,6 +32,56 @@ func TestShippedCatalog(t *testing.T) {
 		if r.Name != name {
 			t.Errorf("catalog/%s/recipe.yaml is named %q; name the folder after the recipe", name, r.Name)
 		}
+		checkCatalogPolicy(t, r)
+	}
+}
+
+// checkCatalogPolicy holds a shipped recipe to the catalog's rules (see
+// catalog/README.md): described, licensed, with a home page and a version;
+// every download over https and verified through the upstream's checksum
+// file; files/ holding only directories and non-executable regular files
+// under usr/ and opt/, since an embedded file keeps no mode or link.
+func checkCatalogPolicy(t *testing.T, r *Recipe) {
+	t.Helper()
+	if r.Description == "" || r.License == "" || r.Homepage == "" || r.Version == "" {
+		t.Errorf("%s: a catalog recipe needs description, license, homepage and version", r.Path)
+	}
+	for i, s := range r.Sources {
+		switch s.Kind() {
+		case URLSource:
+			if !strings.HasPrefix(s.URL, "https://") || !strings.HasPrefix(s.SHA256URL, "https://") || s.SHA256 != nil {
+				t.Errorf("%s:%d: source %d: catalog downloads are https and verified by the upstream's checksum file (https sha256-url, no pinned sha256)", r.Path, s.Line, i+1)
+			}
+		case FilesSource:
+		default:
+			t.Errorf("%s:%d: source %d: the catalog has url and files sources only", r.Path, s.Line, i+1)
+		}
+	}
+	dir := filepath.Join("catalog", r.Name, "files")
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == dir {
+			return fs.SkipAll
+		}
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		top, _, _ := strings.Cut(filepath.ToSlash(rel), "/")
+		info, err := d.Info()
+		switch {
+		case err != nil:
+			return err
+		case top != "usr" && top != "opt":
+			t.Errorf("%s: only usr/ and opt/ go into an image", p)
+		case !info.IsDir() && !info.Mode().IsRegular():
+			t.Errorf("%s is %v: a catalog tree holds directories and regular files only (embedding keeps no links)", p, info.Mode().Type())
+		case info.Mode().IsRegular() && info.Mode()&0o111 != 0:
+			t.Errorf("%s is executable: embedding keeps no modes, so it would land as 0644; ship executables through url sources", p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
 	}
 }
 
