@@ -12,9 +12,12 @@ import (
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
-// catalogFS holds the shipped recipes, one catalog/NAME/recipe.yaml each.
+// catalogFS holds the shipped recipes, one catalog/NAME/recipe.yaml each,
+// with the files/ trees their files sources copy. Files embedded in a
+// binary keep no permissions: a catalog tree holds units and configs
+// (0644), executables come from url sources.
 //
-//go:embed catalog
+//go:embed catalog/*/recipe.yaml catalog/*/files
 var catalogFS embed.FS
 
 // CatalogNames lists the names of the shipped recipes, sorted.
@@ -50,8 +53,8 @@ func catalogNames(fsys fs.FS) []string {
 }
 
 // loadCatalog parses fsys/catalog/NAME/recipe.yaml. A catalog recipe has no
-// folder on disk, so it may not hold files sources (nor, unless a bake
-// allows every file URL, file URLs).
+// folder on disk: its files sources read fsys/catalog/NAME (Recipe.FS),
+// and unless a bake allows every file URL it may use no file URLs.
 func loadCatalog(fsys fs.FS, name string) (*Recipe, error) {
 	if err := sysext.CheckName(name); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
@@ -72,10 +75,8 @@ func loadCatalog(fsys fs.FS, name string) (*Recipe, error) {
 		return nil, err
 	}
 	r.Catalog = true
-	for i, s := range r.Sources {
-		if s.Files != "" {
-			return nil, &Error{Path: r.Path, Line: s.Line, Err: fmt.Errorf("source %d: a catalog recipe cannot hold files sources (it has no folder on disk)", i+1)}
-		}
+	if r.FS, err = fs.Sub(fsys, path.Join("catalog", name)); err != nil {
+		return nil, fmt.Errorf("catalog recipe %s: %w", name, err)
 	}
 	return r, nil
 }

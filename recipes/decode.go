@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"path"
 	"regexp"
 	"slices"
@@ -19,7 +20,7 @@ import (
 
 // The keys each part of a recipe may hold, in the order messages list them.
 var (
-	recipeKeys     = []string{"name", "class", "description", "license", "version", "arches", "release", "sources", "validate"}
+	recipeKeys     = []string{"name", "class", "description", "license", "homepage", "version", "arches", "release", "sources", "validate"}
 	releaseKeys    = []string{"id", "sysext-level", "confext-level", "version-id", "scope", "reload-manager"}
 	sourceKeys     = []string{"url", "sha256", "sha256-url", "install", "extract", "oci", "files"}
 	installKeys    = []string{"to", "mode"}
@@ -66,6 +67,15 @@ func checkOSReleaseValue(v string) error {
 	return nil
 }
 
+// checkHomepage reports whether u is an https URL with a host.
+func checkHomepage(u string) error {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme != "https" || p.Host == "" {
+		return fmt.Errorf("%q is not an https://host/… URL of the project's home page", u)
+	}
+	return nil
+}
+
 // decoder turns the YAML node tree of a recipe into a Recipe, collecting
 // every problem as an *Error at its line.
 type decoder struct {
@@ -100,6 +110,7 @@ func (d *decoder) recipe(data []byte) *Recipe {
 	r.Name = d.str(f, "name", "name", sysext.CheckName)
 	r.Description = d.str(f, "description", "description", nil)
 	r.License = d.str(f, "license", "license", nil)
+	r.Homepage = d.str(f, "homepage", "homepage", checkHomepage)
 	r.Version = d.str(f, "version", "version", checkVersion)
 	r.Arches = slices.Clone(defaultArches)
 	if n, ok := f["arches"]; ok {

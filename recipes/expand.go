@@ -3,6 +3,7 @@ package recipes
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"path"
 	"path/filepath"
@@ -21,9 +22,9 @@ import (
 // every value checked.
 type Build struct {
 	Recipe *Recipe
-	// Version is the version built; Arch its systemd ARCHITECTURE name and
-	// GoArch the matching GOARCH.
-	Version, Arch, GoArch string
+	// Version is the version built; Arch its systemd ARCHITECTURE name,
+	// GoArch the matching GOARCH and UnameArch the kernel's name (uname -m).
+	Version, Arch, GoArch, UnameArch string
 	// OS is the OS release a kernel-bound recipe is built for; zero for
 	// the others.
 	OS OS
@@ -60,8 +61,10 @@ type BuildSource struct {
 	// OCI is a container image reference pinned by digest.
 	OCI string
 	// FilesDir is the absolute folder of a files source, inside the
-	// recipe's folder.
+	// recipe's folder; for a recipe with an FS it only says where the tree
+	// lives in bakery's source, for messages, and FilesFS holds the tree.
 	FilesDir string
+	FilesFS  fs.FS
 	Install  *Install
 	Extract  *Extract
 	// Line is where the source starts in the recipe file; Index is its
@@ -73,7 +76,7 @@ type BuildSource struct {
 // templateVars are the only names a template may use; osVars are those
 // that make a recipe kernel-bound.
 var (
-	templateVars = []string{"Version", "Arch", "GoArch", "OSID", "OSVersion"}
+	templateVars = []string{"Version", "Arch", "GoArch", "UnameArch", "OSID", "OSVersion"}
 	osVars       = []string{"OSID", "OSVersion"}
 )
 
@@ -132,9 +135,10 @@ func (r *Recipe) ExpandFor(t Target) (*Build, error) {
 // source, recipeDir being the recipe's folder made absolute, and returns
 // the problems found.
 func (r *Recipe) expand(recipeDir, version string, arch sysext.Arch, os OS) (*Build, []error) {
+	uname := unameArches[arch.Name]
 	x := expander{r: r, dir: recipeDir, vars: map[string]string{"Version": version, "Arch": arch.Name, "GoArch": arch.GoArch,
-		"OSID": os.ID, "OSVersion": os.Version}}
-	b := &Build{Recipe: r, Version: version, Arch: arch.Name, GoArch: arch.GoArch, OS: os, Release: x.release()}
+		"UnameArch": uname, "OSID": os.ID, "OSVersion": os.Version}}
+	b := &Build{Recipe: r, Version: version, Arch: arch.Name, GoArch: arch.GoArch, UnameArch: uname, OS: os, Release: x.release()}
 	for i := range r.Sources {
 		b.Sources = append(b.Sources, x.source(&r.Sources[i], i))
 	}
@@ -214,6 +218,14 @@ func (x *expander) source(s *Source, i int) BuildSource {
 	b.OCI = get("oci", "oci", s.OCI, checkOCI)
 	if rel := get("files", "files", s.Files, checkLocal); rel != "" {
 		b.FilesDir = filepath.Join(x.dir, rel)
+		if x.r.FS != nil {
+			b.FilesDir = filepath.Join(x.r.Dir(), rel)
+			sub, err := fs.Sub(x.r.FS, path.Clean(filepath.ToSlash(rel)))
+			if err != nil {
+				x.errs = append(x.errs, &Error{Path: x.r.Path, Line: s.KeyLine("files"), Err: fmt.Errorf("%s files: %w", where, err)})
+			}
+			b.FilesFS = sub
+		}
 	}
 	if s.SHA256 != nil {
 		arch := x.vars["Arch"]
@@ -280,11 +292,11 @@ func checkTemplateNode(n parse.Node) error {
 				if slices.Contains(templateVars, f.Ident[0]) {
 					return nil
 				}
-				return fmt.Errorf("unknown variable {{.%s}}; the variables are {{.Version}}, {{.Arch}}, {{.GoArch}}, {{.OSID}} and {{.OSVersion}}", f.Ident[0])
+				return fmt.Errorf("unknown variable {{.%s}}; the variables are {{.Version}}, {{.Arch}}, {{.GoArch}}, {{.UnameArch}}, {{.OSID}} and {{.OSVersion}}", f.Ident[0])
 			}
 		}
 	}
-	return fmt.Errorf("%q is not supported: templates only print {{.Version}}, {{.Arch}}, {{.GoArch}}, {{.OSID}} or {{.OSVersion}}", n.String())
+	return fmt.Errorf("%q is not supported: templates only print {{.Version}}, {{.Arch}}, {{.GoArch}}, {{.UnameArch}}, {{.OSID}} or {{.OSVersion}}", n.String())
 }
 
 // checkURL reports whether u is an http, https or file URL bakery can fetch.

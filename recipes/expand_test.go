@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/sysext-bakery/bakery/sysext"
 )
 
 func TestExpand(t *testing.T) {
@@ -23,7 +25,7 @@ func TestExpand(t *testing.T) {
 		want          Build
 	}{{
 		version: "", arch: "x86-64",
-		want: Build{Version: "v1.32.2", Arch: "x86-64", GoArch: "amd64", Sources: []BuildSource{{
+		want: Build{Version: "v1.32.2", Arch: "x86-64", GoArch: "amd64", UnameArch: "x86_64", Sources: []BuildSource{{
 			Kind:      URLSource,
 			URL:       "https://dl.k8s.io/release/v1.32.2/bin/linux/amd64/kubelet",
 			SHA256URL: "https://dl.k8s.io/release/v1.32.2/bin/linux/amd64/kubelet.sha256",
@@ -42,7 +44,7 @@ func TestExpand(t *testing.T) {
 		}}},
 	}, {
 		version: "v1.33.0+k3s1", arch: "arm64",
-		want: Build{Version: "v1.33.0+k3s1", Arch: "arm64", GoArch: "arm64", Sources: []BuildSource{{
+		want: Build{Version: "v1.33.0+k3s1", Arch: "arm64", GoArch: "arm64", UnameArch: "aarch64", Sources: []BuildSource{{
 			Kind:      URLSource,
 			URL:       "https://dl.k8s.io/release/v1.33.0+k3s1/bin/linux/arm64/kubelet",
 			SHA256URL: "https://dl.k8s.io/release/v1.33.0+k3s1/bin/linux/arm64/kubelet.sha256",
@@ -90,7 +92,7 @@ func TestExpandTemplates(t *testing.T) {
 arches: [x86, ppc64-le, loongarch64]
 sources:
   - url: "file:///srv/{{.Version}}/{{.Arch}}/{{.GoArch}}.tar"
-    sha256-url: "https://example.org/{{.Version}}/SHA256SUMS"
+    sha256-url: "https://example.org/{{.Version}}/{{.UnameArch}}/SHA256SUMS"
     extract:
       include: ["t-{{.GoArch}}/*"]
       to: "/opt/t/{{.Version}}"
@@ -105,7 +107,7 @@ sources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct{ arch, goarch string }{{"x86", "386"}, {"ppc64-le", "ppc64le"}, {"loongarch64", "loong64"}}
+	tests := []struct{ arch, goarch, uname string }{{"x86", "386", "i686"}, {"ppc64-le", "ppc64le", "ppc64le"}, {"loongarch64", "loong64", "loongarch64"}}
 	for _, tt := range tests {
 		t.Run(tt.arch, func(t *testing.T) {
 			b, err := r.Expand("2.0", tt.arch)
@@ -114,7 +116,7 @@ sources:
 			}
 			got := []string{b.GoArch, b.Sources[0].URL, b.Sources[0].SHA256URL, b.Sources[0].Extract.Include[0], b.Sources[0].Extract.To,
 				b.Sources[1].Install.To, b.Sources[2].FilesDir, b.Sources[3].OCI}
-			want := []string{tt.goarch, "file:///srv/2.0/" + tt.arch + "/" + tt.goarch + ".tar", "https://example.org/2.0/SHA256SUMS", "t-" + tt.goarch + "/*", "/opt/t/2.0",
+			want := []string{tt.goarch, "file:///srv/2.0/" + tt.arch + "/" + tt.goarch + ".tar", "https://example.org/2.0/" + tt.uname + "/SHA256SUMS", "t-" + tt.goarch + "/*", "/opt/t/2.0",
 				"/usr/lib/t/" + tt.arch + "/t", "/srv/recipes/t/files-" + tt.arch, "r.example/t:2.0@sha256:" + hashB}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("expanded\n%q\nwant\n%q", got, want)
@@ -273,5 +275,18 @@ sources:
 	}
 	if _, err := plain.ExpandFor(Target{Arch: "x86-64", OS: OS{ID: "flatcar", Version: "1"}}); err == nil || !strings.Contains(err.Error(), "for kernel-bound recipes") {
 		t.Errorf("--os on a plain recipe = %v", err)
+	}
+}
+
+// TestUnameArches: every architecture bakery builds for has its kernel
+// name for {{.UnameArch}}.
+func TestUnameArches(t *testing.T) {
+	for _, a := range sysext.Arches() {
+		if unameArches[a.Name] == "" {
+			t.Errorf("%s has no uname -m name in unameArches", a.Name)
+		}
+	}
+	if len(unameArches) != len(sysext.Arches()) {
+		t.Errorf("unameArches has %d entries for %d architectures", len(unameArches), len(sysext.Arches()))
 	}
 }

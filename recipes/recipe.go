@@ -32,6 +32,8 @@ type Recipe struct {
 	Description string
 	// License is the SPDX expression of what the extension holds.
 	License string
+	// Homepage is the https URL of the upstream project, for listings.
+	Homepage string
 	// Version is the default version; empty when the recipe has none and
 	// every build must be given one.
 	Version string
@@ -49,6 +51,10 @@ type Recipe struct {
 	// bakery itself, has no folder on disk, and Path only says where it
 	// lives in bakery's source.
 	Catalog bool
+	// FS is the recipe's folder when it is not on disk (a catalog
+	// recipe's, inside bakery): files sources read their trees from it.
+	// Nil for a recipe read from disk, whose folder is Dir.
+	FS fs.FS
 }
 
 // Release holds the extension-release fields a recipe sets.

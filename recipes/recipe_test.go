@@ -118,6 +118,7 @@ func TestParseFixture(t *testing.T) {
 		Name:        "kubernetes",
 		Description: "Kubernetes node binaries (kubelet, kubeadm, kubectl)",
 		License:     "Apache-2.0",
+		Homepage:    "https://kubernetes.io",
 		Version:     "v1.32.2",
 		Arches:      []string{"x86-64", "arm64"},
 		Release:     Release{ID: "_any", Level: "1.0", Scope: []string{"system", "portable"}, ReloadManager: true},
@@ -173,7 +174,7 @@ func TestParseErrors(t *testing.T) {
 		{"two documents", "name: a\n---\nname: b\n", 2, "second YAML document"},
 		{"yaml syntax", "name: hello\nsources: [\n", 2, "invalid YAML"},
 		{"not a mapping", "- name: hello\n", 1, "recipe must be a mapping"},
-		{"unknown top key", "name: hello\nsource:\n  - files: x\n", 2, `unknown key "source" in recipe; known keys: name, class, description, license, version, arches, release, sources`},
+		{"unknown top key", "name: hello\nsource:\n  - files: x\n", 2, `unknown key "source" in recipe; known keys: name, class, description, license, homepage, version, arches, release, sources`},
 		{"repeated key", "name: hello\nname: again\nsources: [{files: x}]\n", 2, `key "name" given twice in recipe (first on line 1)`},
 		{"non-scalar key", "name: hello\n? [a]\n: b\nsources: [{files: x}]\n", 2, "keys must be plain words"},
 		// name
@@ -192,6 +193,8 @@ func TestParseErrors(t *testing.T) {
 		{"version with slash", "name: a\nversion: ../1\nsources: [{files: x}]\n", 2, `version: "../1" is not usable in an image file name`},
 		{"version with space", "name: a\nversion: 1 2\nsources: [{files: x}]\n", 2, "is not usable"},
 		{"description mapping", "name: a\ndescription: {a: b}\nsources: [{files: x}]\n", 2, "description must be a string, not a mapping"},
+		{"homepage over http", "name: a\nhomepage: http://example.org\nsources: [{files: x}]\n", 2, `homepage: "http://example.org" is not an https://host/… URL`},
+		{"homepage without host", "name: a\nhomepage: https:///x\nsources: [{files: x}]\n", 2, "is not an https://host/… URL"},
 		// arches
 		{"arch as GOARCH", "name: a\narches: [amd64]\nsources: [{files: x}]\n", 2, `architecture "amd64" is spelled "x86-64"`},
 		{"arch as uname", "name: a\narches: [aarch64]\nsources: [{files: x}]\n", 2, `arches item: unknown systemd architecture "aarch64"`},
@@ -274,7 +277,7 @@ func TestParseErrors(t *testing.T) {
 		{"extract to /etc", recipeWith("  - url: https://x/y.tgz\n    sha256: " + hashA + "\n    extract: {to: /etc}\n"), 6, `source 1 extract.to: "/etc" is not under /usr or /opt`},
 		{"extract to dot-dot", recipeWith("  - url: https://x/y.tgz\n    sha256: " + hashA + "\n    extract: {to: /opt/..}\n"), 6, "must be a clean absolute path"},
 		// templates
-		{"unknown variable", recipeWith("  - url: https://x/{{.Foo}}\n    sha256: " + hashA + "\n    install: {to: /usr/bin/y}\n"), 4, "source 1 url: unknown variable {{.Foo}}; the variables are {{.Version}}, {{.Arch}}, {{.GoArch}}, {{.OSID}} and {{.OSVersion}}"},
+		{"unknown variable", recipeWith("  - url: https://x/{{.Foo}}\n    sha256: " + hashA + "\n    install: {to: /usr/bin/y}\n"), 4, "source 1 url: unknown variable {{.Foo}}; the variables are {{.Version}}, {{.Arch}}, {{.GoArch}}, {{.UnameArch}}, {{.OSID}} and {{.OSVersion}}"},
 		{"lower-case variable", recipeWith("  - url: https://x/y\n    sha256: " + hashA + "\n    install: {to: \"/usr/bin/{{.version}}\"}\n"), 6, "source 1 install.to: unknown variable {{.version}}"},
 		{"template syntax", recipeWith("  - url: https://x/{{.Version}\n    sha256: " + hashA + "\n    install: {to: /usr/bin/y}\n"), 4, "source 1 url: template: url:1: bad character"},
 		{"template function", recipeWith("  - url: https://x/{{printf \"%s\" .Version}}\n    sha256: " + hashA + "\n    install: {to: /usr/bin/y}\n"), 4, "is not supported: templates only print"},

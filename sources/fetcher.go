@@ -217,6 +217,8 @@ func describeType(m fs.FileMode) string {
 	switch {
 	case m.IsDir():
 		return "a directory"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
 	case m&fs.ModeNamedPipe != 0:
 		return "a fifo"
 	case m&fs.ModeSocket != 0:

@@ -3,6 +3,7 @@ package sources
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -11,18 +12,32 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/sysext-bakery/bakery/bakery/unpack"
-	"github.com/sysext-bakery/bakery/internal/digest"
 	"github.com/sysext-bakery/bakery/recipes"
 )
 
-// filesSource is a tree beside the recipe, copied as it is.
+// filesSource is a tree beside the recipe, copied as it is. A recipe
+// without a folder on disk (from the catalog) has its trees in an fs.FS:
+// Fetch first writes such a tree into the cache, keyed by its digest, so
+// that staging reads a local tree like any other.
 type filesSource struct {
-	src recipes.BuildSource
+	src   recipes.BuildSource
+	fsys  fs.FS  // the tree: FilesFS, or FilesDir on disk
+	cache Cache  // where an fs.FS tree is written
+	dir   string // the local tree to stage, once fetched
 }
 
 // openFiles opens a files source.
-func openFiles(_ *Fetcher, _ string, src recipes.BuildSource) (Source, error) {
-	return &filesSource{src: src}, nil
+func openFiles(f *Fetcher, _ string, src recipes.BuildSource) (Source, error) {
+	s := &filesSource{src: src, fsys: src.FilesFS, dir: src.FilesDir}
+	if s.fsys == nil {
+		s.fsys = os.DirFS(src.FilesDir)
+	} else {
+		if f == nil {
+			return nil, keyErr("files", errors.New("bakery: a files source read from an fs.FS needs a Fetcher with a cache"))
+		}
+		s.cache, s.dir = f.Cache, ""
+	}
+	return s, nil
 }
 
 // Resolve digests the tree: every entry's path, type, permissions and
@@ -30,15 +45,11 @@ func openFiles(_ *Fetcher, _ string, src recipes.BuildSource) (Source, error) {
 // change to the tree changes the digest.
 func (s *filesSource) Resolve(ctx context.Context) (v1.Hash, error) {
 	h := sha256.New()
-	err := filepath.WalkDir(s.src.FilesDir, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(s.fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(s.src.FilesDir, p)
-		if err != nil {
 			return err
 		}
 		info, err := d.Info()
@@ -48,29 +59,121 @@ func (s *filesSource) Resolve(ctx context.Context) (v1.Hash, error) {
 		content := ""
 		switch {
 		case info.Mode().IsRegular():
-			fd, _, err := digest.File(p)
+			fd, err := hashFile(s.fsys, p)
 			if err != nil {
 				return err
 			}
 			content = fd.String()
 		case info.Mode()&fs.ModeSymlink != 0:
-			if content, err = os.Readlink(p); err != nil {
+			if content, err = fs.ReadLink(s.fsys, p); err != nil {
 				return err
 			}
 		}
-		_, err = fmt.Fprintf(h, "%q %s %q\n", filepath.ToSlash(rel), info.Mode(), content)
+		_, err = fmt.Fprintf(h, "%q %s %q\n", p, info.Mode(), content)
 		return err
 	})
 	if err != nil {
-		return v1.Hash{}, keyErr("files", err)
+		return v1.Hash{}, keyErr("files", fmt.Errorf("%s: %w", s.src.FilesDir, err))
 	}
 	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}, nil
 }
 
-// Fetch has nothing to fetch: the tree is read when it is staged.
-func (s *filesSource) Fetch(context.Context) error { return nil }
+// hashFile is the sha256 of the regular file p in fsys.
+func hashFile(fsys fs.FS, p string) (v1.Hash, error) {
+	f, err := fsys.Open(p)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if !fi.Mode().IsRegular() { // swapped since the walk saw it
+		return v1.Hash{}, fmt.Errorf("%s: not a regular file (%s)", p, fi.Mode().Type())
+	}
+	h, _, err := v1.SHA256(f)
+	return h, err
+}
+
+// Fetch has nothing to fetch for a tree on disk, which is read when it is
+// staged; a tree in an fs.FS is written to the cache unless it is there.
+func (s *filesSource) Fetch(ctx context.Context) error {
+	if s.src.FilesFS == nil {
+		return nil
+	}
+	d, err := s.Resolve(ctx)
+	if err != nil {
+		return err
+	}
+	s.dir, err = s.cache.writeTree(ctx, s.fsys, d.Hex)
+	return keyErr("files", err)
+}
 
 // Stage copies the tree into root.
 func (s *filesSource) Stage(ctx context.Context, root *os.Root, maxEntries int) error {
-	return keyErr("files", unpack.Tree(ctx, root, s.src.FilesDir, unpack.Options{To: "/", MaxEntries: maxEntries}))
+	return keyErr("files", unpack.Tree(ctx, root, s.dir, unpack.Options{To: "/", MaxEntries: maxEntries, Origin: s.src.FilesDir}))
+}
+
+// writeTree writes the tree fsys, whose digest is hex, to
+// trees/sha256/HEX in the cache unless it is there, and returns that
+// folder. Directories get mode 0755 and files 0644 (an fs.FS such as
+// embed.FS keeps no permissions); anything else is refused. The tree is
+// written under a temporary name and renamed into place, so a folder under
+// its final name is always whole.
+func (c Cache) writeTree(ctx context.Context, fsys fs.FS, hex string) (string, error) {
+	dst := filepath.Join(c.Dir, "trees", "sha256", hex)
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", fmt.Errorf("cache: %w", err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dst), ".tmp-"+hex[:12]+"-")
+	if err != nil {
+		return "", fmt.Errorf("cache: %w", err)
+	}
+	defer os.RemoveAll(tmp) // gone once renamed
+	root, err := os.OpenRoot(tmp)
+	if err != nil {
+		return "", fmt.Errorf("cache: %w", err)
+	}
+	defer root.Close()
+	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch {
+		case p == ".":
+			return os.Chmod(tmp, 0o755)
+		case d.IsDir():
+			if err := root.Mkdir(p, 0o755); err != nil {
+				return err
+			}
+			return root.Chmod(p, 0o755)
+		case d.Type().IsRegular():
+			data, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			if err := root.WriteFile(p, data, 0o644); err != nil {
+				return err
+			}
+			return root.Chmod(p, 0o644) // whatever the umask
+		}
+		return fmt.Errorf("%s is %s; a tree read from bakery itself holds only directories and regular files", p, describeType(d.Type()))
+	})
+	if err != nil {
+		return "", fmt.Errorf("write tree to the cache: %w", err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		if _, serr := os.Stat(dst); serr == nil {
+			return dst, nil // another bake wrote it first
+		}
+		return "", fmt.Errorf("cache: %w", err)
+	}
+	return dst, nil
 }

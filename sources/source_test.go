@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/sysext-bakery/bakery/internal/fixture"
 	"github.com/sysext-bakery/bakery/recipes"
@@ -123,5 +125,68 @@ func TestMirrors(t *testing.T) {
 		if _, err := ParseMirror(bad); err == nil {
 			t.Errorf("ParseMirror(%q) accepted", bad)
 		}
+	}
+}
+
+// TestFilesFromFS stages a files source whose tree is an fs.FS (a catalog
+// recipe's, embedded in bakery): Fetch writes it once into the cache under
+// its digest, with modes that do not depend on the fs.FS or the umask, and
+// staging copies it from there; a tree holding anything but directories and
+// regular files is refused before anything is staged.
+func TestFilesFromFS(t *testing.T) {
+	tree := fstest.MapFS{
+		"usr/lib/systemd/system/tool.service": {Data: []byte("[Service]\nExecStart=/usr/bin/tool\n"), Mode: 0o444},
+		"usr/share/tool/tool.conf":            {Data: []byte("level = 1\n"), Mode: 0o400},
+	}
+	ctx := context.Background()
+	f := &Fetcher{Cache: Cache{Dir: t.TempDir()}}
+	src := recipes.BuildSource{Kind: recipes.FilesSource, FilesDir: "recipes/catalog/tool/files", FilesFS: tree}
+	stage := func(t *testing.T, src recipes.BuildSource) (string, error) {
+		s, err := Open(f, "", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Fetch(ctx); err != nil {
+			return "", err
+		}
+		dir := t.TempDir()
+		root, err := os.OpenRoot(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer root.Close()
+		return dir, s.Stage(ctx, root, 100)
+	}
+	for i := range 2 { // the second time from the cache
+		dir, err := stage(t, src)
+		if err != nil {
+			t.Fatalf("stage %d: %v", i+1, err)
+		}
+		for p, want := range map[string]os.FileMode{
+			"usr": fs.ModeDir | 0o755, "usr/lib/systemd/system": fs.ModeDir | 0o755,
+			"usr/lib/systemd/system/tool.service": 0o644, "usr/share/tool/tool.conf": 0o644,
+		} {
+			fi, err := os.Lstat(filepath.Join(dir, p))
+			if err != nil || fi.Mode() != want {
+				t.Errorf("stage %d: %s: %v, %v, want mode %v", i+1, p, fi, err, want)
+			}
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, "usr/share/tool/tool.conf")); string(got) != "level = 1\n" {
+			t.Errorf("stage %d: tool.conf holds %q", i+1, got)
+		}
+	}
+	trees, _ := filepath.Glob(filepath.Join(f.Cache.Dir, "trees", "sha256", "*"))
+	if len(trees) != 1 {
+		t.Errorf("the cache holds %q, want one tree and no temporary folder", trees)
+	}
+
+	bad := fstest.MapFS{"usr/bin/link": {Data: []byte("tool"), Mode: fs.ModeSymlink | 0o777}}
+	_, err := stage(t, recipes.BuildSource{Kind: recipes.FilesSource, FilesDir: "recipes/catalog/bad/files", FilesFS: bad})
+	var ke *KeyError
+	if !errors.As(err, &ke) || ke.Key != "files" || !strings.Contains(err.Error(), "usr/bin/link is a symbolic link; a tree read from bakery itself holds only directories and regular files") {
+		t.Errorf("staging a tree with a link: %v", err)
+	}
+	if _, err := Open(nil, "", src); err == nil {
+		t.Error("Open of an fs.FS tree without a Fetcher succeeded")
 	}
 }

@@ -67,7 +67,7 @@ that start with FROM (repeatable; the longest FROM wins), for air-gapped builds.
 Examples:
   bakery bake testdata/hello --out out/
   bakery bake recipe.yaml --version v1.32.2 --arch x86-64 --compression xz --json
-  bakery bake nvidia --os flatcar --os-version 4081.2.0
+  bakery bake nvidia-driver --os flatcar --os-version 4081.2.0 --mirror https://modules.invalid/=https://builds.example.com/
   bakery bake kubernetes --mirror https://dl.k8s.io/=https://mirror.internal/k8s/`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "version", Usage: "version to bake (default: the recipe's version)"},
