@@ -38,7 +38,7 @@ type Config struct {
 	// read under --root.
 	Keys []string `yaml:"keys"`
 	// Insecure talks plain HTTP to the registry.
-	Insecure bool `yaml:"insecure"`
+	Insecure bool `yaml:"insecure,omitempty"`
 	// Policy is the trust policy of sync and merge.
 	Policy struct {
 		// RequireSignature makes merge take only verified images.
@@ -59,11 +59,11 @@ type ConfigExtension struct {
 	// Class is the extension's image class, "sysext" (the default) or
 	// "confext": where it is installed (Class.InstallDir) and what the
 	// registry must hold under its name.
-	Class string `yaml:"class"`
+	Class string `yaml:"class,omitempty"`
 	// Tag is a version or a moving tag; "latest" when neither is set.
-	Tag string `yaml:"tag"`
+	Tag string `yaml:"tag,omitempty"`
 	// Digest pins the image index by digest.
-	Digest string `yaml:"digest"`
+	Digest string `yaml:"digest,omitempty"`
 }
 
 // Ref is the reference sync pulls for e.

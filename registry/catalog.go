@@ -95,6 +95,23 @@ type CatalogVersion struct {
 	Arches  []CatalogArch `json:"arches"`
 }
 
+// SignatureState says how far v's signature can be trusted, in a catalog
+// whose own signature verified (catalogVerified) or not: "yes" (checked
+// when the entry was written, and the catalog vouches for it), "claimed"
+// (the catalog says so, but nothing checked the catalog), "unchecked" (a
+// registry listing found a signature and checked nothing) or "no".
+func (v CatalogVersion) SignatureState(catalogVerified bool) string {
+	switch {
+	case v.Signed && catalogVerified:
+		return "yes"
+	case v.Signed:
+		return "claimed"
+	case v.SignatureAttached:
+		return "unchecked"
+	}
+	return "no"
+}
+
 // versionFromAnnotations is the catalog version an index's annotations
 // describe (without its digest and arches).
 func versionFromAnnotations(ann map[string]string) CatalogVersion {
@@ -322,6 +339,34 @@ func parseNamespace(target string, o *options) (name.Registry, string, error) {
 		}
 	}
 	return reg, ns, nil
+}
+
+// Namespaces lists the namespaces of the registry at host[:port] that hold
+// a catalog artifact (a repository NS/catalog, or catalog for the root),
+// from its /v2/_catalog: what a page can show.
+func Namespaces(ctx context.Context, host string, opts ...Option) ([]string, error) {
+	o := makeOptions(opts)
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
+	reg, err := name.NewRegistry(host, o.nameOptions()...)
+	if err != nil {
+		return nil, fmt.Errorf("registry %q: %w (want host[:port])", host, err)
+	}
+	p, err := remote.NewPuller(o.remoteOptions(ctx)...)
+	if err != nil {
+		return nil, err
+	}
+	repos, err := listRepositories(ctx, p, reg)
+	if err != nil {
+		return nil, fmt.Errorf("list repositories of %s: %w", host, err)
+	}
+	var out []string
+	for _, r := range repos {
+		if ns, ok := strings.CutSuffix(r, "catalog"); ok && (ns == "" || strings.HasSuffix(ns, "/")) {
+			out = append(out, strings.TrimSuffix(ns, "/"))
+		}
+	}
+	return out, nil
 }
 
 // Bounds of a registry listing: a hostile registry can page forever.

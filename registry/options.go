@@ -241,7 +241,7 @@ type serveOptions struct {
 	htpasswd          string
 	ready             func(addr string)
 	logLevel          logrus.Level
-	page              http.Handler
+	page              func(api http.Handler) http.Handler
 }
 
 func makeServeOptions(opts []ServeOption) serveOptions {
@@ -252,8 +252,12 @@ func makeServeOptions(opts []ServeOption) serveOptions {
 	return o
 }
 
-// WithPage serves h at / beside the registry API at /v2/.
-func WithPage(h http.Handler) ServeOption { return func(o *serveOptions) { o.page = h } }
+// WithPage serves the handler newPage makes at / beside the registry API
+// at /v2/; newPage gets the API's handler, to read the registry through it
+// in process.
+func WithPage(newPage func(api http.Handler) http.Handler) ServeOption {
+	return func(o *serveOptions) { o.page = newPage }
+}
 
 // WithTLS serves https with the given PEM certificate and key files.
 func WithTLS(certFile, keyFile string) ServeOption {

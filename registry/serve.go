@@ -77,7 +77,7 @@ func Serve(ctx context.Context, addr, root string, opts ...ServeOption) error {
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", app)
 	if o.page != nil {
-		mux.Handle("/", o.page)
+		mux.Handle("/", o.page(app))
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/sysext-bakery/bakery/internal/bytesize"
+	"github.com/sysext-bakery/bakery/page"
 	"github.com/sysext-bakery/bakery/registry"
 	"github.com/sysext-bakery/bakery/sign"
 )
@@ -36,14 +38,23 @@ the next sequence number and a new expiry (--catalog-validity) and signed:
 run it regularly (e.g. daily, with a validity of a few days) so that nodes
 with policy.require-catalog notice a registry serving a stale catalog.
 
+With --html DIR the catalog is written as a web page of static files
+(DIR/index.html, DIR/ext/NAME.html, DIR/assets/) for any web host, the same
+page bakery registry serve shows; with --key it says whether the catalog's
+signature verified, and shows a catalog that fails with a warning (the
+command then exits 1). DIR is replaced whole, and only when it is empty or
+an earlier export.
+
 Examples:
   bakery catalog 127.0.0.1:5000/sysext --insecure
+  bakery catalog ghcr.io/me/sysext --key bakery.pub --html public/
   bakery catalog ghcr.io/me/sysext --key bakery.pub --json
   bakery catalog ghcr.io/me/sysext --sign bakery.key --catalog-validity 72h`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "key", Usage: "trusted public key (PEM): require the catalog to be signed by it"},
 			&cli.StringFlag{Name: "sign", Usage: "re-sign the catalog with this private key (PEM) instead of reading it"},
 			catalogValidityFlag,
+			&cli.StringFlag{Name: "html", Usage: "write the catalog as a static web page into this directory"},
 			insecureFlag, jsonFlag,
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -51,6 +62,12 @@ Examples:
 				return usagef("catalog takes one HOST[:port][/ns] (see bakery catalog --help)")
 			}
 			opts := registryOptions(cmd)
+			if dir := cmd.String("html"); dir != "" {
+				if cmd.String("sign") != "" {
+					return usagef("--html writes the page of a catalog and --sign re-signs it: run them one after the other")
+				}
+				return exportPage(ctx, cmd, dir, opts)
+			}
 			var res registry.CatalogResult
 			if k := cmd.String("sign"); k != "" {
 				key, err := sign.LoadPrivateKey(k)
@@ -99,35 +116,49 @@ func printCatalog(out io.Writer, res registry.CatalogResult) {
 				arches = append(arches, a.Arch)
 				size += a.Size
 			}
-			signed := "no"
-			switch {
-			case v.Signed && res.Verified:
-				signed = "yes"
-			case v.Signed:
-				signed = "claimed" // by a catalog whose signature was not checked
-			case v.SignatureAttached:
-				signed = "unchecked"
-			}
+			signed := v.SignatureState(res.Verified)
 			digest := v.Digest
 			if len(digest) > 19 {
 				digest = digest[:19]
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, v.Version, strings.Join(arches, ","), humanSize(size), signed, digest, e.Description)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, v.Version, strings.Join(arches, ","), bytesize.Human(size), signed, digest, e.Description)
 		}
 	}
 	w.Flush()
 }
 
-// humanSize prints a byte count in binary units.
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
+// exportPage writes the catalog page of the namespace cmd names into dir.
+func exportPage(ctx context.Context, cmd *cli.Command, dir string, opts []registry.Option) error {
+	keys, err := loadPublicKeys(cmd.StringSlice("key"))
+	if err != nil {
+		return err
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
+	c, err := page.Load(ctx, page.Source{Namespace: cmd.Args().First(), Keys: keys, Options: opts})
+	if err != nil {
+		return err
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	c.Insecure = cmd.Bool("insecure")
+	if err := page.Export(dir, c); err != nil {
+		return err
+	}
+	if cmd.Bool("json") {
+		if err := printJSON(os.Stdout, pageExport{Dir: dir, Verified: c.Verified, Key: c.Key, Warning: c.Warning, Extensions: len(c.Extensions)}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Printf("wrote %s/index.html: %d extensions\n", dir, len(c.Extensions))
+	}
+	if len(keys) > 0 && !c.Verified {
+		return fmt.Errorf("the page is written, with a warning: %s", c.Warning)
+	}
+	return nil
+}
+
+// pageExport is catalog --html --json's report.
+type pageExport struct {
+	Dir        string `json:"dir"`
+	Verified   bool   `json:"verified"`
+	Key        string `json:"key,omitempty"`
+	Warning    string `json:"warning,omitempty"`
+	Extensions int    `json:"extensions"`
 }

@@ -32,8 +32,9 @@ func sysextImage(t *testing.T, dir, name, version, arch string) string {
 	return img
 }
 
-// serveRegistry runs `bakery registry serve` on a free loopback port.
-func serveRegistry(t *testing.T) string {
+// serveRegistry runs `bakery registry serve` on a free loopback port, with
+// extra flags.
+func serveRegistry(t *testing.T, flags ...string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,7 +42,7 @@ func serveRegistry(t *testing.T) string {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(bakeryBin, "registry", "serve", "--addr", addr, "--root", t.TempDir())
+	cmd := exec.Command(bakeryBin, append([]string{"registry", "serve", "--addr", addr, "--root", t.TempDir()}, flags...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -54,3 +54,18 @@ func Format(n int64) string {
 	}
 	return strconv.FormatInt(n, 10) + "B"
 }
+
+// Human writes n bytes rounded for people, with one decimal in the largest
+// binary unit below it: "512 B", "1.5 KiB", "3.2 GiB".
+func Human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -42,3 +42,11 @@ func TestParseSize(t *testing.T) {
 		})
 	}
 }
+
+func TestHuman(t *testing.T) {
+	for in, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 3 << 30: "3.0 GiB", 1 << 60: "1.0 EiB"} {
+		if got := Human(in); got != want {
+			t.Errorf("Human(%d) = %q, want %q", in, got, want)
+		}
+	}
+}
