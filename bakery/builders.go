@@ -9,6 +9,7 @@ import (
 	"github.com/sysext-bakery/bakery/sysext/erofs"
 	"github.com/sysext-bakery/bakery/sysext/mkfs"
 	"github.com/sysext-bakery/bakery/sysext/squashfs"
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
 // DefaultBuilder is the builder used when none is named, except for
@@ -65,7 +66,7 @@ func checkBuild(b sysext.Builder, opts sysext.BuildOptions) error {
 			return fmt.Errorf("--level %d: uncompressed erofs takes no level; drop --level, or use --format squashfs to compress", opts.Level)
 		}
 	case "", sysext.Squashfs:
-		empty := &squashfs.Node{Mode: fs.ModeDir | 0o755}
+		empty := &tree.Node{Mode: fs.ModeDir | 0o755}
 		if _, err := squashfs.Write(context.Background(), discardAt{}, empty, squashfs.Options{Compression: opts.Compression, Level: opts.Level, Epoch: opts.Epoch}); err != nil {
 			return fmt.Errorf("squashfs: %w", err)
 		}

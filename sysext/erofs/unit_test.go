@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
 func TestEncodeDev(t *testing.T) {
@@ -309,7 +310,7 @@ func TestFSConformance(t *testing.T) {
 // is done.
 func TestWriteCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	tr, err := scan(ctx, writeTree(t, map[string]string{"f": "content"}), sysext.BuildOptions{})
+	tr, err := scanDir(ctx, writeTree(t, map[string]string{"f": "content"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,6 +323,15 @@ func TestWriteCancelled(t *testing.T) {
 	if err := write(ctx, f, tr, 0); !errors.Is(err, context.Canceled) {
 		t.Errorf("write after cancel = %v, want context.Canceled", err)
 	}
+}
+
+// scanDir reads the host tree dir and scans it into inodes.
+func scanDir(ctx context.Context, dir string) ([]*inode, error) {
+	root, err := tree.Read(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	return scan(root, false)
 }
 
 // TestWriteChangedFile changes a file between the scan and the write: the
@@ -343,7 +353,7 @@ func TestWriteChangedFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := writeTree(t, map[string]string{"d/f": strings.Repeat("x", tt.size)})
-			tr, err := scan(context.Background(), dir, sysext.BuildOptions{})
+			tr, err := scanDir(context.Background(), dir)
 			if err != nil {
 				t.Fatal(err)
 			}
