@@ -49,10 +49,27 @@ type Builder struct{}
 // Name is "native".
 func (Builder) Name() string { return "native" }
 
+// Compressions are none alone: the native builder does not compress.
+func (Builder) Compressions() []sysext.Compression { return []sysext.Compression{sysext.None} }
+
+// Check refuses a compression, a level and an epoch before 1970.
+func (Builder) Check(opts sysext.BuildOptions) error {
+	if opts.Compression != "" && opts.Compression != sysext.None {
+		return fmt.Errorf("erofs: the native builder writes uncompressed erofs, not %s: use --compression none or --builder mkfs.erofs", opts.Compression)
+	}
+	if opts.Level != 0 {
+		return fmt.Errorf("erofs: --level %d: uncompressed erofs takes no level; drop --level", opts.Level)
+	}
+	if err := checkEpoch(opts.Epoch); err != nil {
+		return fmt.Errorf("erofs: %w", err)
+	}
+	return nil
+}
+
 // Build writes the erofs image of srcDir to dst (created or truncated). Only
 // uncompressed images are written: opts.Compression must be empty or none.
-func (Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.BuildOptions) error {
-	if err := checkOptions(opts); err != nil {
+func (b Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.BuildOptions) error {
+	if err := b.Check(opts); err != nil {
 		return err
 	}
 	root, err := tree.Read(ctx, srcDir)
@@ -69,23 +86,6 @@ func (Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.BuildO
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("erofs: close %s: %w", dst, err)
-	}
-	return nil
-}
-
-// checkOptions refuses what the native erofs writer cannot do.
-func checkOptions(opts sysext.BuildOptions) error {
-	if opts.Format != "" && opts.Format != sysext.Erofs {
-		return fmt.Errorf("erofs: the native erofs builder writes erofs, not %s: use --format erofs", opts.Format)
-	}
-	if opts.Compression != "" && opts.Compression != sysext.None {
-		return fmt.Errorf("erofs: the native builder writes uncompressed erofs, not %s: use --compression none or --builder mkfs.erofs", opts.Compression)
-	}
-	if opts.Level != 0 {
-		return fmt.Errorf("erofs: --level %d given, but the native builder does not compress: drop --level", opts.Level)
-	}
-	if err := checkEpoch(opts.Epoch); err != nil {
-		return fmt.Errorf("erofs: %w", err)
 	}
 	return nil
 }

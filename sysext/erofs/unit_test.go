@@ -51,24 +51,23 @@ func TestEncodeDev(t *testing.T) {
 	}
 }
 
-func TestCheckOptions(t *testing.T) {
+func TestCheck(t *testing.T) {
 	tests := []struct {
 		name    string
 		opts    sysext.BuildOptions
 		wantErr string
 	}{
 		{"zero", sysext.BuildOptions{}, ""},
-		{"erofs none", sysext.BuildOptions{Format: sysext.Erofs, Compression: sysext.None, Epoch: 5, AllRoot: true}, ""},
-		{"squashfs", sysext.BuildOptions{Format: sysext.Squashfs}, "--format erofs"},
+		{"erofs none", sysext.BuildOptions{Compression: sysext.None, Epoch: 5, AllRoot: true}, ""},
 		{"compressed", sysext.BuildOptions{Compression: sysext.Zstd}, "--builder mkfs.erofs"},
-		{"level", sysext.BuildOptions{Level: 3}, "drop --level"},
+		{"level", sysext.BuildOptions{Level: 3}, "uncompressed erofs takes no level; drop --level"},
 		{"negative epoch", sysext.BuildOptions{Epoch: -1}, "--epoch 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkOptions(tt.opts)
+			err := Builder{}.Check(tt.opts)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Errorf("checkOptions = %v, want error containing %q", err, tt.wantErr)
+				t.Errorf("Check = %v, want error containing %q", err, tt.wantErr)
 			}
 		})
 	}

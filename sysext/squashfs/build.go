@@ -20,12 +20,24 @@ var _ sysext.Builder = Builder{}
 // Name is "native", as --builder spells it.
 func (Builder) Name() string { return "native" }
 
+// Compressions are zstd (the default), gzip, xz, lz4 and none.
+func (Builder) Compressions() []sysext.Compression {
+	return []sysext.Compression{sysext.Zstd, sysext.Gzip, sysext.Xz, sysext.Lz4, sysext.None}
+}
+
+// Check refuses a compression Write lacks, a level out of the
+// compressor's range and an epoch squashfs cannot store.
+func (Builder) Check(opts sysext.BuildOptions) error {
+	o := Options{Compression: opts.Compression, Level: opts.Level, Epoch: opts.Epoch}
+	if _, err := o.codec(); err != nil {
+		return fmt.Errorf("squashfs: %w", err)
+	}
+	return nil
+}
+
 // Build writes the squashfs image of srcDir to dst with every inode's time
 // set to opts.Epoch.
 func (b Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.BuildOptions) error {
-	if opts.Format != "" && opts.Format != sysext.Squashfs {
-		return fmt.Errorf("native squashfs builder: format %q is not squashfs", opts.Format)
-	}
 	root, err := tree.Read(ctx, srcDir)
 	if err != nil {
 		return err

@@ -53,6 +53,13 @@ type Superblock struct {
 	ModTime   time.Time
 }
 
+// Detect reports whether r starts with a squashfs superblock's magic.
+func Detect(r io.ReaderAt) bool {
+	var b [4]byte
+	n, _ := r.ReadAt(b[:], 0)
+	return n == len(b) && le.Uint32(b[:]) == magic
+}
+
 // Open reads an image's superblock and root inode, and the headers of the
 // blocks of its inode and directory tables, which bound the work of every
 // later operation.

@@ -73,24 +73,30 @@ type writer struct {
 	xattrSet map[string]uint32
 }
 
-// Write writes the squashfs image of the tree rooted at root to w, starting
-// at offset 0, and returns the image's length (a multiple of 4 KiB).
-func Write(ctx context.Context, w io.WriterAt, root *tree.Node, opts Options) (int64, error) {
+// codec checks the options, setting the default block size, and returns
+// the block codec they ask for.
+func (opts *Options) codec() (*codec, error) {
 	if opts.BlockSize == 0 {
 		opts.BlockSize = DefaultBlockSize
 	}
 	if opts.BlockSize < 4096 || opts.BlockSize > 1<<20 || opts.BlockSize&(opts.BlockSize-1) != 0 {
-		return 0, fmt.Errorf("block size %d: use a power of two from 4096 to 1048576", opts.BlockSize)
+		return nil, fmt.Errorf("block size %d: use a power of two from 4096 to 1048576", opts.BlockSize)
 	}
 	if opts.Epoch < 0 || opts.Epoch > math.MaxUint32 {
-		return 0, fmt.Errorf("epoch %d: squashfs times are 0..%d", opts.Epoch, uint32(math.MaxUint32))
+		return nil, fmt.Errorf("epoch %d: squashfs times are 0..%d", opts.Epoch, uint32(math.MaxUint32))
+	}
+	return newCodec(opts.Compression, opts.Level, opts.BlockSize)
+}
+
+// Write writes the squashfs image of the tree rooted at root to w, starting
+// at offset 0, and returns the image's length (a multiple of 4 KiB).
+func Write(ctx context.Context, w io.WriterAt, root *tree.Node, opts Options) (int64, error) {
+	k, err := opts.codec()
+	if err != nil {
+		return 0, err
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
-	}
-	k, err := newCodec(opts.Compression, opts.Level, opts.BlockSize)
-	if err != nil {
-		return 0, err
 	}
 	info, err := scanTree(root)
 	if err != nil {

@@ -385,8 +385,8 @@ func TestBuilder(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		if format, err := sysext.DetectFormat(f); err != nil || format != sysext.Squashfs {
-			t.Fatalf("DetectFormat = %v, %v", format, err)
+		if !Detect(f) {
+			t.Fatal("Detect = false for a squashfs image")
 		}
 		r, err := Open(f)
 		if err != nil {
@@ -415,8 +415,5 @@ func TestBuilder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := b.Build(context.Background(), src, filepath.Join(t.TempDir(), "x"), sysext.BuildOptions{Format: sysext.Erofs}); err == nil {
-		t.Error("Build with format erofs succeeded, want an error")
 	}
 }
