@@ -35,10 +35,12 @@ type Options struct {
 	OS recipes.OS
 	// OutDir receives NAME-VERSION-ARCH.raw files and SHA256SUMS.
 	OutDir string
-	// Build is passed to the Builder; its Format also names the images.
-	Build sysext.BuildOptions
-	// Builder writes the images.
+	// Format is the images' file system.
+	Format sysext.Format
+	// Builder writes the images: one of Format's builders.
 	Builder sysext.Builder
+	// Build is passed to the Builder.
+	Build sysext.BuildOptions
 	// Fetcher downloads and verifies sources (see package sources).
 	Fetcher *sources.Fetcher
 	// MaxEntries is the most members one source may unpack; 0 means
@@ -82,10 +84,10 @@ func FileName(name, version, arch string) string {
 // checks the image options, fetching nothing: its errors are the mistakes
 // in how a bake was asked for, which Bake reports before any download.
 func Plan(r *recipes.Recipe, opts Options) ([]*recipes.Build, error) {
-	if opts.Builder == nil {
-		return nil, fmt.Errorf("bakery: Options.Builder is required")
+	if opts.Format == nil || opts.Builder == nil {
+		return nil, fmt.Errorf("bakery: Options.Format and Options.Builder are required")
 	}
-	if err := checkBuild(opts.Builder, opts.Build); err != nil {
+	if err := checkBuild(opts.Format, opts.Builder, opts.Build); err != nil {
 		return nil, err
 	}
 	arches := opts.Arches
@@ -203,13 +205,9 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 		tmp.Abort()
 		return Image{}, nil, err
 	}
-	format := opts.Build.Format
-	if format == "" {
-		format = sysext.Squashfs
-	}
 	return Image{
 		Name: b.Recipe.Name, Version: b.Version, Architecture: b.Arch,
-		Path: dst, SHA256: sum.Hex, Size: size, Format: string(format), Builder: opts.Builder.Name(),
+		Path: dst, SHA256: sum.Hex, Size: size, Format: opts.Format.Name(), Builder: opts.Builder.Name(),
 	}, tmp, nil
 }
 

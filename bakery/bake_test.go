@@ -24,7 +24,7 @@ import (
 
 func TestBakeIsReproducible(t *testing.T) {
 	for _, tb := range testBuilders {
-		t.Run(string(tb.format)+"/"+tb.builder.Name(), func(t *testing.T) {
+		t.Run(tb.format.Name()+"/"+tb.builder.Name(), func(t *testing.T) {
 			if tb.builder.Name() != "native" {
 				needTool(t, tb.builder.Name())
 			}
@@ -77,7 +77,7 @@ func checkSums(t *testing.T, res *Result) {
 func TestMountedImageShowsStagedTree(t *testing.T) {
 	needRoot(t)
 	for _, tb := range testBuilders {
-		t.Run(string(tb.format)+"/"+tb.builder.Name(), func(t *testing.T) {
+		t.Run(tb.format.Name()+"/"+tb.builder.Name(), func(t *testing.T) {
 			if tb.builder.Name() != "native" {
 				needTool(t, tb.builder.Name())
 			}
@@ -101,7 +101,7 @@ func TestMountedImageShowsStagedTree(t *testing.T) {
 					t.Fatal(err)
 				}
 				want := listTree(t, staged) + "owners 0:0\n"
-				got := listImage(t, img.Path, string(opts.Build.Format))
+				got := listImage(t, img.Path, tb.format.KernelType())
 				if got != want {
 					t.Errorf("%s mounted:\n%s\nstaged:\n%s", filepath.Base(img.Path), got, want)
 				}
@@ -132,7 +132,7 @@ func TestOracleMergesHostArchAndRefusesOther(t *testing.T) {
 		t.Skipf("host is %s; the test merges an x86-64 image", sysext.HostArch().Name)
 	}
 	r := helloRecipe(t)
-	res, err := Bake(bakeCtx, r, bakeOptions(t, t.TempDir(), squashfs.Builder{}, sysext.Squashfs))
+	res, err := Bake(bakeCtx, r, bakeOptions(t, t.TempDir(), squashfs.Builder{}, squashfsFormat))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ sources:
     sha256-url: %[1]s/SHA256SUMS
     extract: {strip-components: 1, include: ["bin/*"], to: /usr/libexec/pkg}
 `, srv.URL, sha256Hex(tool)), nil)
-	opts := bakeOptions(t, t.TempDir(), squashfs.Builder{}, sysext.Squashfs)
+	opts := bakeOptions(t, t.TempDir(), squashfs.Builder{}, squashfsFormat)
 	res, err := Bake(bakeCtx, r, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -310,7 +310,7 @@ sources:
 			os.WriteFile(filepath.Join(out, "SHA256SUMS"), []byte(strings.Repeat("a", 64)+"  old.raw\n"), 0o644)
 			os.WriteFile(filepath.Join(out, "old.raw"), []byte("old"), 0o644)
 			before := snapshot(t, parent)
-			opts := bakeOptions(t, out, squashfs.Builder{}, sysext.Squashfs)
+			opts := bakeOptions(t, out, squashfs.Builder{}, squashfsFormat)
 			_, err := Bake(bakeCtx, r, opts)
 			if err == nil {
 				t.Fatal("hostile archive was baked")
@@ -344,7 +344,7 @@ sources:
 `, srv.URL, sha256Hex([]byte("tool\n"))), nil)
 	os.MkdirAll(filepath.Join(r.Dir(), "files", "usr"), 0o755)
 	os.Symlink("/tmp", filepath.Join(r.Dir(), "files", "usr", "bin"))
-	opts := bakeOptions(t, t.TempDir(), squashfs.Builder{}, sysext.Squashfs)
+	opts := bakeOptions(t, t.TempDir(), squashfs.Builder{}, squashfsFormat)
 	_, err := Bake(bakeCtx, r, opts)
 	want := "recipe.yaml:8: source 2 install: " + srv.URL + "/tool: "
 	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), opts.Fetcher.Cache.Dir) {
@@ -371,7 +371,7 @@ validate:
       reason: firmware for the NIC's microcontroller
 `, map[string]string{"files/usr/lib/firmware/nic/fw.elf": string(fixture.ELF(elf.ELFCLASS32, elf.ELFDATA2LSB, elf.ET_EXEC, elf.EM_ARM))})
 	var steps stepRecorder
-	opts := bakeOptions(t, t.TempDir(), squashfs.Builder{}, sysext.Squashfs)
+	opts := bakeOptions(t, t.TempDir(), squashfs.Builder{}, squashfsFormat)
 	opts.Progress = &steps
 	if _, err := Bake(bakeCtx, r, opts); err != nil {
 		t.Fatal(err)

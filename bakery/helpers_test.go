@@ -17,9 +17,7 @@ import (
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sources"
 	"github.com/sysext-bakery/bakery/sysext"
-	"github.com/sysext-bakery/bakery/sysext/erofs"
-	"github.com/sysext-bakery/bakery/sysext/mkfs"
-	"github.com/sysext-bakery/bakery/sysext/squashfs"
+	"github.com/sysext-bakery/bakery/sysext/formats"
 )
 
 // repoRoot is the module root, two levels up from this package.
@@ -75,29 +73,35 @@ func helloRecipe(t *testing.T) *recipes.Recipe {
 	return r
 }
 
-// testBuilders are the builders every image test runs with, and the format
-// each writes.
-var testBuilders = []struct {
+// testBuilder is a builder every image test runs with, and the format it
+// writes.
+type testBuilder struct {
 	builder sysext.Builder
 	format  sysext.Format
-}{
-	{squashfs.Builder{}, sysext.Squashfs},
-	{mkfs.Mksquashfs{}, sysext.Squashfs},
-	{erofs.Builder{}, sysext.Erofs},
-	{mkfs.MkfsErofs{}, sysext.Erofs},
 }
 
-// bakeOptions are the options tests bake with: a private cache, the given
-// builder, a fixed epoch.
-func bakeOptions(t *testing.T, out string, b sysext.Builder, format sysext.Format) Options {
-	comp := sysext.Zstd
-	if format == sysext.Erofs {
-		comp = sysext.None
+// testBuilders are every builder of every format.
+var testBuilders = func() []testBuilder {
+	var out []testBuilder
+	for _, f := range formats.All() {
+		for _, b := range f.Builders() {
+			out = append(out, testBuilder{b, f})
+		}
 	}
+	return out
+}()
+
+// squashfsFormat is the format of the tests that bake with one builder.
+var squashfsFormat, _ = formats.ByName("squashfs")
+
+// bakeOptions are the options tests bake with: a private cache, the given
+// builder and its default compression, a fixed epoch.
+func bakeOptions(t *testing.T, out string, b sysext.Builder, format sysext.Format) Options {
 	return Options{
 		OutDir:  out,
-		Build:   sysext.BuildOptions{Format: format, Compression: comp, Epoch: 1700000000, AllRoot: true},
+		Format:  format,
 		Builder: b,
+		Build:   sysext.BuildOptions{Compression: b.Compressions()[0], Epoch: 1700000000, AllRoot: true},
 		Fetcher: &sources.Fetcher{Cache: sources.Cache{Dir: t.TempDir()}, Backoff: 1},
 	}
 }

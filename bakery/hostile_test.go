@@ -13,7 +13,6 @@ import (
 	"github.com/sysext-bakery/bakery/internal/fixture"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sources"
-	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/squashfs"
 )
 
@@ -45,7 +44,7 @@ func TestErrorsNeverQuoteFetchedContent(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := writeRecipe(t, fmt.Sprintf("name: x\nversion: \"1\"\narches: [x86-64]\nsources:\n  - "+c.source+"\n", srv.URL), nil)
-			_, err := Bake(bakeCtx, r, bakeOptions(t, t.TempDir(), squashfs.Builder{}, sysext.Squashfs))
+			_, err := Bake(bakeCtx, r, bakeOptions(t, t.TempDir(), squashfs.Builder{}, squashfsFormat))
 			if err == nil {
 				t.Fatal("baked")
 			}

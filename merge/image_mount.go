@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/formats"
 )
 
 // Opening images: a .raw image attached to a loop device and mounted as a
@@ -79,11 +80,11 @@ func imageFSType(f *os.File) (string, error) {
 	if _, err := f.ReadAt(gpt, 512); err == nil && string(gpt) == "EFI PART" {
 		return "", errors.New("a GPT disk image (DDI): bakery merge mounts squashfs and erofs images only; merge DDIs with systemd-sysext")
 	}
-	format, err := sysext.DetectFormat(f)
+	format, err := formats.Detect(f)
 	if err != nil {
 		return "", err
 	}
-	return string(format), nil
+	return format.KernelType(), nil
 }
 
 // mountImage attaches f to a read-only loop device and mounts it with the

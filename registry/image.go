@@ -14,6 +14,7 @@ import (
 
 	"github.com/sysext-bakery/bakery/internal/sha256sums"
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/formats"
 	"github.com/sysext-bakery/bakery/sysext/inspect"
 )
 
@@ -138,11 +139,12 @@ func versionFromTitle(title, name, arch string) string {
 	return v
 }
 
-// detectFSType tells the image's file system, or "ddi" for a GPT disk.
+// detectFSType tells the image's file system (its format's name), or
+// "ddi" for a GPT disk.
 func detectFSType(f io.ReaderAt) (string, error) {
-	format, err := sysext.DetectFormat(f)
+	format, err := formats.Detect(f)
 	if err == nil {
-		return string(format), nil
+		return format.Name(), nil
 	}
 	// A DDI is a GPT disk: "EFI PART" at LBA 1.
 	sig := make([]byte, 8)

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,42 +15,92 @@ import (
 	"github.com/sysext-bakery/bakery/bakery"
 	"github.com/sysext-bakery/bakery/bakery/unpack"
 	"github.com/sysext-bakery/bakery/internal/bytesize"
+	"github.com/sysext-bakery/bakery/internal/join"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sources"
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/formats"
 )
 
-// buildFlags are the image-writing flags shared by bake and image create.
+// buildFlags are the image-writing flags shared by bake and image create;
+// the values they take come from the format table.
 func buildFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "format", Value: "squashfs", Usage: "image file system: squashfs or erofs"},
-		&cli.StringFlag{Name: "compression", Usage: "zstd, gzip, xz, lz4 or none (default: zstd for squashfs, none for erofs)"},
+		&cli.StringFlag{Name: "format", Value: formats.Default().Name(), Usage: "image file system: " + join.Or(formats.Names())},
+		&cli.StringFlag{Name: "compression", Usage: compressionUsage()},
 		&cli.IntFlag{Name: "level", Usage: "compression level (0: the compressor's default)"},
-		&cli.StringFlag{Name: "builder", Usage: "native, mksquashfs or mkfs.erofs (default: native; mkfs.erofs for compressed erofs)"},
+		&cli.StringFlag{Name: "builder", Usage: builderUsage()},
 		&cli.Int64Flag{Name: "epoch", Value: -1, Usage: "timestamp of every file, seconds since 1970 (default: $SOURCE_DATE_EPOCH, else the recipe's last commit time, else 0)"},
 	}
 }
 
-// buildOptions reads buildFlags into the builder and its options.
-func buildOptions(cmd *cli.Command, epoch int64) (sysext.Builder, sysext.BuildOptions, error) {
+// compressionUsage lists every builder's compressions and each format's
+// default: "zstd, gzip, xz, lz4 or none (default: zstd for squashfs, none
+// for erofs)".
+func compressionUsage() string {
+	var all, defaults []string
+	for _, f := range formats.All() {
+		for _, b := range f.Builders() {
+			for _, c := range b.Compressions() {
+				all = appendNew(all, string(c))
+			}
+		}
+		defaults = append(defaults, fmt.Sprintf("%s for %s", f.Builders()[0].Compressions()[0], f.Name()))
+	}
+	return join.Or(all) + " (default: " + strings.Join(defaults, ", ") + ")"
+}
+
+// builderUsage lists every builder and which one each format and
+// compression gets by default: "native, mksquashfs or mkfs.erofs
+// (default: native; mkfs.erofs for erofs lz4)".
+func builderUsage() string {
+	var all, defaults []string
+	for _, f := range formats.All() {
+		for i, b := range f.Builders() {
+			all = appendNew(all, b.Name())
+			if i == 0 {
+				defaults = appendNew(defaults, b.Name())
+				continue
+			}
+			for _, c := range b.Compressions() {
+				if d, _ := sysext.SelectBuilder(f, "", c); d.Name() == b.Name() {
+					defaults = appendNew(defaults, fmt.Sprintf("%s for %s %s", b.Name(), f.Name(), c))
+				}
+			}
+		}
+	}
+	return join.Or(all) + " (default: " + strings.Join(defaults, "; ") + ")"
+}
+
+// appendNew appends s to list unless it is there already.
+func appendNew(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+// buildOptions reads buildFlags into the format, its builder and the
+// options; a compression left out is the builder's default.
+func buildOptions(cmd *cli.Command, epoch int64) (sysext.Format, sysext.Builder, sysext.BuildOptions, error) {
 	opts := sysext.BuildOptions{
-		Format:      sysext.Format(cmd.String("format")),
 		Compression: sysext.Compression(cmd.String("compression")),
 		Level:       int(cmd.Int("level")),
 		Epoch:       epoch,
 		AllRoot:     true,
 	}
-	if opts.Compression == "" && opts.Format == sysext.Squashfs {
-		opts.Compression = sysext.Zstd
+	format, err := formats.ByName(cmd.String("format"))
+	if err != nil {
+		return nil, nil, opts, usagef("%v", err)
+	}
+	b, err := sysext.SelectBuilder(format, cmd.String("builder"), opts.Compression)
+	if err != nil {
+		return nil, nil, opts, usagef("%v", err)
 	}
 	if opts.Compression == "" {
-		opts.Compression = sysext.None
+		opts.Compression = b.Compressions()[0]
 	}
-	b, err := bakery.SelectBuilder(cmd.String("builder"), opts)
-	if err != nil {
-		return nil, opts, usagef("%v", err)
-	}
-	return b, opts, nil
+	return format, b, opts, nil
 }
 
 func bakeCommand() *cli.Command {
@@ -103,7 +155,7 @@ func runBake(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	builder, buildOpts, err := buildOptions(cmd, epoch)
+	format, builder, buildOpts, err := buildOptions(cmd, epoch)
 	if err != nil {
 		return err
 	}
@@ -129,8 +181,9 @@ func runBake(ctx context.Context, cmd *cli.Command) error {
 		Arches:     splitList(cmd.StringSlice("arch")),
 		OS:         recipes.OS{ID: cmd.String("os"), Version: cmd.String("os-version")},
 		OutDir:     cmd.String("out"),
-		Build:      buildOpts,
+		Format:     format,
 		Builder:    builder,
+		Build:      buildOpts,
 		Fetcher:    fetcher,
 		MaxEntries: maxEntries,
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/sysext-bakery/bakery/sign"
 	"github.com/sysext-bakery/bakery/sources"
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/formats"
 )
 
 func demoCommand() *cli.Command {
@@ -36,7 +37,7 @@ Example:
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "recipe", Value: "testdata/hello", Usage: "the recipe to bake"},
 			&cli.StringFlag{Name: "out", Value: "demo-out", Usage: "where the images go"},
-			&cli.StringFlag{Name: "builder", Usage: "builder for the images (default: " + bakery.DefaultBuilder + ")"},
+			&cli.StringFlag{Name: "builder", Usage: "builder for the images (default: " + formats.Default().Builders()[0].Name() + ")"},
 		},
 		Action: runDemo,
 	}
@@ -47,11 +48,12 @@ func runDemo(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return fmt.Errorf("%w (run the demo from the repository root, or pass --recipe)", err)
 	}
-	build := sysext.BuildOptions{Format: sysext.Squashfs, Compression: sysext.Zstd, AllRoot: true}
-	builder, err := bakery.SelectBuilder(cmd.String("builder"), build)
+	format := formats.Default()
+	builder, err := sysext.SelectBuilder(format, cmd.String("builder"), "")
 	if err != nil {
 		return usagef("%v", err)
 	}
+	build := sysext.BuildOptions{Compression: builder.Compressions()[0], AllRoot: true}
 	cacheDir, err := os.MkdirTemp("", "bakery-demo-cache-")
 	if err != nil {
 		return err
@@ -60,8 +62,9 @@ func runDemo(ctx context.Context, cmd *cli.Command) error {
 	opts := bakery.Options{
 		Arches:   []string{"x86-64", "arm64"},
 		OutDir:   cmd.String("out"),
-		Build:    build,
+		Format:   format,
 		Builder:  builder,
+		Build:    build,
 		Fetcher:  &sources.Fetcher{Cache: sources.Cache{Dir: cacheDir}},
 		Progress: stepPrinter{},
 	}

@@ -55,7 +55,7 @@ Examples:
 					return err
 				}
 			}
-			builder, opts, err := buildOptions(cmd, epoch)
+			_, builder, opts, err := buildOptions(cmd, epoch)
 			if err != nil {
 				return err
 			}

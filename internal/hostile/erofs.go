@@ -59,7 +59,7 @@ func erofsImage(makeRelease func(string) error, mkTree ...func(root string) erro
 		}
 	}
 	img := filepath.Join(dir, "img")
-	if err := (erofs.Builder{}).Build(context.Background(), src, img, sysext.BuildOptions{Format: sysext.Erofs, AllRoot: true}); err != nil {
+	if err := (erofs.Builder{}).Build(context.Background(), src, img, sysext.BuildOptions{AllRoot: true}); err != nil {
 		return nil, err
 	}
 	return os.ReadFile(img)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/squashfs"
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
 var le = binary.LittleEndian
@@ -48,25 +49,25 @@ var Squashfs = []Image{
 	{"shared-listing", func() ([]byte, error) { return squashfsShared(SharedDirs, false) }},
 	{"lookup-chain", func() ([]byte, error) { return squashfsShared(1, true) }},
 	{"sparse-release", func() ([]byte, error) { return squashfsRelease(sparseFile()) }},
-	{"fifo-release", func() ([]byte, error) { return squashfsRelease(&squashfs.Node{Mode: fs.ModeNamedPipe | 0o644}) }},
+	{"fifo-release", func() ([]byte, error) { return squashfsRelease(&tree.Node{Mode: fs.ModeNamedPipe | 0o644}) }},
 }
 
 // sqDir is a squashfs directory node.
-func sqDir(entries ...squashfs.Entry) *squashfs.Node {
-	return &squashfs.Node{Mode: fs.ModeDir | 0o755, Entries: entries}
+func sqDir(entries ...tree.Entry) *tree.Node {
+	return &tree.Node{Mode: fs.ModeDir | 0o755, Entries: entries}
 }
 
 // sqFile is a squashfs regular file node.
-func sqFile(content string) *squashfs.Node {
-	return &squashfs.Node{Mode: 0o644, Size: int64(len(content)), Open: func() (io.ReadCloser, error) {
+func sqFile(content string) *tree.Node {
+	return &tree.Node{Mode: 0o644, Size: int64(len(content)), Open: func() (io.ReadCloser, error) {
 		return io.NopCloser(strings.NewReader(content)), nil
 	}}
 }
 
 // sparseFile is a SparseSize file of zeros, which the writer stores as
 // holes.
-func sparseFile() *squashfs.Node {
-	return &squashfs.Node{Mode: 0o644, Size: SparseSize, Open: func() (io.ReadCloser, error) {
+func sparseFile() *tree.Node {
+	return &tree.Node{Mode: 0o644, Size: SparseSize, Open: func() (io.ReadCloser, error) {
 		return io.NopCloser(io.LimitReader(zeros{}, SparseSize)), nil
 	}}
 }
@@ -77,10 +78,10 @@ func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
 // sqRoot is a root directory holding usr/lib/extension-release.d with the
 // file release as extension-release.x, and the other entries.
-func sqRoot(release *squashfs.Node, entries ...squashfs.Entry) *squashfs.Node {
-	usr := sqDir(squashfs.Entry{Name: "lib", Node: sqDir(squashfs.Entry{Name: "extension-release.d", Node: sqDir(
-		squashfs.Entry{Name: "extension-release.x", Node: release})})})
-	return sqDir(append(entries, squashfs.Entry{Name: "usr", Node: usr})...)
+func sqRoot(release *tree.Node, entries ...tree.Entry) *tree.Node {
+	usr := sqDir(tree.Entry{Name: "lib", Node: sqDir(tree.Entry{Name: "extension-release.d", Node: sqDir(
+		tree.Entry{Name: "extension-release.x", Node: release})})})
+	return sqDir(append(entries, tree.Entry{Name: "usr", Node: usr})...)
 }
 
 // memImage is an image being written in memory.
@@ -98,7 +99,7 @@ func (m *memImage) WriteAt(p []byte, off int64) (int, error) {
 // list of 12 KiB that compresses to a few bytes, and with gzip, which is
 // the same Go code in builds with and without cgo, so that the image is
 // the same too.
-func squashfsRelease(rel *squashfs.Node) ([]byte, error) {
+func squashfsRelease(rel *tree.Node) ([]byte, error) {
 	img := &memImage{}
 	_, err := squashfs.Write(context.Background(), img, sqRoot(rel), squashfs.Options{Compression: sysext.Gzip, BlockSize: 1 << 20})
 	return img.b, err
@@ -126,7 +127,7 @@ const (
 )
 
 // newSqImage writes root uncompressed and indexes its inodes.
-func newSqImage(root *squashfs.Node) (*sqImage, error) {
+func newSqImage(root *tree.Node) (*sqImage, error) {
 	img := &memImage{}
 	if _, err := squashfs.Write(context.Background(), img, root, squashfs.Options{Compression: sysext.None, BlockSize: sqBlockSize}); err != nil {
 		return nil, err
@@ -216,8 +217,8 @@ func (s *sqImage) entry(name string) (int, error) {
 // squashfsLoop is an image with a directory dloop whose entries loopa and
 // loopb are dloop itself, or the root directory.
 func squashfsLoop(toRoot bool) ([]byte, error) {
-	s, err := newSqImage(sqRoot(sqFile(Release), squashfs.Entry{Name: "dloop", Node: sqDir(
-		squashfs.Entry{Name: "loopa", Node: sqDir()}, squashfs.Entry{Name: "loopb", Node: sqDir()})}))
+	s, err := newSqImage(sqRoot(sqFile(Release), tree.Entry{Name: "dloop", Node: sqDir(
+		tree.Entry{Name: "loopa", Node: sqDir()}, tree.Entry{Name: "loopb", Node: sqDir()})}))
 	if err != nil {
 		return nil, err
 	}
@@ -266,19 +267,19 @@ const (
 // then links to itself.
 func squashfsShared(dirs int, chain bool) ([]byte, error) {
 	one := sqFile("x")
-	var files []squashfs.Entry
+	var files []tree.Entry
 	for i := range SharedFiles {
-		files = append(files, squashfs.Entry{Name: fmt.Sprintf("b%04d", i), Node: one})
+		files = append(files, tree.Entry{Name: fmt.Sprintf("b%04d", i), Node: one})
 	}
 	last := files[len(files)-1].Name
-	entries := []squashfs.Entry{{Name: "files", Node: sqDir(files...)}}
+	entries := []tree.Entry{{Name: "files", Node: sqDir(files...)}}
 	for i := range dirs {
-		entries = append(entries, squashfs.Entry{Name: fmt.Sprintf("d%03d", i), Node: sqDir()})
+		entries = append(entries, tree.Entry{Name: fmt.Sprintf("d%03d", i), Node: sqDir()})
 	}
 	if chain {
 		hop := last + "/../"
 		target := "d000/" + strings.Repeat(hop, (4096-len("d000/../"+ChainLink))/len(hop)) + "../" + ChainLink
-		entries = append(entries, squashfs.Entry{Name: ChainLink, Node: &squashfs.Node{Mode: fs.ModeSymlink | 0o777, Target: target}})
+		entries = append(entries, tree.Entry{Name: ChainLink, Node: &tree.Node{Mode: fs.ModeSymlink | 0o777, Target: target}})
 	}
 	s, err := newSqImage(sqRoot(sqFile(Release), entries...))
 	if err != nil {

@@ -1,12 +1,12 @@
 // Package erofs writes and reads uncompressed erofs images natively.
 //
-// The writer is hand-written (format.go, layout.go, write.go) rather than
-// built on github.com/erofs/go-erofs, whose writer has no tail packing (a
-// file larger than a block keeps its last partial block in a block of its
-// own) and no holes (sparse files are stored with zero blocks). It takes a
-// staged host directory with bakery's metadata applied (every time set to
-// the epoch, owners kept or made root, device numbers in erofs's encoding,
-// link counts) and writes:
+// The writer, Write, is hand-written (format.go, tree.go, layout.go,
+// write.go) rather than built on github.com/erofs/go-erofs, whose writer
+// has no tail packing (a file larger than a block keeps its last partial
+// block in a block of its own) and no holes (sparse files are stored with
+// zero blocks). It takes a tree (sysext/tree) and applies bakery's
+// metadata (every time set to the epoch, owners kept or made root, device
+// numbers in erofs's encoding, link counts) as it writes:
 //
 //   - the superblock with the fixed UUID sysext.ErofsUUID and the epoch as
 //     build time, so that equal trees give equal bytes;
@@ -22,9 +22,10 @@
 //     FLAT_INLINE) when it fits in the inode's metadata block; inodes are
 //     packed best fit into the metadata blocks so that these tails fill
 //     them;
-//   - files with holes (as SEEK_HOLE reports them on the host) as
-//     chunk-based files whose block map marks the holes, with the largest
-//     chunk the holes are aligned to, so that a hole takes no block.
+//   - files with holes (tree.Node.Holes, as SEEK_HOLE reports them on the
+//     host) as chunk-based files whose block map marks the holes, with the
+//     largest chunk the holes are aligned to, so that a hole takes no
+//     block.
 //
 // The reader, Open, wraps go-erofs's: an fs.FS with the full file mode,
 // a walk that refuses directory loops and whose work is bounded by the
@@ -39,6 +40,7 @@ import (
 	"os"
 
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
 // Builder writes uncompressed erofs images natively.
@@ -47,43 +49,43 @@ type Builder struct{}
 // Name is "native".
 func (Builder) Name() string { return "native" }
 
+// Compressions are none alone: the native builder does not compress.
+func (Builder) Compressions() []sysext.Compression { return []sysext.Compression{sysext.None} }
+
+// Check refuses a compression, a level and an epoch before 1970.
+func (Builder) Check(opts sysext.BuildOptions) error {
+	if opts.Compression != "" && opts.Compression != sysext.None {
+		return fmt.Errorf("erofs: the native builder writes uncompressed erofs, not %s: use --compression none or --builder mkfs.erofs", opts.Compression)
+	}
+	if opts.Level != 0 {
+		return fmt.Errorf("erofs: --level %d: uncompressed erofs takes no level; drop --level", opts.Level)
+	}
+	if err := checkEpoch(opts.Epoch); err != nil {
+		return fmt.Errorf("erofs: %w", err)
+	}
+	return nil
+}
+
 // Build writes the erofs image of srcDir to dst (created or truncated). Only
 // uncompressed images are written: opts.Compression must be empty or none.
-func (Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.BuildOptions) error {
-	if err := checkOptions(opts); err != nil {
+func (b Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.BuildOptions) error {
+	if err := b.Check(opts); err != nil {
 		return err
 	}
-	t, err := scan(ctx, srcDir, opts)
+	root, err := tree.Read(ctx, srcDir)
 	if err != nil {
-		return err
+		return fmt.Errorf("erofs: %w", err)
 	}
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("erofs: create image: %w", err)
 	}
 	defer f.Close()
-	if err := write(ctx, f, t, opts.Epoch); err != nil {
+	if err := Write(ctx, f, root, Options{Epoch: opts.Epoch, AllRoot: opts.AllRoot}); err != nil {
 		return fmt.Errorf("erofs: write %s from %s: %w", dst, srcDir, err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("erofs: close %s: %w", dst, err)
-	}
-	return nil
-}
-
-// checkOptions refuses what the native erofs writer cannot do.
-func checkOptions(opts sysext.BuildOptions) error {
-	if opts.Format != "" && opts.Format != sysext.Erofs {
-		return fmt.Errorf("erofs: the native erofs builder writes erofs, not %s: use --format erofs", opts.Format)
-	}
-	if opts.Compression != "" && opts.Compression != sysext.None {
-		return fmt.Errorf("erofs: the native builder writes uncompressed erofs, not %s: use --compression none or --builder mkfs.erofs", opts.Compression)
-	}
-	if opts.Level != 0 {
-		return fmt.Errorf("erofs: --level %d given, but the native builder does not compress: drop --level", opts.Level)
-	}
-	if opts.Epoch < 0 {
-		return fmt.Errorf("erofs: epoch %d is before 1970: erofs stores unsigned times, give --epoch 0 or later", opts.Epoch)
 	}
 	return nil
 }

@@ -264,7 +264,7 @@ func TestFeatureTree(t *testing.T) {
 			if tt.mkfs {
 				img, want = mkfsErofs(t, src)
 			} else {
-				opts := sysext.BuildOptions{Format: sysext.Erofs, Epoch: testEpoch, AllRoot: tt.allRoot}
+				opts := sysext.BuildOptions{Epoch: testEpoch, AllRoot: tt.allRoot}
 				img = build(t, src, opts)
 				checkSameBytes(t, img, build(t, src, opts))
 			}

@@ -32,6 +32,13 @@ type fsys interface {
 	fs.ReadLinkFS
 }
 
+// Detect reports whether r holds an erofs superblock's magic.
+func Detect(r io.ReaderAt) bool {
+	var b [4]byte
+	n, _ := r.ReadAt(b[:], superblockOffset)
+	return n == len(b) && binary.LittleEndian.Uint32(b[:]) == sbMagic
+}
+
 // Open reads the superblock of the erofs image r. It refuses a compressed
 // image, which go-erofs cannot read, naming its compressors, and an image
 // shorter than its superblock says.

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	goerofs "github.com/erofs/go-erofs"
+	"github.com/sysext-bakery/bakery/internal/hostxattr"
+	"github.com/sysext-bakery/bakery/sysext/tree"
 	"golang.org/x/sys/unix"
 )
 
@@ -128,7 +130,11 @@ func hostSnapshot(root string) (snapshot, error) {
 			if err != nil {
 				return err
 			}
-			data, err := dataExtents(p, e.Size)
+			holes, err := tree.Holes(p, e.Size)
+			if err != nil {
+				return err
+			}
+			data, err := dataBlocks(holes, e.Size)
 			if err != nil {
 				return err
 			}
@@ -142,11 +148,11 @@ func hostSnapshot(root string) (snapshot, error) {
 		case fs.ModeDevice, fs.ModeDevice | fs.ModeCharDevice:
 			e.Rdev = [2]uint32{unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))}
 		}
-		xattrs, err := readXattrs(p)
+		all, err := hostxattr.Read(p)
 		if err != nil {
 			return err
 		}
-		for _, x := range xattrs {
+		for _, x := range copiedXattrs(all) {
 			if e.Xattrs == nil {
 				e.Xattrs = map[string]string{}
 			}

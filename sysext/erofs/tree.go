@@ -1,32 +1,18 @@
 package erofs
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"os"
-	"path"
-	"path/filepath"
+	"io"
+	"io/fs"
 	"slices"
 	"strings"
-	"syscall"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/sysext-bakery/bakery/internal/hostxattr"
-	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
-
-// tree is a staged directory scanned once with lstat, with bakery's
-// metadata applied. File contents are read when the image is written.
-type tree struct {
-	root   string   // host directory
-	inodes []*inode // the root first, then in walk order (a directory before its entries)
-}
 
 // inode is one file of the image, however many names it has.
 type inode struct {
-	rel      string // slash path of its first name ("." for the root)
+	rel      string // slash path of its first name ("/" for the root)
 	mode     uint16 // unix type and permission bits
 	uid, gid uint32
 	nlink    uint32
@@ -36,159 +22,110 @@ type inode struct {
 	xattrs   []xattr  // sorted by name
 	entries  []dirent // directory: ".", ".." and its entries, sorted by name
 	data     []extent // regular file with holes: the blocks holding data; nil when it has none
+	// open opens a regular file's content; nil for an empty file without
+	// content.
+	open func() (io.ReadCloser, error)
 	placement
 }
 
 // maxNameLen is erofs's limit on a file name (EROFS_NAME_LEN).
 const maxNameLen = 255
 
-// scan lstats the tree rooted at dir and applies opts' metadata rules:
-// every time is the epoch (the superblock's build time), owners are kept
-// or made root, a hard-linked file is one inode with the link count of its
-// names in the tree, a directory's link count is 2 plus its subdirectories.
-func scan(ctx context.Context, dir string, opts sysext.BuildOptions) (*tree, error) {
-	t := &tree{root: dir}
-	s := scanner{tree: t, ctx: ctx, allRoot: opts.AllRoot, seen: map[fileID]*inode{}}
-	root, err := s.entry(".", ".", nil)
+// scan turns the tree rooted at root into the image's inodes, in the
+// tree's walk order (the root first), and applies erofs's metadata rules:
+// owners are kept or made root, a file with several names in the tree is
+// one inode with their number as its link count, a directory's link count
+// is 2 plus its subdirectories, device numbers take erofs's encoding and
+// only the xattrs erofs images carry are kept. Times are set when the
+// inodes are written.
+func scan(root *tree.Node, allRoot bool) ([]*inode, error) {
+	s, err := tree.Scan(root)
 	if err != nil {
 		return nil, err
 	}
-	if root.mode&sIFMT != sIFDIR {
-		return nil, fmt.Errorf("erofs: source %s is not a directory: give the staged tree's root", dir)
+	inodes := make([]*inode, len(s.Nodes))
+	of := make(map[*tree.Node]*inode, len(s.Nodes))
+	for i, node := range s.Nodes {
+		if inodes[i], err = newInode(node, s.Paths[node], s.Nlink[node], allRoot); err != nil {
+			return nil, err
+		}
+		of[node] = inodes[i]
 	}
-	return t, nil
+	for i, n := range inodes {
+		if n.mode&sIFMT != sIFDIR {
+			continue
+		}
+		node := s.Nodes[i]
+		n.entries = []dirent{{".", n}, {"..", of[s.Parents[node]]}}
+		for _, e := range s.Entries[node] {
+			if len(e.Name) > maxNameLen {
+				return nil, fmt.Errorf("%s/%s: name is %d bytes, erofs allows %d: shorten it", strings.TrimSuffix(n.rel, "/"), e.Name, len(e.Name), maxNameLen)
+			}
+			n.entries = append(n.entries, dirent{e.Name, of[e.Node]})
+		}
+		// "." and ".." sort among the names: a name may start with a byte
+		// below '.'.
+		slices.SortFunc(n.entries, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
+	}
+	return inodes, nil
 }
 
-// fileID identifies a host inode.
-type fileID struct{ dev, ino uint64 }
-
-// scanner holds the state of one scan.
-type scanner struct {
-	*tree
-	ctx     context.Context
-	allRoot bool
-	seen    map[fileID]*inode // multiply linked host inodes met so far
-}
-
-// entry scans rel (named name, in the directory parent, nil for the root)
-// and, for a directory, everything below it.
-func (s *scanner) entry(rel, name string, parent *inode) (*inode, error) {
-	if err := s.ctx.Err(); err != nil {
-		return nil, err
-	}
-	if len(name) > maxNameLen {
-		return nil, fmt.Errorf("erofs: %s: name is %d bytes, erofs allows %d: shorten it", rel, len(name), maxNameLen)
-	}
-	host := s.host(rel)
-	fi, err := os.Lstat(host)
+// newInode is the inode of node, first named rel, with nlink names.
+func newInode(node *tree.Node, rel string, nlink uint32, allRoot bool) (*inode, error) {
+	mode, err := unixMode(node.Mode)
 	if err != nil {
-		return nil, fmt.Errorf("erofs: %w", err)
+		return nil, fmt.Errorf("%s: %w", rel, err)
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil, fmt.Errorf("erofs: %s: no unix stat data: build on Linux", host)
-	}
-	id := fileID{uint64(st.Dev), uint64(st.Ino)}
-	if first := s.seen[id]; first != nil {
-		first.nlink++
-		return first, nil
-	}
-	n := &inode{rel: rel, mode: uint16(st.Mode), uid: st.Uid, gid: st.Gid, nlink: 1}
-	if s.allRoot {
+	n := &inode{rel: rel, mode: mode, uid: node.UID, gid: node.GID, nlink: nlink, xattrs: copiedXattrs(node.Xattrs)}
+	if allRoot {
 		n.uid, n.gid = 0, 0
 	}
-	if !fi.IsDir() && st.Nlink > 1 {
-		s.seen[id] = n
-	}
-	s.inodes = append(s.inodes, n)
-	if n.xattrs, err = readXattrs(host); err != nil {
-		return nil, err
-	}
 	switch n.mode & sIFMT {
-	case sIFDIR:
-		return n, s.dir(n, host, parent)
 	case sIFREG:
-		n.size = fi.Size()
-		if st.Blocks*512 < n.size {
-			if n.data, err = dataExtents(host, n.size); err != nil {
-				return nil, fmt.Errorf("erofs: %s: find holes: %w", rel, err)
-			}
+		n.size, n.open = node.Size, node.Open
+		if n.data, err = dataBlocks(node.Holes, n.size); err != nil {
+			return nil, fmt.Errorf("%s: %w", rel, err)
 		}
 	case sIFLNK:
-		if n.target, err = os.Readlink(host); err != nil {
-			return nil, fmt.Errorf("erofs: %w", err)
-		}
+		n.target = node.Target
 		n.size = int64(len(n.target))
 	case sIFCHR, sIFBLK:
-		if n.rdev, err = encodeDev(unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))); err != nil {
-			return nil, fmt.Errorf("erofs: %s: %w", rel, err)
+		if n.rdev, err = encodeDev(node.Major, node.Minor); err != nil {
+			return nil, fmt.Errorf("%s: %w", rel, err)
 		}
 	}
 	return n, nil
 }
 
-// dir scans the entries of directory n (in parent, nil for the root) and
-// sets its link count.
-func (s *scanner) dir(n *inode, host string, parent *inode) error {
-	entries, err := os.ReadDir(host)
-	if err != nil {
-		return fmt.Errorf("erofs: %w", err)
+// dataBlocks returns the blocks of a file of size bytes with the given
+// holes that hold data: nil when every block does, so that the file is
+// stored flat, and an empty list when none does.
+func dataBlocks(holes []tree.Extent, size int64) ([]extent, error) {
+	if holes == nil {
+		return nil, nil
 	}
-	if parent == nil {
-		parent = n
-	}
-	n.nlink = 2
-	n.entries = []dirent{{".", n}, {"..", parent}}
-	for _, e := range entries {
-		c, err := s.entry(path.Join(n.rel, e.Name()), e.Name(), n)
-		if err != nil {
-			return err
-		}
-		n.entries = append(n.entries, dirent{e.Name(), c})
-		if c.mode&sIFMT == sIFDIR {
-			n.nlink++
-		}
-	}
-	slices.SortFunc(n.entries, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
-	return nil
-}
-
-// host is the host path of the slash path rel.
-func (t *tree) host(rel string) string {
-	return filepath.Join(t.root, filepath.FromSlash(rel))
-}
-
-// dataExtents returns the blocks of the host file p (size bytes) that hold
-// data, as SEEK_DATA and SEEK_HOLE report them, or nil when it has no hole
-// of a whole block.
-func dataExtents(p string, size int64) ([]extent, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	nblocks := blocksOf(size)
 	var data []extent
-	for off := int64(0); off < size; {
-		start, err := f.Seek(off, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			break // only a hole is left
-		}
-		if err != nil {
-			return nil, err
-		}
-		end, err := f.Seek(start, unix.SEEK_HOLE)
-		if err != nil {
-			return nil, err
+	add := func(start, end int64) { // a byte range holding data
+		if start >= end {
+			return
 		}
 		e := extent{start / blockSize, min(blocksOf(end), nblocks)}
 		if k := len(data) - 1; k >= 0 && data[k].end >= e.start {
 			data[k].end = max(data[k].end, e.end)
-		} else if e.start < e.end {
+		} else {
 			data = append(data, e)
 		}
-		off = end
 	}
+	off := int64(0)
+	for _, h := range holes {
+		if h.Start < off || h.End < h.Start || h.End > size {
+			return nil, fmt.Errorf("hole [%d, %d) is not sorted, disjoint and inside the file of %d bytes", h.Start, h.End, size)
+		}
+		add(off, h.Start)
+		off = h.End
+	}
+	add(off, size)
 	if len(data) == 1 && data[0] == (extent{0, nblocks}) {
 		return nil, nil
 	}
@@ -198,13 +135,10 @@ func dataExtents(p string, size int64) ([]extent, error) {
 	return data, nil
 }
 
-// readXattrs returns the copied xattrs of the host file p (not following a
-// symlink) sorted by name, or nil when it has none.
-func readXattrs(p string) ([]xattr, error) {
-	all, err := hostxattr.Read(p)
-	if err != nil {
-		return nil, fmt.Errorf("erofs: %w", err)
-	}
+// copiedXattrs returns the xattrs that go into images, sorted by name: the
+// user., trusted. and security. namespaces, as squashfs images carry
+// them; nil when there are none.
+func copiedXattrs(all map[string][]byte) []xattr {
 	var xattrs []xattr
 	for name, value := range all {
 		if copiedXattr(name) {
@@ -212,14 +146,43 @@ func readXattrs(p string) ([]xattr, error) {
 		}
 	}
 	slices.SortFunc(xattrs, func(a, b xattr) int { return strings.Compare(a.name, b.name) })
-	return xattrs, nil
+	return xattrs
 }
 
-// copiedXattr says whether the xattr name goes into images: the user.,
-// trusted. and security. namespaces, as squashfs images carry them.
+// copiedXattr says whether the xattr name goes into images.
 func copiedXattr(name string) bool {
 	_, suffix, ok := splitXattrName(name)
 	return ok && suffix != ""
+}
+
+// unixMode is the unix type and permission bits of the file mode m.
+func unixMode(m fs.FileMode) (uint16, error) {
+	u := uint16(m.Perm())
+	for _, b := range []struct {
+		mode fs.FileMode
+		bit  uint16
+	}{{fs.ModeSetuid, 0o4000}, {fs.ModeSetgid, 0o2000}, {fs.ModeSticky, 0o1000}} {
+		if m&b.mode != 0 {
+			u |= b.bit
+		}
+	}
+	switch m.Type() {
+	case 0:
+		return u | sIFREG, nil
+	case fs.ModeDir:
+		return u | sIFDIR, nil
+	case fs.ModeSymlink:
+		return u | sIFLNK, nil
+	case fs.ModeDevice | fs.ModeCharDevice:
+		return u | sIFCHR, nil
+	case fs.ModeDevice:
+		return u | sIFBLK, nil
+	case fs.ModeNamedPipe:
+		return u | sIFIFO, nil
+	case fs.ModeSocket:
+		return u | sIFSOCK, nil
+	}
+	return 0, fmt.Errorf("file type %v has no erofs inode", m.Type())
 }
 
 // encodeDev packs a device number the way erofs stores it (the kernel's

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
 func TestEncodeDev(t *testing.T) {
@@ -50,24 +51,23 @@ func TestEncodeDev(t *testing.T) {
 	}
 }
 
-func TestCheckOptions(t *testing.T) {
+func TestCheck(t *testing.T) {
 	tests := []struct {
 		name    string
 		opts    sysext.BuildOptions
 		wantErr string
 	}{
 		{"zero", sysext.BuildOptions{}, ""},
-		{"erofs none", sysext.BuildOptions{Format: sysext.Erofs, Compression: sysext.None, Epoch: 5, AllRoot: true}, ""},
-		{"squashfs", sysext.BuildOptions{Format: sysext.Squashfs}, "--format erofs"},
+		{"erofs none", sysext.BuildOptions{Compression: sysext.None, Epoch: 5, AllRoot: true}, ""},
 		{"compressed", sysext.BuildOptions{Compression: sysext.Zstd}, "--builder mkfs.erofs"},
-		{"level", sysext.BuildOptions{Level: 3}, "drop --level"},
+		{"level", sysext.BuildOptions{Level: 3}, "uncompressed erofs takes no level; drop --level"},
 		{"negative epoch", sysext.BuildOptions{Epoch: -1}, "--epoch 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkOptions(tt.opts)
+			err := Builder{}.Check(tt.opts)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Errorf("checkOptions = %v, want error containing %q", err, tt.wantErr)
+				t.Errorf("Check = %v, want error containing %q", err, tt.wantErr)
 			}
 		})
 	}
@@ -309,7 +309,7 @@ func TestFSConformance(t *testing.T) {
 // is done.
 func TestWriteCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	tr, err := scan(ctx, writeTree(t, map[string]string{"f": "content"}), sysext.BuildOptions{})
+	tr, err := scanDir(ctx, writeTree(t, map[string]string{"f": "content"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,6 +322,15 @@ func TestWriteCancelled(t *testing.T) {
 	if err := write(ctx, f, tr, 0); !errors.Is(err, context.Canceled) {
 		t.Errorf("write after cancel = %v, want context.Canceled", err)
 	}
+}
+
+// scanDir reads the host tree dir and scans it into inodes.
+func scanDir(ctx context.Context, dir string) ([]*inode, error) {
+	root, err := tree.Read(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	return scan(root, false)
 }
 
 // TestWriteChangedFile changes a file between the scan and the write: the
@@ -343,7 +352,7 @@ func TestWriteChangedFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := writeTree(t, map[string]string{"d/f": strings.Repeat("x", tt.size)})
-			tr, err := scan(context.Background(), dir, sysext.BuildOptions{})
+			tr, err := scanDir(context.Background(), dir)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,14 +7,46 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"syscall"
+	"strings"
+
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
-// write writes the image of t to img, an empty file: the data blocks in
-// inode order, streamed from the host files, then the metadata blocks,
-// built in memory, at the start.
-func write(ctx context.Context, img *os.File, t *tree, epoch int64) error {
-	l, err := plan(t.inodes)
+// Options say how Write lays a tree out.
+type Options struct {
+	// Epoch is the build time in the superblock and every inode's time,
+	// in seconds since 1970, so that the same tree gives the same bytes.
+	Epoch int64
+	// AllRoot makes every file owned by root:root.
+	AllRoot bool
+}
+
+// Write writes the uncompressed erofs image of the tree rooted at root to
+// img, an empty file: the data blocks in inode order, streamed from the
+// files' contents, then the metadata blocks, built in memory, at the
+// start.
+func Write(ctx context.Context, img *os.File, root *tree.Node, opts Options) error {
+	if err := checkEpoch(opts.Epoch); err != nil {
+		return err
+	}
+	inodes, err := scan(root, opts.AllRoot)
+	if err != nil {
+		return err
+	}
+	return write(ctx, img, inodes, opts.Epoch)
+}
+
+// checkEpoch refuses a time erofs cannot store.
+func checkEpoch(epoch int64) error {
+	if epoch < 0 {
+		return fmt.Errorf("epoch %d is before 1970: erofs stores unsigned times, give --epoch 0 or later", epoch)
+	}
+	return nil
+}
+
+// write writes the image of inodes (the root first) to img.
+func write(ctx context.Context, img *os.File, inodes []*inode, epoch int64) error {
+	l, err := plan(inodes)
 	if err != nil {
 		return err
 	}
@@ -23,12 +55,12 @@ func write(ctx context.Context, img *os.File, t *tree, epoch int64) error {
 		return err
 	}
 	d := &dataWriter{ctx: ctx, img: img, block: l.metaBlocks}
-	for i, n := range t.inodes {
+	for i, n := range inodes {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		header := meta[n.nid*slotSize:]
-		if err := d.inode(t, n, header[n.headerSize():]); err != nil {
+		if err := d.inode(n, header[n.headerSize():]); err != nil {
 			return fmt.Errorf("%s: %w", n.rel, err)
 		}
 		n.encode(header, uint32(i), uint64(epoch), l.shared)
@@ -37,8 +69,8 @@ func write(ctx context.Context, img *os.File, t *tree, epoch int64) error {
 		encodeXattrEntry(meta[s.off:], s.xattr)
 	}
 	superblock{
-		rootNid:  uint16(t.inodes[0].nid),
-		inodes:   uint64(len(t.inodes)),
+		rootNid:  uint16(inodes[0].nid),
+		inodes:   uint64(len(inodes)),
 		epoch:    uint64(epoch),
 		blocks:   uint32(l.blocks),
 		incompat: l.incompat,
@@ -95,53 +127,89 @@ type dataWriter struct {
 	block int64    // the next block written
 }
 
-// source is what an inode's data is read from.
-type source interface {
-	io.ReadSeeker
-	io.ReaderAt
-}
-
 // inode writes n's data: its data blocks, and its tail or block map into
-// after (the metadata right after its xattr body).
-func (d *dataWriter) inode(t *tree, n *inode, after []byte) error {
+// after (the metadata right after its xattr body). A file's content is
+// read once, front to back.
+func (d *dataWriter) inode(n *inode, after []byte) error {
 	p := &n.placement
 	encodeBlockMap(after, p.chunks)
-	var src source
+	var r io.Reader
 	switch n.mode & sIFMT {
 	case sIFDIR:
 		b := make([]byte, n.size)
 		encodeDir(b, n.entries, p.dirCounts)
-		src = bytes.NewReader(b)
+		r = bytes.NewReader(b)
 	case sIFLNK:
-		src = bytes.NewReader([]byte(n.target))
+		r = strings.NewReader(n.target)
 	case sIFREG:
-		f, err := os.OpenFile(t.host(n.rel), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if n.open == nil {
+			return nil // empty, as tree.Scan checked
+		}
+		rc, err := n.open()
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		src = f
+		defer rc.Close()
+		r = rc
 	default:
 		return nil
 	}
+	src := &content{r: r}
 	if err := d.spans(n, src); err != nil {
 		return err
 	}
 	if p.tail > 0 {
-		if _, err := src.ReadAt(after[:p.tail], n.size-int64(p.tail)); err != nil {
+		if err := src.readAt(after[:p.tail], n.size-int64(p.tail)); err != nil {
 			return changed(err)
 		}
 	}
-	if _, err := src.ReadAt(make([]byte, 1), n.size); err != io.EOF {
-		return errors.New("changed while the image was written: it grew") // a host file
+	switch err := src.readAt(make([]byte, 1), n.size); {
+	case err == nil:
+		return errors.New("changed while the image was written: it grew")
+	case err != io.EOF:
+		return err
 	}
 	return nil
+}
+
+// content is a file's content being read front to back.
+type content struct {
+	r   io.Reader
+	pos int64 // where r is
+}
+
+// skipTo moves to off, past bytes not stored (holes): by seeking when r
+// can, else by reading.
+func (c *content) skipTo(off int64) error {
+	if off == c.pos {
+		return nil
+	}
+	if s, ok := c.r.(io.Seeker); ok {
+		if _, err := s.Seek(off, io.SeekStart); err != nil {
+			return err
+		}
+		c.pos = off
+		return nil
+	}
+	n, err := io.CopyN(io.Discard, c.r, off-c.pos)
+	c.pos += n
+	return err
+}
+
+// readAt reads len(p) bytes at off, which is not before where c is.
+func (c *content) readAt(p []byte, off int64) error {
+	if err := c.skipTo(off); err != nil {
+		return err
+	}
+	k, err := io.ReadFull(c.r, p)
+	c.pos += int64(k)
+	return err
 }
 
 // spans copies the parts of n's data that go into data blocks, each padded
 // to whole blocks: all but the inline tail of a flat layout, the chunks
 // holding data of a block map.
-func (d *dataWriter) spans(n *inode, src source) error {
+func (d *dataWriter) spans(n *inode, src *content) error {
 	p := &n.placement
 	if p.layout != layoutChunkBased {
 		if p.blocks == 0 {
@@ -177,15 +245,16 @@ var zeros [blockSize]byte
 // copy copies size bytes at off in src to the next blocks and pads them
 // with zeros to a whole block. From a host file, the copy stays in the
 // kernel (copy_file_range).
-func (d *dataWriter) copy(src source, off, size int64) error {
-	if _, err := src.Seek(off, io.SeekStart); err != nil {
-		return err
+func (d *dataWriter) copy(src *content, off, size int64) error {
+	if err := src.skipTo(off); err != nil {
+		return changed(err)
 	}
 	for left := size; left > 0; {
 		if err := d.ctx.Err(); err != nil {
 			return err
 		}
-		n, err := io.CopyN(d.img, src, min(left, copyPiece))
+		n, err := io.CopyN(d.img, src.r, min(left, copyPiece))
+		src.pos += n
 		if err != nil {
 			return changed(err)
 		}

@@ -13,17 +13,16 @@ import (
 
 	"github.com/sysext-bakery/bakery/internal/digest"
 	"github.com/sysext-bakery/bakery/sysext"
-	"github.com/sysext-bakery/bakery/sysext/erofs"
-	"github.com/sysext-bakery/bakery/sysext/squashfs"
+	"github.com/sysext-bakery/bakery/sysext/formats"
 	"golang.org/x/sys/unix"
 )
 
 // Info is what inspect tells about an image.
 type Info struct {
-	Path   string        `json:"path"`
-	Format sysext.Format `json:"fstype"`
-	Size   int64         `json:"size"`
-	SHA256 string        `json:"sha256"`
+	Path   string `json:"path"`
+	Format string `json:"fstype"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
 	// Class is the image class: sysext or confext.
 	Class string `json:"class"`
 	// Name is the NAME of the image's extension-release.NAME.
@@ -56,7 +55,7 @@ func Image(p string) (*Info, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	info := &Info{Path: p, Format: format}
+	info := &Info{Path: p, Format: format.Name()}
 	var class sysext.Class
 	if class, info.Name, info.Release, err = sysext.DetectRelease(fsys); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
@@ -73,23 +72,16 @@ func Image(p string) (*Info, error) {
 	return info, nil
 }
 
-// Open reads an image's file system with the native reader for its format.
+// Open reads an image's file system with the native reader of its
+// format.
 func Open(r io.ReaderAt) (fs.FS, sysext.Format, error) {
-	format, err := sysext.DetectFormat(r)
+	format, err := formats.Detect(r)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	var fsys fs.FS
-	switch format {
-	case sysext.Squashfs:
-		fsys, err = squashfs.Open(r)
-	case sysext.Erofs:
-		fsys, err = erofs.Open(r)
-	default:
-		err = fmt.Errorf("no reader for %s", format)
-	}
+	fsys, err := format.Open(r)
 	if err != nil {
-		return nil, format, fmt.Errorf("%s: %w", format, err)
+		return nil, format, fmt.Errorf("%s: %w", format.Name(), err)
 	}
 	return fsys, format, nil
 }

@@ -20,12 +20,21 @@ type Mksquashfs struct{}
 // Name is "mksquashfs".
 func (Mksquashfs) Name() string { return "mksquashfs" }
 
+// Compressions are zstd (the default), gzip, xz, lz4 and none.
+func (Mksquashfs) Compressions() []sysext.Compression {
+	return []sysext.Compression{sysext.Zstd, sysext.Gzip, sysext.Xz, sysext.Lz4, sysext.None}
+}
+
+// Check refuses what mksquashfs's command line cannot say (see
+// MksquashfsArgs).
+func (Mksquashfs) Check(opts sysext.BuildOptions) error {
+	_, err := MksquashfsArgs("", "", opts)
+	return err
+}
+
 // Build runs mksquashfs with reproducible settings: fixed times, sorted
 // entries, no appending, and every owner root when opts.AllRoot is set.
 func (Mksquashfs) Build(ctx context.Context, srcDir, dst string, opts sysext.BuildOptions) error {
-	if opts.Format != "" && opts.Format != sysext.Squashfs {
-		return fmt.Errorf("mksquashfs writes squashfs, not %s: use --builder mkfs.erofs or native", opts.Format)
-	}
 	args, err := MksquashfsArgs(srcDir, dst, opts)
 	if err != nil {
 		return err
@@ -33,7 +42,8 @@ func (Mksquashfs) Build(ctx context.Context, srcDir, dst string, opts sysext.Bui
 	return run(ctx, "mksquashfs", args)
 }
 
-// MksquashfsArgs returns the mksquashfs command line for opts.
+// MksquashfsArgs returns the mksquashfs command line for opts, refusing a
+// level mksquashfs refuses: zstd takes 1..22, gzip 1..9, the others none.
 func MksquashfsArgs(srcDir, dst string, opts sysext.BuildOptions) ([]string, error) {
 	epoch := strconv.FormatInt(opts.Epoch, 10)
 	args := []string{srcDir, dst, "-noappend", "-reproducible", "-quiet", "-no-progress",
@@ -41,24 +51,35 @@ func MksquashfsArgs(srcDir, dst string, opts sysext.BuildOptions) ([]string, err
 	if opts.AllRoot {
 		args = append(args, "-all-root")
 	}
+	level := func(c sysext.Compression, highest int) error {
+		if opts.Level < 0 || opts.Level > highest {
+			return fmt.Errorf("mksquashfs: %s level %d: use 1..%d", c, opts.Level, highest)
+		}
+		if opts.Level != 0 {
+			args = append(args, "-Xcompression-level", strconv.Itoa(opts.Level))
+		}
+		return nil
+	}
 	switch c := opts.Compression; c {
 	case "", sysext.Zstd:
 		args = append(args, "-comp", "zstd")
-		if opts.Level != 0 {
-			args = append(args, "-Xcompression-level", strconv.Itoa(opts.Level))
+		if err := level(sysext.Zstd, 22); err != nil {
+			return nil, err
 		}
 	case sysext.Gzip:
 		args = append(args, "-comp", "gzip")
-		if opts.Level != 0 {
-			args = append(args, "-Xcompression-level", strconv.Itoa(opts.Level))
+		if err := level(sysext.Gzip, 9); err != nil {
+			return nil, err
 		}
-	case sysext.Xz, sysext.Lz4:
+	case sysext.Xz, sysext.Lz4, sysext.None:
 		if opts.Level != 0 {
 			return nil, fmt.Errorf("mksquashfs: %s takes no --level", c)
 		}
-		args = append(args, "-comp", string(c))
-	case sysext.None:
-		args = append(args, "-noI", "-noD", "-noF", "-noX")
+		if c == sysext.None {
+			args = append(args, "-noI", "-noD", "-noF", "-noX")
+		} else {
+			args = append(args, "-comp", string(c))
+		}
 	default:
 		return nil, fmt.Errorf("mksquashfs: unknown compression %q (use zstd, gzip, xz, lz4 or none)", c)
 	}
@@ -74,11 +95,20 @@ func (MkfsErofs) Name() string { return "mkfs.erofs" }
 // erofsUUID is sysext.ErofsUUID as mkfs.erofs -U spells it.
 var erofsUUID = fmt.Sprintf("%x-%x-%x-%x-%x", sysext.ErofsUUID[0:4], sysext.ErofsUUID[4:6], sysext.ErofsUUID[6:8], sysext.ErofsUUID[8:10], sysext.ErofsUUID[10:16])
 
+// Compressions are none (the default) and lz4 (lz4hc).
+func (MkfsErofs) Compressions() []sysext.Compression {
+	return []sysext.Compression{sysext.None, sysext.Lz4}
+}
+
+// Check refuses what mkfs.erofs's command line cannot say (see
+// MkfsErofsArgs).
+func (MkfsErofs) Check(opts sysext.BuildOptions) error {
+	_, err := MkfsErofsArgs("", "", opts)
+	return err
+}
+
 // Build runs mkfs.erofs with a fixed timestamp and UUID.
 func (MkfsErofs) Build(ctx context.Context, srcDir, dst string, opts sysext.BuildOptions) error {
-	if opts.Format != "" && opts.Format != sysext.Erofs {
-		return fmt.Errorf("mkfs.erofs writes erofs, not %s: use --builder mksquashfs or native", opts.Format)
-	}
 	args, err := MkfsErofsArgs(srcDir, dst, opts)
 	if err != nil {
 		return err
@@ -94,6 +124,9 @@ func MkfsErofsArgs(srcDir, dst string, opts sysext.BuildOptions) ([]string, erro
 	}
 	switch c := opts.Compression; c {
 	case "", sysext.None:
+		if opts.Level != 0 {
+			return nil, fmt.Errorf("mkfs.erofs: uncompressed erofs takes no --level")
+		}
 	case sysext.Lz4:
 		z := "-zlz4hc"
 		if opts.Level != 0 {

@@ -18,7 +18,12 @@ func TestMksquashfsArgs(t *testing.T) {
 		{sysext.BuildOptions{Compression: sysext.Gzip, Level: 9}, "-comp gzip -Xcompression-level 9", ""},
 		{sysext.BuildOptions{Compression: sysext.Xz}, "-comp xz", ""},
 		{sysext.BuildOptions{Compression: sysext.None}, "-noI -noD -noF -noX", ""},
+		{sysext.BuildOptions{Compression: sysext.Zstd, Level: 22}, "-comp zstd -Xcompression-level 22", ""},
 		{sysext.BuildOptions{Compression: sysext.Lz4, Level: 3}, "", "lz4 takes no --level"},
+		{sysext.BuildOptions{Compression: sysext.None, Level: 3}, "", "none takes no --level"},
+		{sysext.BuildOptions{Level: 23}, "", "zstd level 23: use 1..22"},
+		{sysext.BuildOptions{Compression: sysext.Gzip, Level: 10}, "", "gzip level 10: use 1..9"},
+		{sysext.BuildOptions{Compression: sysext.Gzip, Level: -1}, "", "gzip level -1"},
 		{sysext.BuildOptions{Compression: "brotli"}, "", `unknown compression "brotli"`},
 	}
 	for _, c := range cases {
@@ -46,5 +51,8 @@ func TestMkfsErofsArgs(t *testing.T) {
 	}
 	if _, err := MkfsErofsArgs("src", "dst", sysext.BuildOptions{Compression: sysext.Zstd}); err == nil {
 		t.Error("zstd accepted, but Debian's mkfs.erofs has only lz4")
+	}
+	if _, err := MkfsErofsArgs("src", "dst", sysext.BuildOptions{Level: 3}); err == nil || !strings.Contains(err.Error(), "uncompressed erofs takes no --level") {
+		t.Errorf("a level without compression: err = %v, want it refused", err)
 	}
 }

@@ -52,12 +52,12 @@ func BenchmarkBuild(b *testing.B) {
 // incompressible) with the settings the benchmarks compare to mksquashfs.
 func BenchmarkWrite(b *testing.B) {
 	const size = 64 << 20
-	tree := bigTree(2000, size)
+	root := bigTree(2000, size)
 	for _, tc := range benchSettings {
 		b.Run(fmt.Sprintf("%s-%d", tc.comp, tc.level), func(b *testing.B) {
 			b.SetBytes(size)
 			for b.Loop() {
-				if _, err := Write(context.Background(), discard{}, tree, Options{Compression: tc.comp, Level: tc.level}); err != nil {
+				if _, err := Write(context.Background(), discard{}, root, Options{Compression: tc.comp, Level: tc.level}); err != nil {
 					b.Fatal(err)
 				}
 			}

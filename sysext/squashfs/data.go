@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
 // block is one unit of the data pipeline: a full data block of a file, or
@@ -170,7 +172,7 @@ func isZero(p []byte) bool {
 
 // readFiles reads every file with content in tree order, cuts it into
 // blocks and packs tails into fragments, and sends the blocks to jobs.
-func (w *writer) readFiles(ctx context.Context, dups map[*Node]*Node, bySize map[int64]int, slots chan struct{}, pool *sync.Pool, jobs chan<- *block) error {
+func (w *writer) readFiles(ctx context.Context, dups map[*tree.Node]*tree.Node, bySize map[int64]int, slots chan struct{}, pool *sync.Pool, jobs chan<- *block) error {
 	bs := w.opts.BlockSize
 	seq := 0
 	acquire := func() ([]byte, error) {
@@ -259,7 +261,7 @@ func (w *writer) readFiles(ctx context.Context, dups map[*Node]*Node, bySize map
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("%s: %w", w.tree.paths[f], err)
+			return fmt.Errorf("%s: %w", w.tree.Paths[f], err)
 		}
 	}
 	return sealFragment()

@@ -8,7 +8,9 @@
 // fs/squashfs: data blocks and fragments first, then the inode, directory,
 // fragment, export, id and xattr tables, padded to 4 KiB.
 //
-// The writer compresses blocks in parallel with a bounded pipeline and
+// The writer, Write, takes a tree (package sysext/tree, which Builder reads
+// from a staged directory) and keeps squashfs's layout and limits alone.
+// It compresses blocks in parallel with a bounded pipeline and
 // writes them in a fixed order, so its output is byte-identical across runs
 // and GOMAXPROCS values, and its memory use does not grow with file sizes
 // (metadata tables are kept in memory, as mksquashfs does).

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/tree"
 	"golang.org/x/sys/unix"
 )
 
@@ -212,7 +213,7 @@ func TestFeatureTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, wantListing := dumpLines(facts), listingLines(facts)
-	tree, err := ReadTree(src)
+	root, err := tree.Read(context.Background(), src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestFeatureTree(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			n, err := Write(context.Background(), f, tree, Options{Compression: tc.comp, Level: tc.level, KeepMtimes: true, Epoch: 1e9})
+			n, err := Write(context.Background(), f, root, Options{Compression: tc.comp, Level: tc.level, KeepMtimes: true, Epoch: 1e9})
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
@@ -274,8 +275,8 @@ func TestFeatureTree(t *testing.T) {
 // sizes, where the zstd window and the xz dictionary options matter.
 func TestKernelBlockSizes(t *testing.T) {
 	requireRoot(t, "unshare", "mount")
-	tree := smallTree()
-	want := dumpNodes(tree)
+	root := smallTree()
+	want := dumpNodes(root)
 	for _, tc := range []struct {
 		comp  sysext.Compression
 		level int
@@ -285,7 +286,7 @@ func TestKernelBlockSizes(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%s-%d-%d", tc.comp, tc.level, tc.block), func(t *testing.T) {
 			img := filepath.Join(t.TempDir(), "img.raw")
-			mem := writeMem(t, tree, Options{Compression: tc.comp, Level: tc.level, BlockSize: tc.block, KeepMtimes: true})
+			mem := writeMem(t, root, Options{Compression: tc.comp, Level: tc.level, BlockSize: tc.block, KeepMtimes: true})
 			if err := os.WriteFile(img, mem.b, 0o644); err != nil {
 				t.Fatal(err)
 			}

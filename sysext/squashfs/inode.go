@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
 var le = binary.LittleEndian
@@ -26,8 +28,8 @@ type dirIndex struct {
 // writeDir writes the inodes of a directory's children (subdirectories
 // first, recursively), then its listing and its own inode, and returns the
 // directory's inode reference.
-func (w *writer) writeDir(dir *Node, parent uint32) (uint64, error) {
-	entries := w.tree.sorted[dir]
+func (w *writer) writeDir(dir *tree.Node, parent uint32) (uint64, error) {
+	entries := w.tree.Entries[dir]
 	kids := make([]child, len(entries))
 	for i, e := range entries {
 		n := e.Node
@@ -59,16 +61,16 @@ func (w *writer) writeDir(dir *Node, parent uint32) (uint64, error) {
 	size := uint64(len(listing)) + 3
 	if len(index) == 0 && xattr == invalidXattr && size <= math.MaxUint16 && start <= math.MaxUint32 {
 		b = le.AppendUint32(b, uint32(start))
-		b = le.AppendUint32(b, w.tree.nlink[dir])
+		b = le.AppendUint32(b, w.tree.Nlink[dir])
 		b = le.AppendUint16(b, uint16(size))
 		b = le.AppendUint16(b, uint16(offset))
 		b = le.AppendUint32(b, parent)
 	} else {
 		if size > math.MaxUint32 || start > math.MaxUint32 || len(index) > math.MaxUint16 {
-			return 0, fmt.Errorf("%s: directory too large for squashfs", w.tree.paths[dir])
+			return 0, fmt.Errorf("%s: directory too large for squashfs", w.tree.Paths[dir])
 		}
 		le.PutUint16(b, typeDir+extOffset)
-		b = le.AppendUint32(b, w.tree.nlink[dir])
+		b = le.AppendUint32(b, w.tree.Nlink[dir])
 		b = le.AppendUint32(b, uint32(size))
 		b = le.AppendUint32(b, uint32(start))
 		b = le.AppendUint32(b, parent)
@@ -86,7 +88,7 @@ func (w *writer) writeDir(dir *Node, parent uint32) (uint64, error) {
 }
 
 // emitInode appends an encoded inode to the inode table and records it.
-func (w *writer) emitInode(n *Node, b []byte) uint64 {
+func (w *writer) emitInode(n *tree.Node, b []byte) uint64 {
 	ref := w.inodes.ref()
 	w.inodes.write(b)
 	w.refs[n] = ref
@@ -95,7 +97,7 @@ func (w *writer) emitInode(n *Node, b []byte) uint64 {
 }
 
 // header encodes the common inode header of n with the basic type typ.
-func (w *writer) header(n *Node, typ uint16) ([]byte, error) {
+func (w *writer) header(n *tree.Node, typ uint16) ([]byte, error) {
 	uid, err := w.idOf(n.UID)
 	if err != nil {
 		return nil, err
@@ -109,7 +111,7 @@ func (w *writer) header(n *Node, typ uint16) ([]byte, error) {
 		mtime = n.Mtime
 	}
 	if mtime < 0 || mtime > math.MaxUint32 {
-		return nil, fmt.Errorf("%s: mtime %d does not fit squashfs (0..%d); set the epoch", w.tree.paths[n], mtime, uint32(math.MaxUint32))
+		return nil, fmt.Errorf("%s: mtime %d does not fit squashfs (0..%d); set the epoch", w.tree.Paths[n], mtime, uint32(math.MaxUint32))
 	}
 	b := make([]byte, 0, 64)
 	b = le.AppendUint16(b, typ)
@@ -122,14 +124,14 @@ func (w *writer) header(n *Node, typ uint16) ([]byte, error) {
 }
 
 // writeInode writes the inode of a non-directory node.
-func (w *writer) writeInode(n *Node) (uint64, error) {
+func (w *writer) writeInode(n *tree.Node) (uint64, error) {
 	typ, _ := inodeType(n.Mode)
 	b, err := w.header(n, typ)
 	if err != nil {
 		return 0, err
 	}
 	xattr := w.xattrOf(n.Xattrs)
-	nlink := w.tree.nlink[n]
+	nlink := w.tree.Nlink[n]
 	ext := xattr != invalidXattr
 	if ext {
 		le.PutUint16(b, typ+extOffset)

@@ -17,37 +17,38 @@ import (
 
 	"github.com/sysext-bakery/bakery/internal/bounded"
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
 // smallTree has one node of each type, hard links, xattrs and a large
 // directory with an index.
-func smallTree() *Node {
+func smallTree() *tree.Node {
 	shared := content([]byte("shared\n"), 0o644)
 	shared.Xattrs = map[string][]byte{"user.a": []byte("1"), "security.selinux": []byte("system_u:object_r:usr_t:s0")}
 	many := dir()
 	for i := range 700 {
-		many.Entries = append(many.Entries, Entry{Name: strings.Repeat("m", 40) + string(rune('a'+i%26)) + strings.Repeat("z", i/26), Node: content([]byte{byte(i)}, 0o644)})
+		many.Entries = append(many.Entries, tree.Entry{Name: strings.Repeat("m", 40) + string(rune('a'+i%26)) + strings.Repeat("z", i/26), Node: content([]byte{byte(i)}, 0o644)})
 	}
 	return dir(
-		Entry{"usr", dir(
-			Entry{"bin", dir(Entry{"tool", content(bytes.Repeat([]byte("tool "), 300000), 0o755|fs.ModeSetuid)})},
-			Entry{"lib", dir(
-				Entry{"extension-release.d", dir(Entry{"extension-release.x", content([]byte("ID=_any\n"), 0o644)})},
-				Entry{"link-a", shared},
-				Entry{"rel", &Node{Mode: fs.ModeSymlink | 0o777, Target: "../bin/tool"}},
-				Entry{"abs", &Node{Mode: fs.ModeSymlink | 0o777, Target: "/usr/bin"}},
+		tree.Entry{Name: "usr", Node: dir(
+			tree.Entry{Name: "bin", Node: dir(tree.Entry{Name: "tool", Node: content(bytes.Repeat([]byte("tool "), 300000), 0o755|fs.ModeSetuid)})},
+			tree.Entry{Name: "lib", Node: dir(
+				tree.Entry{Name: "extension-release.d", Node: dir(tree.Entry{Name: "extension-release.x", Node: content([]byte("ID=_any\n"), 0o644)})},
+				tree.Entry{Name: "link-a", Node: shared},
+				tree.Entry{Name: "rel", Node: &tree.Node{Mode: fs.ModeSymlink | 0o777, Target: "../bin/tool"}},
+				tree.Entry{Name: "abs", Node: &tree.Node{Mode: fs.ModeSymlink | 0o777, Target: "/usr/bin"}},
 			)},
-			Entry{"share", dir(Entry{"link-b", shared}, Entry{"many", many})},
-			Entry{"dev", dir(
-				Entry{"null", &Node{Mode: fs.ModeDevice | fs.ModeCharDevice | 0o666, Major: 1, Minor: 3}},
-				Entry{"disk", &Node{Mode: fs.ModeDevice | 0o660, Major: 259, Minor: 70000}},
-				Entry{"pipe", &Node{Mode: fs.ModeNamedPipe | 0o644}},
+			tree.Entry{Name: "share", Node: dir(tree.Entry{Name: "link-b", Node: shared}, tree.Entry{Name: "many", Node: many})},
+			tree.Entry{Name: "dev", Node: dir(
+				tree.Entry{Name: "null", Node: &tree.Node{Mode: fs.ModeDevice | fs.ModeCharDevice | 0o666, Major: 1, Minor: 3}},
+				tree.Entry{Name: "disk", Node: &tree.Node{Mode: fs.ModeDevice | 0o660, Major: 259, Minor: 70000}},
+				tree.Entry{Name: "pipe", Node: &tree.Node{Mode: fs.ModeNamedPipe | 0o644}},
 			)},
 		)},
 	)
 }
 
-func writeMem(t testing.TB, root *Node, opts Options) *memFile {
+func writeMem(t testing.TB, root *tree.Node, opts Options) *memFile {
 	t.Helper()
 	img := &memFile{}
 	if _, err := Write(context.Background(), img, root, opts); err != nil {
@@ -111,15 +112,15 @@ func TestReaderMksquashfs(t *testing.T) {
 		t.Skip("needs mksquashfs (squashfs-tools)")
 	}
 	src := t.TempDir()
-	tree := bigTree(40, 2<<20)
-	err := fs.WalkDir(openTree(t, tree), ".", func(p string, d fs.DirEntry, err error) error {
+	root := bigTree(40, 2<<20)
+	err := fs.WalkDir(openTree(t, root), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == "." {
 			return err
 		}
 		if d.IsDir() {
 			return os.Mkdir(filepath.Join(src, p), 0o755)
 		}
-		return os.WriteFile(filepath.Join(src, p), mustReadAll(t, lookupNode(tree, p)), 0o644)
+		return os.WriteFile(filepath.Join(src, p), mustReadAll(t, lookupNode(root, p)), 0o644)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +149,7 @@ func TestReaderMksquashfs(t *testing.T) {
 }
 
 // openTree views an in-memory tree as an image, to walk it.
-func openTree(t *testing.T, root *Node) *Reader {
+func openTree(t *testing.T, root *tree.Node) *Reader {
 	t.Helper()
 	r, err := Open(writeMem(t, root, Options{Compression: sysext.None}))
 	if err != nil {
@@ -157,7 +158,7 @@ func openTree(t *testing.T, root *Node) *Reader {
 	return r
 }
 
-func lookupNode(n *Node, p string) *Node {
+func lookupNode(n *tree.Node, p string) *tree.Node {
 	for _, part := range strings.Split(p, "/") {
 		for _, e := range n.Entries {
 			if e.Name == part {
@@ -171,7 +172,7 @@ func lookupNode(n *Node, p string) *Node {
 
 // TestSymlinkLoop checks that resolving a symlink loop fails.
 func TestSymlinkLoop(t *testing.T) {
-	r, err := Open(writeMem(t, dir(Entry{"loop", &Node{Mode: fs.ModeSymlink | 0o777, Target: "./loop"}}), Options{}))
+	r, err := Open(writeMem(t, dir(tree.Entry{Name: "loop", Node: &tree.Node{Mode: fs.ModeSymlink | 0o777, Target: "./loop"}}), Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,9 +228,9 @@ func FuzzOpen(f *testing.F) {
 	shared := content(bytes.Repeat([]byte("abc"), 3000), 0o644)
 	shared.Xattrs = map[string][]byte{"user.a": []byte("1")}
 	tiny := dir(
-		Entry{"a", shared}, Entry{"b", shared},
-		Entry{"d", dir(Entry{"x", content([]byte("x"), 0o600)}, Entry{"up", &Node{Mode: fs.ModeSymlink, Target: "../a"}})},
-		Entry{"null", &Node{Mode: fs.ModeDevice | fs.ModeCharDevice, Major: 1, Minor: 3}},
+		tree.Entry{Name: "a", Node: shared}, tree.Entry{Name: "b", Node: shared},
+		tree.Entry{Name: "d", Node: dir(tree.Entry{Name: "x", Node: content([]byte("x"), 0o600)}, tree.Entry{Name: "up", Node: &tree.Node{Mode: fs.ModeSymlink, Target: "../a"}})},
+		tree.Entry{Name: "null", Node: &tree.Node{Mode: fs.ModeDevice | fs.ModeCharDevice, Major: 1, Minor: 3}},
 	)
 	for _, comp := range compressions {
 		f.Add(writeMem(f, tiny, Options{Compression: comp, BlockSize: 4096}).b)
@@ -312,9 +313,9 @@ func TestWalk(t *testing.T) {
 func TestWalkDeep(t *testing.T) {
 	const depth = 300
 	leaf := content([]byte("deep"), 0o644)
-	n := dir(Entry{"file", leaf})
+	n := dir(tree.Entry{Name: "file", Node: leaf})
 	for range depth {
-		n = dir(Entry{"directory", n})
+		n = dir(tree.Entry{Name: "directory", Node: n})
 	}
 	r := openTree(t, n)
 	entries := 0

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
 // TestSizeMatchesMksquashfs builds the Go toolchain's encoding/ and
@@ -29,7 +30,7 @@ func TestSizeMatchesMksquashfs(t *testing.T) {
 			t.Fatalf("copy %s: %v\n%s", d, err, b)
 		}
 	}
-	root, err := ReadTree(src)
+	root, err := tree.Read(context.Background(), src)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
 // DefaultBlockSize is the data block size when Options.BlockSize is 0, as
@@ -55,15 +56,15 @@ type writer struct {
 	out    io.WriterAt
 	pos    int64
 	tree   *treeInfo
-	layout map[*Node]*fileLayout
+	layout map[*tree.Node]*fileLayout
 	frags  []byte // fragment table entries
 
 	// metadata state
 	meta     compressor
 	inodes   *metaStream
 	dirs     *metaStream
-	ino      map[*Node]uint32
-	refs     map[*Node]uint64
+	ino      map[*tree.Node]uint32
+	refs     map[*tree.Node]uint64
 	exports  []uint64
 	ids      []uint32
 	idIndex  map[uint32]uint16
@@ -72,26 +73,32 @@ type writer struct {
 	xattrSet map[string]uint32
 }
 
-// Write writes the squashfs image of the tree rooted at root to w, starting
-// at offset 0, and returns the image's length (a multiple of 4 KiB).
-func Write(ctx context.Context, w io.WriterAt, root *Node, opts Options) (int64, error) {
+// codec checks the options, setting the default block size, and returns
+// the block codec they ask for.
+func (opts *Options) codec() (*codec, error) {
 	if opts.BlockSize == 0 {
 		opts.BlockSize = DefaultBlockSize
 	}
 	if opts.BlockSize < 4096 || opts.BlockSize > 1<<20 || opts.BlockSize&(opts.BlockSize-1) != 0 {
-		return 0, fmt.Errorf("block size %d: use a power of two from 4096 to 1048576", opts.BlockSize)
+		return nil, fmt.Errorf("block size %d: use a power of two from 4096 to 1048576", opts.BlockSize)
 	}
 	if opts.Epoch < 0 || opts.Epoch > math.MaxUint32 {
-		return 0, fmt.Errorf("epoch %d: squashfs times are 0..%d", opts.Epoch, uint32(math.MaxUint32))
+		return nil, fmt.Errorf("epoch %d: squashfs times are 0..%d", opts.Epoch, uint32(math.MaxUint32))
+	}
+	return newCodec(opts.Compression, opts.Level, opts.BlockSize)
+}
+
+// Write writes the squashfs image of the tree rooted at root to w, starting
+// at offset 0, and returns the image's length (a multiple of 4 KiB).
+func Write(ctx context.Context, w io.WriterAt, root *tree.Node, opts Options) (int64, error) {
+	k, err := opts.codec()
+	if err != nil {
+		return 0, err
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	k, err := newCodec(opts.Compression, opts.Level, opts.BlockSize)
-	if err != nil {
-		return 0, err
-	}
-	tree, err := scanTree(root)
+	info, err := scanTree(root)
 	if err != nil {
 		return 0, err
 	}
@@ -99,12 +106,12 @@ func Write(ctx context.Context, w io.WriterAt, root *Node, opts Options) (int64,
 	if err != nil {
 		return 0, err
 	}
-	wr := &writer{opts: opts, codec: k, out: w, tree: tree, layout: map[*Node]*fileLayout{}, meta: mc,
-		ino: map[*Node]uint32{}, refs: map[*Node]uint64{}, idIndex: map[uint32]uint16{}, xattrSet: map[string]uint32{}}
+	wr := &writer{opts: opts, codec: k, out: w, tree: info, layout: map[*tree.Node]*fileLayout{}, meta: mc,
+		ino: map[*tree.Node]uint32{}, refs: map[*tree.Node]uint64{}, idIndex: map[uint32]uint16{}, xattrSet: map[string]uint32{}}
 	return wr.write(ctx, root)
 }
 
-func (w *writer) write(ctx context.Context, root *Node) (int64, error) {
+func (w *writer) write(ctx context.Context, root *tree.Node) (int64, error) {
 	w.pos = superblockSize
 	if w.codec.options != nil {
 		w.pos += 2 + int64(len(w.codec.options))
@@ -312,8 +319,8 @@ func (m *metaStream) finish() []byte {
 
 // number assigns inode numbers in the order writeDir writes inodes:
 // children before their directory, the root last.
-func (w *writer) number(dir *Node) {
-	for _, e := range w.tree.sorted[dir] {
+func (w *writer) number(dir *tree.Node) {
+	for _, e := range w.tree.Entries[dir] {
 		if e.Node.Mode.IsDir() {
 			w.number(e.Node)
 		} else if _, ok := w.ino[e.Node]; !ok {
@@ -335,8 +342,8 @@ func (w *writer) sharedSizes() map[int64]int {
 // findDuplicates maps each file of at least one block whose content equals
 // an earlier file's to that file. Only files sharing a size are read (in
 // parallel); smaller files are checked as they are packed into fragments.
-func (w *writer) findDuplicates(ctx context.Context, bySize map[int64]int) (map[*Node]*Node, error) {
-	var cands []*Node
+func (w *writer) findDuplicates(ctx context.Context, bySize map[int64]int) (map[*tree.Node]*tree.Node, error) {
+	var cands []*tree.Node
 	for _, f := range w.tree.files {
 		if bySize[f.Size] > 1 && f.Size >= int64(w.opts.BlockSize) {
 			cands = append(cands, f)
@@ -375,11 +382,11 @@ func (w *writer) findDuplicates(ctx context.Context, bySize map[int64]int) (map[
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	first := map[contentKey]*Node{}
-	dups := map[*Node]*Node{}
+	first := map[contentKey]*tree.Node{}
+	dups := map[*tree.Node]*tree.Node{}
 	for i, f := range cands {
 		if errs[i] != nil {
-			return nil, fmt.Errorf("%s: %w", w.tree.paths[f], errs[i])
+			return nil, fmt.Errorf("%s: %w", w.tree.Paths[f], errs[i])
 		}
 		k := contentKey{f.Size, sums[i]}
 		if o, ok := first[k]; ok {
@@ -398,7 +405,7 @@ type contentKey struct {
 }
 
 // readContent opens a file's content, hands it to fn and closes it.
-func readContent(n *Node, fn func(io.Reader) error) error {
+func readContent(n *tree.Node, fn func(io.Reader) error) error {
 	rc, err := n.Open()
 	if err != nil {
 		return err

@@ -1,0 +1,222 @@
+package tree
+
+import (
+	"context"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestRead reads a host tree holding every file type and checks each
+// node against what was made.
+func TestRead(t *testing.T) {
+	root := os.Geteuid() == 0
+	dir := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, "usr/bin"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "usr/bin/tool"), []byte("tool"), 0o755))
+	must(os.Chmod(filepath.Join(dir, "usr/bin/tool"), 0o755|fs.ModeSetuid|fs.ModeSetgid))
+	must(os.Link(filepath.Join(dir, "usr/bin/tool"), filepath.Join(dir, "usr/bin/alias")))
+	must(os.Symlink("tool", filepath.Join(dir, "usr/bin/link")))
+	must(os.Mkdir(filepath.Join(dir, "usr/tmp"), 0o755))
+	must(os.Chmod(filepath.Join(dir, "usr/tmp"), 0o777|fs.ModeSticky))
+	must(unix.Mkfifo(filepath.Join(dir, "usr/fifo"), 0o600))
+	must(unix.Lsetxattr(filepath.Join(dir, "usr/bin/tool"), "user.note", []byte("v"), 0))
+	must(unix.Utimes(filepath.Join(dir, "usr/fifo"), []unix.Timeval{{Sec: 1234}, {Sec: 1234}}))
+	if root {
+		must(unix.Mknod(filepath.Join(dir, "usr/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+		must(unix.Mknod(filepath.Join(dir, "usr/disk"), unix.S_IFBLK|0o660, int(unix.Mkdev(259, 70000))))
+		must(unix.Chmod(filepath.Join(dir, "usr/null"), 0o666)) // not narrowed by the umask
+		must(unix.Chmod(filepath.Join(dir, "usr/disk"), 0o660))
+		must(os.Lchown(filepath.Join(dir, "usr/bin/link"), 1000, 1001))
+	}
+	sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	must(err)
+	defer unix.Close(sock)
+	must(unix.Bind(sock, &unix.SockaddrUnix{Name: filepath.Join(dir, "usr/sock")}))
+
+	tr, err := Read(context.Background(), dir)
+	must(err)
+	s, err := Scan(tr)
+	must(err)
+	byPath := map[string]*Node{}
+	for _, n := range s.Nodes {
+		byPath[s.Paths[n]] = n
+	}
+	tests := []struct {
+		path     string
+		mode     fs.FileMode
+		needRoot bool
+		check    func(n *Node) string
+	}{
+		{"/", fs.ModeDir | 0o755, false, nil},
+		{"/usr/bin/alias", 0o755 | fs.ModeSetuid | fs.ModeSetgid, false, func(n *Node) string {
+			if s.Nlink[n] != 2 || byPath["/usr/bin/tool"] != nil {
+				return "the two names of one file are not one node"
+			}
+			if n.Size != 4 || content(t, n) != "tool" {
+				return "content"
+			}
+			if string(n.Xattrs["user.note"]) != "v" {
+				return "xattr user.note"
+			}
+			return ""
+		}},
+		{"/usr/bin/link", fs.ModeSymlink | 0o777, false, func(n *Node) string {
+			if n.Target != "tool" || root && (n.UID != 1000 || n.GID != 1001) {
+				return "target or owners"
+			}
+			return ""
+		}},
+		{"/usr/tmp", fs.ModeDir | fs.ModeSticky | 0o777, false, nil},
+		{"/usr/fifo", fs.ModeNamedPipe | 0o600, false, func(n *Node) string {
+			if n.Mtime != 1234 {
+				return "mtime"
+			}
+			return ""
+		}},
+		{"/usr/sock", fs.ModeSocket, false, nil},
+		{"/usr/null", fs.ModeDevice | fs.ModeCharDevice | 0o666, true, func(n *Node) string {
+			if n.Major != 1 || n.Minor != 3 {
+				return "device number"
+			}
+			return ""
+		}},
+		{"/usr/disk", fs.ModeDevice | 0o660, true, func(n *Node) string {
+			if n.Major != 259 || n.Minor != 70000 {
+				return "device number"
+			}
+			return ""
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			if tt.needRoot && !root {
+				t.Skip("device nodes need root")
+			}
+			n := byPath[tt.path]
+			if n == nil {
+				t.Fatalf("no node; have %v", s.Paths)
+			}
+			if tt.mode.Type() == fs.ModeSocket {
+				tt.mode |= n.Mode.Perm() // as the umask left it
+			}
+			if n.Mode != tt.mode {
+				t.Errorf("mode %v, want %v", n.Mode, tt.mode)
+			}
+			if tt.check != nil {
+				if what := tt.check(n); what != "" {
+					t.Errorf("%s is wrong: %+v", what, n)
+				}
+			}
+		})
+	}
+}
+
+// content reads a regular file node's content.
+func content(t *testing.T, n *Node) string {
+	t.Helper()
+	rc, err := n.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestReadErrors checks that what is not a tree is refused, naming it.
+func TestReadErrors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tt := range []struct {
+		name string
+		ctx  context.Context
+		dir  string
+		want string
+	}{
+		{"missing", context.Background(), filepath.Join(t.TempDir(), "nope"), "no such file"},
+		{"a file", context.Background(), file, file + " is not a directory"},
+		{"cancelled", cancelled, t.TempDir(), context.Canceled.Error()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Read(tt.ctx, tt.dir); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Read = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestHoles writes sparse files and reads their holes, in Read's nodes and
+// from Holes.
+func TestHoles(t *testing.T) {
+	const mib = 1 << 20
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name  string
+		size  int64
+		data  []Extent
+		holes []Extent
+	}{
+		{"dense", 3 * 4096, []Extent{{0, 3 * 4096}}, nil},
+		{"empty", 0, nil, nil},
+		{"all hole", 2 * mib, nil, []Extent{{0, 2 * mib}}},
+		{"hole in the middle", 3 * mib, []Extent{{0, 4096}, {2 * mib, 3 * mib}}, []Extent{{4096, 2 * mib}}},
+		{"holes at both ends", 3 * mib, []Extent{{mib, mib + 8192}}, []Extent{{0, mib}, {mib + 8192, 3 * mib}}},
+		{"unaligned end", 2*mib + 5, []Extent{{0, 4096}, {2 * mib, 2*mib + 5}}, []Extent{{4096, 2 * mib}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, tt.name)
+			f, err := os.Create(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Truncate(tt.size); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range tt.data {
+				if _, err := f.WriteAt([]byte(strings.Repeat("x", int(d.End-d.Start))), d.Start); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.Close()
+			got, err := Holes(p, tt.size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.holes != nil && got == nil {
+				t.Skip("the file system keeps no holes")
+			}
+			if !reflect.DeepEqual(got, tt.holes) {
+				t.Errorf("Holes = %v, want %v", got, tt.holes)
+			}
+			tr, err := Read(context.Background(), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range tr.Entries {
+				if e.Name == tt.name && !reflect.DeepEqual(e.Node.Holes, tt.holes) {
+					t.Errorf("Read: holes %v, want %v", e.Node.Holes, tt.holes)
+				}
+			}
+		})
+	}
+}
