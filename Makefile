@@ -38,7 +38,7 @@ lint:
 fuzz:
 	$(GO) test ./sysext -run '^$$' -fuzz FuzzParseRelease -fuzztime 30s
 	$(GO) test ./recipes -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s
-	$(GO) test ./bakery/unpack -run '^$$' -fuzz FuzzArchive -fuzztime 30s
+	$(GO) test ./stage -run '^$$' -fuzz FuzzArchive -fuzztime 30s
 	$(GO) test ./sysext/squashfs -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime 30s
 	$(GO) test ./sysext/erofs -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime 30s
 	$(GO) test ./sysext/inspect -run '^$$' -fuzz '^FuzzImage$$' -fuzztime 30s

@@ -44,7 +44,7 @@ type Options struct {
 	// Fetcher downloads and verifies sources (see package sources).
 	Fetcher *sources.Fetcher
 	// MaxEntries is the most members one source may unpack; 0 means
-	// unpack.DefaultMaxEntries.
+	// stage.DefaultMaxEntries.
 	MaxEntries int
 	// Progress, if not nil, is told what the pipeline is doing.
 	Progress Progress

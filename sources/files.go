@@ -11,7 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/sysext-bakery/bakery/bakery/unpack"
+	"github.com/sysext-bakery/bakery/stage"
 	"github.com/sysext-bakery/bakery/recipes"
 )
 
@@ -112,7 +112,7 @@ func (s *filesSource) Fetch(ctx context.Context) error {
 
 // Stage copies the tree into root.
 func (s *filesSource) Stage(ctx context.Context, root *os.Root, maxEntries int) error {
-	return keyErr("files", unpack.Tree(ctx, root, s.dir, unpack.Options{To: "/", MaxEntries: maxEntries, Origin: s.src.FilesDir}))
+	return keyErr("files", stage.Tree(ctx, root, s.dir, stage.Options{To: "/", MaxEntries: maxEntries, Origin: s.src.FilesDir}))
 }
 
 // writeTree writes the tree fsys, whose digest is hex, to

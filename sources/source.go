@@ -20,7 +20,7 @@ type Source interface {
 	// digest Resolve gives (cached: a second build downloads nothing).
 	Fetch(ctx context.Context) error
 	// Stage writes the fetched content into root, at most maxEntries
-	// entries, through bakery/unpack's escape-proof stager.
+	// entries, through package stage's escape-proof stager.
 	Stage(ctx context.Context, root *os.Root, maxEntries int) error
 }
 

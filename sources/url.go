@@ -9,7 +9,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/sysext-bakery/bakery/bakery/unpack"
+	"github.com/sysext-bakery/bakery/stage"
 	"github.com/sysext-bakery/bakery/recipes"
 )
 
@@ -86,10 +86,10 @@ func (s *urlSource) Stage(ctx context.Context, root *os.Root, maxEntries int) er
 	}
 	defer file.Close()
 	if in := s.src.Install; in != nil {
-		return keyErr("install", unpack.File(ctx, root, file, s.src.URL, in.To, in.Mode))
+		return keyErr("install", stage.File(ctx, root, file, s.src.URL, in.To, in.Mode))
 	}
 	x := s.src.Extract
-	_, err = unpack.Archive(ctx, root, file, unpack.Options{
+	_, err = stage.Archive(ctx, root, file, stage.Options{
 		Origin:          s.src.URL,
 		MaxEntries:      maxEntries,
 		StripComponents: x.StripComponents,

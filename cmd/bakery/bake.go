@@ -13,7 +13,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/sysext-bakery/bakery/bakery"
-	"github.com/sysext-bakery/bakery/bakery/unpack"
+	"github.com/sysext-bakery/bakery/stage"
 	"github.com/sysext-bakery/bakery/internal/bytesize"
 	"github.com/sysext-bakery/bakery/internal/join"
 	"github.com/sysext-bakery/bakery/recipes"
@@ -131,7 +131,7 @@ Examples:
 			&cli.StringFlag{Name: "cache-dir", Usage: "download cache (default: $XDG_CACHE_HOME/bakery)"},
 			&cli.StringFlag{Name: "max-source-size", Value: bytesize.Format(sources.DefaultMaxSourceSize), Usage: "refuse a source larger than this, such as 512MiB"},
 			&cli.BoolFlag{Name: "allow-file-urls", Usage: "let file:// sources read any file you can, not only files in the recipe's folder"},
-			&cli.IntFlag{Name: "max-entries", Value: unpack.DefaultMaxEntries, Usage: "refuse a source with more members (files, directories, links) than this"},
+			&cli.IntFlag{Name: "max-entries", Value: stage.DefaultMaxEntries, Usage: "refuse a source with more members (files, directories, links) than this"},
 			&cli.StringFlag{Name: "key", Usage: "with --format ddi: private key signing the verity root hash"},
 			&cli.StringFlag{Name: "cert", Usage: "with --format ddi: certificate of --key"},
 			jsonFlag,

@@ -1,4 +1,4 @@
-// Package unpack writes untrusted archives and files into a staging root without ever writing outside it.
+// Package stage writes untrusted archives and files into a staging root without ever writing outside it.
 //
 // Every write goes through an [os.Root], so no member can reach outside the
 // staging root whatever its name or the links planted before it. On top of
@@ -15,7 +15,7 @@
 // name and renamed into place, so no file is ever visible half-written under
 // its final name; they are not fsynced, because a staging root is scratch
 // that is rebuilt from the verified cache after any failure.
-package unpack
+package stage
 
 import (
 	"archive/tar"
