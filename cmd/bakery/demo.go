@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +15,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/sysext-bakery/bakery/bakery"
+	"github.com/sysext-bakery/bakery/page"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/registry"
 	"github.com/sysext-bakery/bakery/sign"
@@ -127,7 +132,7 @@ func demoPublish(ctx context.Context, nameTag string, images []string) (string, 
 	if err != nil {
 		return "", err
 	}
-	addr, stop, err := startRegistry(ctx, filepath.Join(dir, "storage"))
+	addr, stop, err := startRegistry(ctx, filepath.Join(dir, "storage"), page.Config{Keys: []crypto.PublicKey{key.Public()}, Insecure: true})
 	if err != nil {
 		return "", err
 	}
@@ -157,6 +162,9 @@ func demoPublish(ctx context.Context, nameTag string, images []string) (string, 
 			stderrf("%s %s signed=%v arches=%d (catalog %s, verified=%v)\n", e.Name, v.Version, v.Signed, len(v.Arches), cat.Source, cat.Verified)
 		}
 	}
+	if err := demoPage(ctx, addr); err != nil {
+		return "", err
+	}
 	out, err := os.MkdirTemp("", "bakery-demo-pulled-")
 	if err != nil {
 		return "", err
@@ -170,14 +178,39 @@ func demoPublish(ctx context.Context, nameTag string, images []string) (string, 
 	return res.Path, nil
 }
 
-// startRegistry runs the embedded registry on a free loopback port until
-// stop is called.
-func startRegistry(ctx context.Context, root string) (addr string, stop func(), err error) {
+// demoPage reads the catalog page the registry serves and checks that it
+// shows the catalog as verified.
+func demoPage(ctx context.Context, addr string) error {
+	url := "http://" + addr + "/"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("catalog page: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("catalog page: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("Signed catalog verified")) {
+		return fmt.Errorf("catalog page %s: HTTP %d, not shown as verified", url, resp.StatusCode)
+	}
+	stderrf("catalog page: %s (%s), verified\n", url, resp.Request.URL.Path)
+	return nil
+}
+
+// startRegistry runs the embedded registry, with the catalog page, on a
+// free loopback port until stop is called.
+func startRegistry(ctx context.Context, root string, pageConfig page.Config) (addr string, stop func(), err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- registry.Serve(ctx, "127.0.0.1:0", root, registry.WithReady(func(a string) { ready <- a }))
+		done <- registry.Serve(ctx, "127.0.0.1:0", root, registry.WithReady(func(a string) { ready <- a }),
+			registry.WithPage(func(api http.Handler) http.Handler { return page.ForAPI(api, pageConfig) }))
 	}()
 	select {
 	case addr = <-ready:
