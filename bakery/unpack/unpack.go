@@ -44,37 +44,6 @@ const DefaultMaxBytes int64 = 16 << 30
 // bounds the time a hostile archive of empty files takes.
 const DefaultMaxEntries = 250_000
 
-// Sentinel errors; every refusal wraps exactly one of them.
-var (
-	// ErrEscape: a member path is absolute or its ".." leaves the
-	// extraction directory.
-	ErrEscape = errors.New("path escapes the extraction directory")
-	// ErrDevice: a device node, fifo or socket.
-	ErrDevice = errors.New("special file not allowed")
-	// ErrTooLarge: an entry or the archive's total exceeds the size limit.
-	ErrTooLarge = errors.New("size limit exceeded")
-	// ErrTooManyEntries: the archive or tree holds more members than
-	// allowed.
-	ErrTooManyEntries = errors.New("entry limit exceeded")
-	// ErrLinkOutside: a hard link whose target is outside the extraction
-	// directory or is not a regular file extracted earlier.
-	ErrLinkOutside = errors.New("hard link target not allowed")
-	// ErrThroughSymlink: a member would be written through, or over, a
-	// symbolic link.
-	ErrThroughSymlink = errors.New("write through a symbolic link")
-	// ErrNoMatch: an include pattern matched no member.
-	ErrNoMatch = errors.New("include pattern matched nothing")
-	// ErrFormat: the input is not a supported archive, or is corrupt or
-	// truncated.
-	ErrFormat = errors.New("unsupported or corrupt archive")
-	// ErrBadName: a member or link name that is not valid UTF-8, holds NUL,
-	// or names nothing.
-	ErrBadName = errors.New("invalid name")
-	// ErrConflict: a member would replace a directory with a non-directory,
-	// or needs a directory where a non-directory exists.
-	ErrConflict = errors.New("file type conflict")
-)
-
 // Options controls how [Archive] unpacks.
 type Options struct {
 	// StripComponents removes that many leading components from every
