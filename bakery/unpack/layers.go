@@ -21,9 +21,9 @@ const (
 	whiteoutOpaque = whiteoutPrefix + whiteoutPrefix + ".opq"
 )
 
-// maxLayers bounds the layers one call applies: 127 is Docker's limit on
+// MaxLayers bounds the layers [Layers] applies: 127 is Docker's limit on
 // an image's depth; OCI sets none, so this leaves room.
-const maxLayers = 256
+const MaxLayers = 256
 
 // Layers applies the layers of a container image, verified local tar
 // streams (tar, tar.gz or tar.zst, detected from their content) in order
@@ -43,8 +43,8 @@ func Layers(ctx context.Context, root *os.Root, layers []*os.File, opts Options)
 	if name == "" && len(layers) > 0 {
 		name = layers[0].Name()
 	}
-	if len(layers) > maxLayers {
-		return Result{}, withFix(name, refused(ErrTooManyEntries, "%d layers, more than %d", len(layers), maxLayers))
+	if len(layers) > MaxLayers {
+		return Result{}, withFix(name, refused(ErrTooManyEntries, "%d layers, more than %d", len(layers), MaxLayers))
 	}
 	st, err := newStager(ctx, root, name, opts)
 	if err != nil {
