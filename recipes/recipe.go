@@ -4,12 +4,15 @@
 package recipes
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/sysext-bakery/bakery/internal/pathmatch"
 	"github.com/sysext-bakery/bakery/sysext"
@@ -45,6 +48,9 @@ type Recipe struct {
 	Validate Validation
 	// Path is the recipe file that was read.
 	Path string
+	// Digest is the sha256 of the recipe file's bytes: part of every
+	// build's inputs digest.
+	Digest v1.Hash
 	// Catalog is set for a recipe of the shipped catalog: it was read from
 	// bakery itself, has no folder on disk, and Path only says where it
 	// lives in bakery's source.
@@ -221,6 +227,7 @@ func Parse(data []byte, path string) (*Recipe, error) {
 	d := &decoder{path: path}
 	r := d.recipe(data)
 	if r != nil {
+		r.Digest, _, _ = v1.SHA256(bytes.NewReader(data)) // reading bytes cannot fail
 		d.errs = append(d.errs, r.tryTemplates()...)
 	}
 	if len(d.errs) > 0 {

@@ -58,7 +58,10 @@ func bakeCommand() *cli.Command {
 		ArgsUsage: "RECIPE",
 		Description: `RECIPE is a recipe.yaml, a folder holding one, or a name from the shipped catalog.
 Sources are fetched once into $XDG_CACHE_HOME/bakery and verified by sha256 before use;
-the same recipe and inputs give byte-identical images.
+the same recipe and inputs give byte-identical images. Each image's inputs digest
+(the recipe file, version, arch, OS release, image options and every source's
+digest) is printed and listed in DIR/INPUTS, which bakery push publishes as the
+org.bakery.sysext.inputs-digest annotation.
 
 A kernel-bound recipe (one using {{.OSID}} or {{.OSVersion}}) is baked for one OS
 release, given with --os and --os-version. --mirror FROM=TO rewrites source URLs
@@ -151,9 +154,9 @@ func runBake(ctx context.Context, cmd *cli.Command) error {
 		return printJSON(os.Stdout, res)
 	}
 	for _, img := range res.Images {
-		stderrf("%s  %s  %d bytes\n", img.SHA256, img.Path, img.Size)
+		stderrf("%s  %s  %d bytes (inputs %s)\n", img.SHA256, img.Path, img.Size, img.InputsDigest)
 	}
-	stderrf("checksums: %s\n", res.Checksums)
+	stderrf("checksums: %s\ninputs: %s\n", res.Checksums, res.Inputs)
 	return nil
 }
 
