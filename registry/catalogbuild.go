@@ -115,7 +115,7 @@ func pushedVersion(res PushResult, ann map[string]string) CatalogVersion {
 	v := CatalogVersion{Version: res.Version, Tag: tagSafe(res.Version), Digest: res.IndexDigest, Signed: res.Signature != "",
 		InputsDigest: ann[AnnotationInputsDigest], Created: ann[AnnotationCreated]}
 	for _, img := range res.Images {
-		v.Arches = append(v.Arches, CatalogArch{Arch: img.Arch, Digest: img.LayerDigest, Size: img.Size})
+		v.Arches = append(v.Arches, CatalogArch{Arch: img.Arch, Digest: img.LayerDigest, Size: img.Size, InputsDigest: img.InputsDigest})
 	}
 	return v
 }
