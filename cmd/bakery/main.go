@@ -41,6 +41,7 @@ Examples:
 		EnableShellCompletion: true,
 		Commands: []*cli.Command{
 			bakeCommand(),
+			recipesCommand(),
 			imageCommand(),
 			demoCommand(),
 			mergeCommand(),
