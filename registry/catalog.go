@@ -307,6 +307,14 @@ func checkExpiry(doc CatalogDoc, now time.Time) error {
 	return nil
 }
 
+// CheckNamespace reports whether target is a registry namespace,
+// host[:port][/ns], as Catalog and RefreshCatalog take it, without
+// contacting the registry.
+func CheckNamespace(target string) error {
+	_, _, err := parseNamespace(target, &options{})
+	return err
+}
+
 // parseNamespace splits target = host[:port][/ns] into the registry and
 // the namespace ("" for the registry's root).
 func parseNamespace(target string, o *options) (name.Registry, string, error) {

@@ -41,6 +41,7 @@ Examples:
 		EnableShellCompletion: true,
 		Commands: []*cli.Command{
 			bakeCommand(),
+			planCommand(),
 			recipesCommand(),
 			imageCommand(),
 			demoCommand(),
