@@ -89,7 +89,7 @@ var testBuilders = []struct {
 
 // bakeOptions are the options tests bake with: a private cache, the given
 // builder, a fixed epoch.
-func bakeOptions(t *testing.T, out string, b sysext.Builder, format sysext.Format) Options {
+func bakeOptions(t testing.TB, out string, b sysext.Builder, format sysext.Format) Options {
 	comp := sysext.Zstd
 	if format == sysext.Erofs {
 		comp = sysext.None
