@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sysext-bakery/bakery/internal/download"
+	"github.com/sysext-bakery/bakery/internal/httpbound"
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
@@ -78,7 +79,7 @@ func makeOptions(opts []Option) *options {
 	if o.transport == nil {
 		o.transport = defaultTransport(o.insecure)
 	}
-	o.transport = boundedTransport{next: o.transport}
+	o.transport = httpbound.Transport(o.transport)
 	return o
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
 	"github.com/sysext-bakery/bakery/internal/download"
+	"github.com/sysext-bakery/bakery/internal/httpbound"
 	"github.com/sysext-bakery/bakery/internal/teecopy"
 )
 
@@ -305,19 +306,21 @@ func (f *Fetcher) client() *http.Client {
 
 // remoteOptions are the go-containerregistry options of registry
 // requests (oci sources): credentials from the Docker config, Client's
-// transport when set, the retries of downloads.
+// transport when set, bounded as registry's clients are (redirects, API
+// answers), the retries of downloads.
 func (f *Fetcher) remoteOptions(ctx context.Context) []remote.Option {
-	opts := []remote.Option{
+	next := remote.DefaultTransport
+	if f.Client != nil && f.Client.Transport != nil {
+		next = f.Client.Transport
+	}
+	return []remote.Option{
 		remote.WithContext(ctx),
+		remote.WithTransport(httpbound.Transport(next)),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithRetryBackoff(f.backoff()),
 		remote.WithRetryStatusCodes(download.RetryStatusCodes...),
 		remote.WithUserAgent("bakery"),
 	}
-	if f.Client != nil && f.Client.Transport != nil {
-		opts = append(opts, remote.WithTransport(f.Client.Transport))
-	}
-	return opts
 }
 
 // copyFile copies the file at path p to t.

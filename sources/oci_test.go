@@ -5,9 +5,12 @@ import (
 	"errors"
 	"io/fs"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -16,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/sysext-bakery/bakery/internal/fixture"
+	"github.com/sysext-bakery/bakery/internal/httpbound"
 	"github.com/sysext-bakery/bakery/recipes"
 )
 
@@ -292,6 +296,49 @@ func TestOCIMirror(t *testing.T) {
 			}
 			if err != nil || !maps.Equal(tree, wantTool("amd64")) {
 				t.Fatalf("stage: %v\n%q", err, tree)
+			}
+		})
+	}
+}
+
+// TestOCIHostileRegistry: a registry that redirects forever, or answers
+// with an endless manifest, is given up on after bounded requests.
+func TestOCIHostileRegistry(t *testing.T) {
+	tests := []struct {
+		name   string
+		handle http.HandlerFunc
+	}{
+		{"redirect loop", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, r.URL.String(), http.StatusTemporaryRedirect)
+		}},
+		{"endless manifest", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", string(types.OCIImageIndex))
+			chunk := []byte(strings.Repeat(" ", 64<<10))
+			for {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var requests atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				if r.URL.Path == "/v2/" {
+					return
+				}
+				tt.handle(w, r)
+			}))
+			t.Cleanup(srv.Close)
+			ref := strings.TrimPrefix(srv.URL, "http://") + "/ns/tool@sha256:" + strings.Repeat("a", 64)
+			_, err := stageOCI(t, &Fetcher{Cache: Cache{Dir: t.TempDir()}, Backoff: 1}, ociBuild(ref, "amd64"))
+			if !errors.Is(err, httpbound.ErrHostile) {
+				t.Errorf("err = %v, want %v", err, httpbound.ErrHostile)
+			}
+			if n := requests.Load(); n > 100 {
+				t.Errorf("%d requests", n)
 			}
 		})
 	}
