@@ -15,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
 	"github.com/sysext-bakery/bakery/internal/digest"
@@ -67,12 +68,17 @@ type Image struct {
 	Size         int64  `json:"size"`
 	Format       string `json:"format"`
 	Builder      string `json:"builder"`
+	// InputsDigest is the build's (see InputsDigest).
+	InputsDigest string `json:"inputsDigest"`
 }
 
 // Result is what a bake wrote.
 type Result struct {
-	Images    []Image `json:"images"`
-	Checksums string  `json:"checksums"`
+	Images []Image `json:"images"`
+	// Checksums is the SHA256SUMS file, Inputs the INPUTS file: each
+	// image's inputs digest in the same format, which push publishes.
+	Checksums string `json:"checksums"`
+	Inputs    string `json:"inputs"`
 }
 
 // FileName is the Flatcar-style name of an image: NAME-VERSION-ARCH.raw.
@@ -111,7 +117,8 @@ func Plan(r *recipes.Recipe, opts Options) ([]*recipes.Build, error) {
 // Bake builds the recipe's images for every requested arch, after Plan
 // found nothing wrong. The output directory changes only when every arch
 // succeeded: images are written to temporary files and renamed into place
-// at the end, then SHA256SUMS.
+// at the end, then SHA256SUMS and INPUTS (each image's inputs digest, in
+// SHA256SUMS's format, for push to publish).
 func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error) {
 	if opts.Fetcher == nil {
 		return nil, fmt.Errorf("bakery: Options.Fetcher is required")
@@ -129,7 +136,7 @@ func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error)
 			f.Abort()
 		}
 	}()
-	res := &Result{Checksums: filepath.Join(opts.OutDir, "SHA256SUMS")}
+	res := &Result{Checksums: filepath.Join(opts.OutDir, "SHA256SUMS"), Inputs: filepath.Join(opts.OutDir, "INPUTS")}
 	for _, b := range builds {
 		img, tmp, err := bakeArch(ctx, b, opts)
 		var located *recipes.Error
@@ -147,11 +154,15 @@ func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error)
 			return nil, err
 		}
 	}
-	sums := map[string]string{}
+	sums, inputs := map[string]string{}, map[string]string{}
 	for _, img := range res.Images {
 		sums[filepath.Base(img.Path)] = img.SHA256
+		inputs[filepath.Base(img.Path)] = strings.TrimPrefix(img.InputsDigest, "sha256:")
 	}
 	if err := sha256sums.Update(res.Checksums, sums); err != nil {
+		return nil, err
+	}
+	if err := sha256sums.Update(res.Inputs, inputs); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -174,6 +185,11 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 	if err := os.Chmod(stageDir, 0o755); err != nil {
 		return Image{}, nil, err
 	}
+	inputs, err := InputsDigest(ctx, b, opts)
+	if err != nil {
+		return Image{}, nil, err
+	}
+	step("inputs", inputs.String())
 	step("fetch", fmt.Sprintf("%d sources", len(b.Sources)))
 	if err := Stage(ctx, b, stageDir, opts); err != nil {
 		return Image{}, nil, err
@@ -208,6 +224,7 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 	return Image{
 		Name: b.Recipe.Name, Version: b.Version, Architecture: b.Arch,
 		Path: dst, SHA256: sum.Hex, Size: size, Format: opts.Format.Name(), Builder: opts.Builder.Name(),
+		InputsDigest: inputs.String(),
 	}, tmp, nil
 }
 

@@ -91,12 +91,16 @@ var testBuilders = func() []testBuilder {
 	return out
 }()
 
-// squashfsFormat is the format of the tests that bake with one builder.
-var squashfsFormat, _ = formats.ByName("squashfs")
+// squashfsFormat and erofsFormat are the formats of the tests that bake
+// with one builder.
+var (
+	squashfsFormat, _ = formats.ByName("squashfs")
+	erofsFormat, _    = formats.ByName("erofs")
+)
 
 // bakeOptions are the options tests bake with: a private cache, the given
 // builder and its default compression, a fixed epoch.
-func bakeOptions(t *testing.T, out string, b sysext.Builder, format sysext.Format) Options {
+func bakeOptions(t testing.TB, out string, b sysext.Builder, format sysext.Format) Options {
 	return Options{
 		OutDir:  out,
 		Format:  format,

@@ -71,6 +71,9 @@ type BuildSource struct {
 	// 0-based position in Recipe.Sources (messages count from 1).
 	Line  int
 	Index int
+	// GoArch is the build's: an oci source takes the image for the
+	// platform linux/GoArch.
+	GoArch string
 }
 
 // templateVars are the only names a template may use; osVars are those
@@ -195,7 +198,7 @@ type expander struct {
 
 // source expands source i.
 func (x *expander) source(s *Source, i int) BuildSource {
-	b := BuildSource{Kind: s.Kind(), Line: s.Line, Index: i}
+	b := BuildSource{Kind: s.Kind(), Line: s.Line, Index: i, GoArch: x.vars["GoArch"]}
 	where := fmt.Sprintf("source %d", i+1)
 	// get expands the template text of the field key (lineKey locates it)
 	// and checks the result; it returns "" after recording a problem.

@@ -72,6 +72,9 @@ func TestExpand(t *testing.T) {
 				t.Error("Build.Recipe is not the recipe expanded")
 			}
 			tt.want.Recipe, tt.want.Release = r, r.Release
+			for i := range tt.want.Sources {
+				tt.want.Sources[i].GoArch = tt.want.GoArch
+			}
 			if !reflect.DeepEqual(*b, tt.want) {
 				t.Errorf("Expand gave\n%+v\nwant\n%+v", *b, tt.want)
 			}

@@ -41,6 +41,8 @@ Examples:
 		EnableShellCompletion: true,
 		Commands: []*cli.Command{
 			bakeCommand(),
+			planCommand(),
+			recipesCommand(),
 			imageCommand(),
 			demoCommand(),
 			mergeCommand(),
