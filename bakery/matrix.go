@@ -21,8 +21,8 @@ type Job struct {
 	// OS and OSVersion are the OS release of a kernel-bound recipe's
 	// build (bake --os, --os-version), empty for the others.
 	OS           string `json:"os"`
-	OSVersion    string `json:"os_version"`
-	InputsDigest string `json:"inputs_digest"`
+	OSVersion    string `json:"osVersion"`
+	InputsDigest string `json:"inputsDigest"`
 	// Skip is set when the job's image, and those of every other arch of
 	// its version (one index holds them all), are already published.
 	Skip bool `json:"skip"`

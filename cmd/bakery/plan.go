@@ -33,8 +33,8 @@ version (and OS release) is published with the inputs digest of this plan,
 since one index holds all arches of a version and is pushed whole.
 
 --json prints a GitHub Actions strategy.matrix:
-  {"include": [{"recipe", "name", "version", "arch", "os", "os_version",
-                "inputs_digest", "skip"}, …]}
+  {"include": [{"recipe", "name", "version", "arch", "os", "osVersion",
+                "inputsDigest", "skip"}, …]}
 Image flags (--format, --compression, --level, --builder, --epoch) must be
 those bake will use, as they are part of the inputs digest.
 

@@ -19,8 +19,8 @@ type planJob struct {
 	Version      string `json:"version"`
 	Arch         string `json:"arch"`
 	OS           string `json:"os"`
-	OSVersion    string `json:"os_version"`
-	InputsDigest string `json:"inputs_digest"`
+	OSVersion    string `json:"osVersion"`
+	InputsDigest string `json:"inputsDigest"`
 	Skip         bool   `json:"skip"`
 }
 
