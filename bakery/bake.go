@@ -205,7 +205,7 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 	for _, a := range allowed {
 		step("foreign-elf", fmt.Sprintf("%s, built for %s, allowed by %s:%d: %s", a.Path, a.For, b.Recipe.Path, a.Rule.Line, a.Rule.Reason))
 	}
-	name := FileName(b.Recipe.Name, b.Version, b.Arch)
+	name := FileName(b.Recipe.Name, b.ImageVersion, b.Arch)
 	dst := filepath.Join(opts.OutDir, name)
 	tmp, err := atomicfile.Create(dst)
 	if err != nil {
@@ -222,7 +222,7 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 		return Image{}, nil, err
 	}
 	return Image{
-		Name: b.Recipe.Name, Version: b.Version, Architecture: b.Arch,
+		Name: b.Recipe.Name, Version: b.ImageVersion, Architecture: b.Arch,
 		Path: dst, SHA256: sum.Hex, Size: size, Format: opts.Format.Name(), Builder: opts.Builder.Name(),
 		InputsDigest: inputs.String(),
 	}, tmp, nil
@@ -240,7 +240,7 @@ func writeRelease(b *recipes.Build, stageDir string) error {
 		Scope:            b.Release.Scope,
 		ReloadManager:    b.Release.ReloadManager,
 		ExtensionID:      b.Recipe.Name,
-		ExtensionVersion: b.Version,
+		ExtensionVersion: b.ImageVersion,
 	}
 	if err := rel.Validate(); err != nil {
 		return fmt.Errorf("release: %w", err)

@@ -28,6 +28,12 @@ type Build struct {
 	// OS is the OS release a kernel-bound recipe is built for; zero for
 	// the others.
 	OS OS
+	// ImageVersion is the version the image is published as (its file
+	// name, SYSEXT_VERSION_ID, its registry tag): Version, or for a
+	// kernel-bound recipe VERSION-OSID-OSVERSION, so that the images of
+	// one version for several OS releases do not take each other's name
+	// (as Talos names its kernel-module extensions).
+	ImageVersion string
 	// Release is the recipe's release section with its templates filled.
 	Release Release
 	Sources []BuildSource
@@ -141,7 +147,10 @@ func (r *Recipe) expand(recipeDir, version string, arch sysext.Arch, os OS) (*Bu
 	uname := unameArches[arch.Name]
 	x := expander{r: r, dir: recipeDir, vars: map[string]string{"Version": version, "Arch": arch.Name, "GoArch": arch.GoArch,
 		"UnameArch": uname, "OSID": os.ID, "OSVersion": os.Version}}
-	b := &Build{Recipe: r, Version: version, Arch: arch.Name, GoArch: arch.GoArch, UnameArch: uname, OS: os, Release: x.release()}
+	b := &Build{Recipe: r, Version: version, ImageVersion: version, Arch: arch.Name, GoArch: arch.GoArch, UnameArch: uname, OS: os, Release: x.release()}
+	if os != (OS{}) {
+		b.ImageVersion = version + "-" + os.ID + "-" + os.Version
+	}
 	for i := range r.Sources {
 		b.Sources = append(b.Sources, x.source(&r.Sources[i], i))
 	}

@@ -160,7 +160,7 @@ sources:
 		"--mirror", "https://upstream.invalid/="+srv.URL+"/mirror/"); code != 0 {
 		t.Fatalf("bake: %s", stderr)
 	}
-	image := filepath.Join(out, "kmod-1-x86-64.raw")
+	image := filepath.Join(out, "kmod-1-flatcar-4081.2.0-x86-64.raw") // one name per OS release
 	stdout, stderr, code := run(t, "image", "inspect", image, "--json")
 	if code != 0 || !strings.Contains(stdout, `"ID": "flatcar"`) || !strings.Contains(stdout, `"VERSION_ID": "4081.2.0"`) {
 		t.Errorf("inspect: %d %s %s", code, stdout, stderr)

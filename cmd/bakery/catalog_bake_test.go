@@ -103,7 +103,7 @@ func TestCatalogBakesOffline(t *testing.T) {
 				t.Fatalf("bakery %s: exit %d\n%s", strings.Join(args, " "), code, stderr)
 			}
 			for _, b := range builds {
-				checkCatalogImage(t, filepath.Join(out, fmt.Sprintf("%s-%s-%s.raw", name, b.Version, b.Arch)), b, fx)
+				checkCatalogImage(t, filepath.Join(out, fmt.Sprintf("%s-%s-%s.raw", name, b.ImageVersion, b.Arch)), b, fx)
 			}
 		})
 	}
