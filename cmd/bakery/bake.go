@@ -13,11 +13,11 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/sysext-bakery/bakery/bakery"
-	"github.com/sysext-bakery/bakery/stage"
 	"github.com/sysext-bakery/bakery/internal/bytesize"
 	"github.com/sysext-bakery/bakery/internal/join"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sources"
+	"github.com/sysext-bakery/bakery/stage"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/formats"
 )
