@@ -55,6 +55,7 @@ Examples:
 			verifyCommand(),
 			catalogCommand(),
 			registryCommand(),
+			releaseCommand(),
 		},
 		ExitErrHandler: func(context.Context, *cli.Command, error) {}, // main reports errors
 	})
