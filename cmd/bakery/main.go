@@ -56,6 +56,7 @@ Examples:
 			catalogCommand(),
 			registryCommand(),
 			releaseCommand(),
+			butaneCommand(),
 		},
 		ExitErrHandler: func(context.Context, *cli.Command, error) {}, // main reports errors
 	})
