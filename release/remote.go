@@ -22,6 +22,11 @@ import (
 // them (1 MiB).
 const maxIndexSize = 1 << 20
 
+// MaxImageSize bounds an image fetched from a release directory (or any
+// URL), so that a hostile server cannot fill the disk before the checksum
+// fails.
+const MaxImageSize int64 = 16 << 30
+
 // Index is a served release directory's SHA256SUMS, verified against
 // trusted keys the way systemd-sysupdate verifies it with Verify=yes.
 type Index struct {
@@ -115,7 +120,7 @@ func (ix *Index) Download(ctx context.Context, file string, f *os.File, also ...
 		}
 		return reset()
 	}
-	if _, err := download.Get(ctx, ix.client, ix.URL(file), t, download.Options{Size: -1}); err != nil {
+	if _, err := download.Get(ctx, ix.client, ix.URL(file), t, download.Options{Size: -1, MaxSize: MaxImageSize}); err != nil {
 		return fmt.Errorf("fetch %s: %w", ix.URL(file), err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {

@@ -165,8 +165,8 @@ func butaneRelease(ctx context.Context, cmd *cli.Command, arch sysext.Arch) (pro
 		if err != nil {
 			return provision.Config{}, err
 		}
-		if img.Name != name {
-			return provision.Config{}, fmt.Errorf("%s holds extension %q, not %q", ix.URL(file), img.Name, name)
+		if img.Name != name || img.arch != arch.Name {
+			return provision.Config{}, fmt.Errorf("%s holds extension %q for %s, not %q for %s", ix.URL(file), img.Name, img.arch, name, arch.Name)
 		}
 		img.URL = ix.URL(file)
 		images = append(images, img.Image)
@@ -217,7 +217,7 @@ func butaneRegistry(ctx context.Context, cmd *cli.Command, arch sysext.Arch) (pr
 	}
 	file := path.Base(u)
 	bakery, err := pinImage(file, func(f *os.File, h hash.Hash) error {
-		_, err := download.Get(ctx, http.DefaultClient, u, download.File(f, h), download.Options{Size: -1})
+		_, err := download.Get(ctx, http.DefaultClient, u, download.File(f, h), download.Options{Size: -1, MaxSize: release.MaxImageSize})
 		return err
 	})
 	if err != nil {
