@@ -57,10 +57,11 @@ func runImageSelf(ctx context.Context, cmd *cli.Command) error {
 			return usagef("--arch: %v", err)
 		}
 	}
-	bin, err := selfBinary(ctx, cmd, arch)
+	bin, cleanup, err := selfBinary(ctx, cmd, arch)
 	if err != nil {
 		return err
 	}
+	defer cleanup()
 	if v := cmd.String("version"); v != "" {
 		bin.Version = v
 	}
@@ -116,16 +117,17 @@ func runImageSelf(ctx context.Context, cmd *cli.Command) error {
 
 // selfBinary picks the bakery executable for the image: --binary, this
 // one when it is static and for arch, else a build from source into a
-// temporary file (removed at exit of the command's process tree: its
-// directory is the system's temporary one).
-func selfBinary(ctx context.Context, cmd *cli.Command, arch sysext.Arch) (*selfimage.Binary, error) {
+// temporary directory, which cleanup removes.
+func selfBinary(ctx context.Context, cmd *cli.Command, arch sysext.Arch) (b *selfimage.Binary, cleanup func(), err error) {
+	cleanup = func() {}
 	if p := cmd.String("binary"); p != "" {
-		return selfimage.Check(p, arch)
+		b, err = selfimage.Check(p, arch)
+		return b, cleanup, err
 	}
 	if exe, err := os.Executable(); err == nil {
 		b, err := selfimage.Check(exe, arch)
 		if err == nil {
-			return b, nil
+			return b, cleanup, nil
 		}
 		stderrf("building bakery for %s with CGO_ENABLED=0: %v\n", arch.Name, err)
 	}
@@ -133,14 +135,17 @@ func selfBinary(ctx context.Context, cmd *cli.Command, arch sysext.Arch) (*selfi
 	if source == "" {
 		source = "."
 	}
-	source, err := selfimage.FindSource(source)
-	if err != nil {
-		return nil, usagef("%v: run this in bakery's checkout, or give --source DIR or --binary FILE", err)
+	if source, err = selfimage.FindSource(source); err != nil {
+		return nil, cleanup, usagef("%v: run this in bakery's checkout, or give --source DIR or --binary FILE", err)
 	}
 	dir, err := os.MkdirTemp("", "bakery-self-bin-")
 	if err != nil {
-		return nil, err
+		return nil, cleanup, err
 	}
-	context.AfterFunc(ctx, func() { os.RemoveAll(dir) })
-	return selfimage.Build(ctx, source, arch, filepath.Join(dir, "bakery"))
+	cleanup = func() { os.RemoveAll(dir) }
+	if b, err = selfimage.Build(ctx, source, arch, filepath.Join(dir, "bakery")); err != nil {
+		cleanup()
+		return nil, func() {}, err
+	}
+	return b, cleanup, nil
 }
