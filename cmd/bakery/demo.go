@@ -6,11 +6,13 @@ import (
 	"crypto"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v3"
 
@@ -18,7 +20,9 @@ import (
 	"github.com/sysext-bakery/bakery/page"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/registry"
+	"github.com/sysext-bakery/bakery/release"
 	"github.com/sysext-bakery/bakery/sign"
+	"github.com/sysext-bakery/bakery/sign/pgp"
 	"github.com/sysext-bakery/bakery/sources"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/formats"
@@ -31,7 +35,9 @@ func demoCommand() *cli.Command {
 		Description: `Runs the whole main job on the sample recipe (testdata/hello, relative to the
 current directory, or --recipe): bakes both arches, inspects each image, bakes
 again in another directory with another umask to check that the bytes are
-identical, signs and pushes them to an embedded registry on loopback,
+identical, writes a signed release directory for stock nodes'
+systemd-sysupdate (OUT/release) and checks it over loopback as a node would,
+signs and pushes them to an embedded registry on loopback,
 verifies the signature and every digest, lists the catalog, pulls this
 machine's image and, as root, merges it into a scratch root in a private
 mount namespace and shows status.
@@ -108,6 +114,9 @@ func runDemo(ctx context.Context, cmd *cli.Command) error {
 	for _, img := range first.Images {
 		paths = append(paths, img.Path)
 	}
+	if err := demoRelease(ctx, filepath.Join(opts.OutDir, "release"), r.Name, paths); err != nil {
+		return err
+	}
 	pulled, err := demoPublish(ctx, r.Name+":"+first.Images[0].Version, paths)
 	if err != nil {
 		return err
@@ -138,13 +147,13 @@ func demoPublish(ctx context.Context, nameTag string, images []string) (string, 
 	}
 	defer stop()
 	ref := addr + "/demo/" + nameTag
-	stderrf("\n== 4. publish: embedded registry at %s, push signed index %s\n", addr, ref)
+	stderrf("\n== 5. publish: embedded registry at %s, push signed index %s\n", addr, ref)
 	pushed, err := registry.Push(ctx, ref, images, registry.WithSigner(key), registry.WithInsecure())
 	if err != nil {
 		return "", err
 	}
 	stderrf("index %s, signature %s, tags %v\n", pushed.IndexDigest, pushed.Signature, pushed.Tags)
-	stderrf("\n== 5. verify signature → index → manifests → layers, offline key\n")
+	stderrf("\n== 6. verify signature → index → manifests → layers, offline key\n")
 	verified, err := registry.Verify(ctx, ref, registry.WithKeys(key.Public()), registry.WithInsecure())
 	if err != nil {
 		return "", err
@@ -152,7 +161,7 @@ func demoPublish(ctx context.Context, nameTag string, images []string) (string, 
 	for _, m := range verified.Manifests {
 		stderrf("verified %s: manifest %s, layer %s\n", m.Arch, m.ManifestDigest, m.LayerDigest)
 	}
-	stderrf("\n== 6. catalog %s/demo\n", addr)
+	stderrf("\n== 7. catalog %s/demo\n", addr)
 	cat, err := registry.Catalog(ctx, addr+"/demo", registry.WithKeys(key.Public()), registry.WithInsecure())
 	if err != nil {
 		return "", err
@@ -169,7 +178,7 @@ func demoPublish(ctx context.Context, nameTag string, images []string) (string, 
 	if err != nil {
 		return "", err
 	}
-	stderrf("\n== 7. pull for this machine (%s), verified before it is written\n", sysext.HostArch().Name)
+	stderrf("\n== 8. pull for this machine (%s), verified before it is written\n", sysext.HostArch().Name)
 	res, err := registry.Pull(ctx, ref, registry.WithKeys(key.Public()), registry.WithInsecure(), registry.WithOutDir(out))
 	if err != nil {
 		return "", err
@@ -202,6 +211,54 @@ func demoPage(ctx context.Context, addr string) error {
 	return nil
 }
 
+// demoRelease writes a signed release directory for stock nodes'
+// systemd-sysupdate, serves it on loopback and checks it as a node would:
+// the signature, the newest image for this machine, its sha256.
+func demoRelease(ctx context.Context, dir, name string, images []string) error {
+	key, err := pgp.Generate("bakery demo", time.Now())
+	if err != nil {
+		return err
+	}
+	// The demo's own directory: made anew, so that images of another run
+	// (another builder) do not stand in the way of this run's.
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(dir))}
+	go srv.Serve(ln)
+	defer srv.Close()
+	base := "http://" + ln.Addr().String() + "/"
+	stderrf("\n== 4. release: signed directory %s for systemd-sysupdate, served at %s\n", dir, base)
+	res, err := release.Write(dir, images, release.Options{BaseURL: base, Key: key})
+	if err != nil {
+		return err
+	}
+	stderrf("%d images of %v, %s signed by %s; transfer definitions %v\n", len(res.Images), res.Extensions, release.SumsFile, res.Fingerprint, release.DefinitionFiles(name))
+	ix, err := release.Open(ctx, http.DefaultClient, base, key.Public())
+	if err != nil {
+		return err
+	}
+	file, version, err := ix.Newest(name, sysext.HostArch().Name)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp("", "bakery-demo-release-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if err := ix.Download(ctx, file, f); err != nil {
+		return err
+	}
+	stderrf("checked as a node would: signature by %s, newest for %s is %s (%s), sha256 as signed\n", ix.Fingerprint, sysext.HostArch().Name, version, file)
+	return nil
+}
+
 // startRegistry runs the embedded registry, with the catalog page, on a
 // free loopback port until stop is called.
 func startRegistry(ctx context.Context, root string, pageConfig page.Config) (addr string, stop func(), err error) {
@@ -225,7 +282,7 @@ func startRegistry(ctx context.Context, root string, pageConfig page.Config) (ad
 // mount namespace and shows status, when this runs as root.
 func demoMerge(ctx context.Context, image string) error {
 	defer os.RemoveAll(filepath.Dir(image))
-	stderrf("\n== 8. merge into a scratch root\n")
+	stderrf("\n== 9. merge into a scratch root\n")
 	if os.Geteuid() != 0 {
 		stderrf("skipped: merging needs root (loop devices, overlayfs)\n")
 		return nil

@@ -57,6 +57,8 @@ Examples:
 			verifyCommand(),
 			catalogCommand(),
 			registryCommand(),
+			releaseCommand(),
+			butaneCommand(),
 		},
 		ExitErrHandler: func(context.Context, *cli.Command, error) {}, // main reports errors
 	})
