@@ -13,11 +13,12 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/sysext-bakery/bakery/bakery"
-	"github.com/sysext-bakery/bakery/stage"
 	"github.com/sysext-bakery/bakery/internal/bytesize"
 	"github.com/sysext-bakery/bakery/internal/join"
 	"github.com/sysext-bakery/bakery/recipes"
+	"github.com/sysext-bakery/bakery/sign"
 	"github.com/sysext-bakery/bakery/sources"
+	"github.com/sysext-bakery/bakery/stage"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/formats"
 )
@@ -31,6 +32,8 @@ func buildFlags() []cli.Flag {
 		&cli.IntFlag{Name: "level", Usage: "compression level (0: the compressor's default)"},
 		&cli.StringFlag{Name: "builder", Usage: builderUsage()},
 		&cli.Int64Flag{Name: "epoch", Value: -1, Usage: "timestamp of every file, seconds since 1970 (default: $SOURCE_DATE_EPOCH, else the recipe's last commit time, else 0)"},
+		&cli.StringFlag{Name: "key", Usage: "with --format ddi: private key (PEM) signing the dm-verity root hash into the verity-sig partition"},
+		&cli.StringFlag{Name: "cert", Usage: "with --key: the key's X.509 certificate (PEM), what nodes trust in /etc/verity.d/"},
 	}
 }
 
@@ -100,7 +103,28 @@ func buildOptions(cmd *cli.Command, epoch int64) (sysext.Format, sysext.Builder,
 	if opts.Compression == "" {
 		opts.Compression = b.Compressions()[0]
 	}
+	if opts.Signing, err = signing(cmd, format); err != nil {
+		return nil, nil, opts, err
+	}
 	return format, b, opts, nil
+}
+
+// signing loads --key and --cert, which sign a DDI's verity root hash.
+func signing(cmd *cli.Command, format sysext.Format) (*sysext.Signing, error) {
+	key, cert := cmd.String("key"), cmd.String("cert")
+	switch {
+	case key == "" && cert == "":
+		return nil, nil
+	case key == "" || cert == "":
+		return nil, usagef("--key and --cert go together: the private key and its certificate (bakery keygen --x509 writes both)")
+	case format.Name() != "ddi":
+		return nil, usagef("--key and --cert sign the verity root hash of a DDI: use --format ddi")
+	}
+	k, c, err := sign.LoadCertificateKey(key, cert)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return &sysext.Signing{Key: k, Cert: c}, nil
 }
 
 func bakeCommand() *cli.Command {
@@ -132,8 +156,6 @@ Examples:
 			&cli.StringFlag{Name: "max-source-size", Value: bytesize.Format(sources.DefaultMaxSourceSize), Usage: "refuse a source larger than this, such as 512MiB"},
 			&cli.BoolFlag{Name: "allow-file-urls", Usage: "let file:// sources read any file you can, not only files in the recipe's folder"},
 			&cli.IntFlag{Name: "max-entries", Value: stage.DefaultMaxEntries, Usage: "refuse a source with more members (files, directories, links) than this"},
-			&cli.StringFlag{Name: "key", Usage: "with --format ddi: private key signing the verity root hash"},
-			&cli.StringFlag{Name: "cert", Usage: "with --format ddi: certificate of --key"},
 			jsonFlag,
 		}, buildFlags()...),
 		Action: runBake,
@@ -143,9 +165,6 @@ Examples:
 func runBake(ctx context.Context, cmd *cli.Command) error {
 	if cmd.NArg() != 1 {
 		return usagef("bake takes one RECIPE argument (see bakery bake --help)")
-	}
-	if cmd.String("format") == "ddi" || cmd.String("key") != "" || cmd.String("cert") != "" {
-		return usagef("--format ddi (and --key/--cert) are not supported yet; use squashfs or erofs")
 	}
 	r, err := recipes.Resolve(cmd.Args().First())
 	if err != nil {
