@@ -11,8 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/sysext-bakery/bakery/stage"
 	"github.com/sysext-bakery/bakery/recipes"
+	"github.com/sysext-bakery/bakery/stage"
 )
 
 // filesSource is a tree beside the recipe, copied as it is. A recipe
