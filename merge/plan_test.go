@@ -116,7 +116,7 @@ type fakeOpener struct {
 	digests map[string]string
 }
 
-func (o fakeOpener) Open(img Image, digest bool) (Tree, string, error) {
+func (o fakeOpener) Open(img Image, policy Policy) (Tree, string, error) {
 	if img.Type == Directory {
 		sub, _ := fs.Sub(o.root, img.Path)
 		return fakeTree{MapFS: toMap(sub)}, "", nil
