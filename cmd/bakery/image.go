@@ -81,7 +81,9 @@ func imageInspectCommand() *cli.Command {
 		Name:      "inspect",
 		Usage:     "show an image's file system, size, sha256, extension-release and entry count",
 		ArgsUsage: "IMAGE.raw",
-		Description: `Reads the image directly (squashfs or erofs): no root, no mount, no external tool.
+		Description: `Reads the image directly (squashfs, erofs, or a DDI's root partition): no root,
+no mount, no external tool. For a DDI it also checks the dm-verity hash tree and
+says whether it is signed and by which certificate (a node decides whom it trusts).
 The report goes to stdout (JSON with --json).
 
 Examples:
@@ -111,6 +113,13 @@ func printInspect(out io.Writer, p string) error {
 		return err
 	}
 	fmt.Fprintf(out, "%s\n  class    %s\n  fstype   %s\n  size     %d bytes\n  sha256   %s\n  name     %s\n  entries  %d\n", info.Path, info.Class, info.Format, info.Size, info.SHA256, info.Name, info.Entries)
+	if d := info.DDI; d != nil {
+		fmt.Fprintf(out, "  ddi      %s, %s inside, %s", d.Architecture, d.FSType, d.Verity)
+		if d.Signed {
+			fmt.Fprintf(out, ", signed by certificate %s", d.CertificateFingerprint)
+		}
+		fmt.Fprintf(out, "\n  roothash %s\n", d.RootHash)
+	}
 	for _, k := range slices.Sorted(maps.Keys(info.Release)) {
 		fmt.Fprintf(out, "  %s=%s\n", k, info.Release[k])
 	}

@@ -31,8 +31,9 @@ const (
 // Builder builds a DDI: Inner writes the file system image, which becomes
 // the root partition. The extension's architecture (the partitions'
 // types) is the ARCHITECTURE= of the tree's extension-release, the
-// host's when it is missing or _any (as systemd-repart defaults to the
-// host's). With opts.Signing the root hash is signed.
+// host's when it is missing, _any or the tree has no single readable
+// extension-release (as systemd-repart defaults to the host's). With
+// opts.Signing the root hash is signed.
 type Builder struct {
 	Inner sysext.Builder
 }
@@ -69,10 +70,7 @@ func (b Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.Buil
 // treeArch reads the architecture a staged tree's extension-release names,
 // or the host's.
 func treeArch(srcDir string) (string, error) {
-	_, _, rel, err := sysext.DetectRelease(os.DirFS(srcDir))
-	if err != nil {
-		return "", fmt.Errorf("ddi: %w", err)
-	}
+	_, _, rel, _ := sysext.DetectRelease(os.DirFS(srcDir)) // none: the host's
 	arch := rel["ARCHITECTURE"]
 	if arch == "" || arch == "_any" {
 		arch = sysext.HostArch().Name
