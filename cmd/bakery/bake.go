@@ -32,7 +32,7 @@ func buildFlags() []cli.Flag {
 		&cli.IntFlag{Name: "level", Usage: "compression level (0: the compressor's default)"},
 		&cli.StringFlag{Name: "builder", Usage: builderUsage()},
 		&cli.Int64Flag{Name: "epoch", Value: -1, Usage: "timestamp of every file, seconds since 1970 (default: $SOURCE_DATE_EPOCH, else the recipe's last commit time, else 0)"},
-		&cli.StringFlag{Name: "key", Usage: "with --format ddi: private key (PEM) signing the dm-verity root hash into the verity-sig partition"},
+		&cli.StringFlag{Name: "key", Usage: "private key (PEM) signing the dm-verity root hash: into the verity-sig partition of a ddi, else into NAME.roothash.p7s beside the image (with NAME.verity, NAME.roothash)"},
 		&cli.StringFlag{Name: "cert", Usage: "with --key: the key's X.509 certificate (PEM), what nodes trust in /etc/verity.d/"},
 	}
 }
@@ -103,22 +103,20 @@ func buildOptions(cmd *cli.Command, epoch int64) (sysext.Format, sysext.Builder,
 	if opts.Compression == "" {
 		opts.Compression = b.Compressions()[0]
 	}
-	if opts.Signing, err = signing(cmd, format); err != nil {
+	if opts.Signing, err = signing(cmd); err != nil {
 		return nil, nil, opts, err
 	}
 	return format, b, opts, nil
 }
 
-// signing loads --key and --cert, which sign a DDI's verity root hash.
-func signing(cmd *cli.Command, format sysext.Format) (*sysext.Signing, error) {
+// signing loads --key and --cert, which sign an image's verity root hash.
+func signing(cmd *cli.Command) (*sysext.Signing, error) {
 	key, cert := cmd.String("key"), cmd.String("cert")
 	switch {
 	case key == "" && cert == "":
 		return nil, nil
 	case key == "" || cert == "":
 		return nil, usagef("--key and --cert go together: the private key and its certificate (bakery keygen --x509 writes both)")
-	case format.Name() != "ddi":
-		return nil, usagef("--key and --cert sign the verity root hash of a DDI: use --format ddi")
 	}
 	k, c, err := sign.LoadCertificateKey(key, cert)
 	if err != nil {
@@ -140,8 +138,15 @@ A kernel-bound recipe (one using {{.OSID}} or {{.OSVersion}}) is baked for one O
 release, given with --os and --os-version. --mirror FROM=TO rewrites source URLs
 that start with FROM (repeatable; the longest FROM wins), for air-gapped builds.
 
+--format ddi bakes Discoverable Disk Images as systemd-repart --make-ddi=sysext
+makes them (erofs, its dm-verity hash tree, and with --key and --cert the signed
+root hash that systemd checks against /etc/verity.d/); --key and --cert with a
+plain image write the dm-verity sidecars NAME.verity, NAME.roothash and
+NAME.roothash.p7s beside it.
+
 Examples:
   bakery bake testdata/hello --out out/
+  bakery bake testdata/hello --format ddi --key release.key --cert release.crt --out out/
   bakery bake recipe.yaml --version v1.32.2 --arch x86-64 --compression xz --json
   bakery bake nvidia-driver --os flatcar --os-version 4081.2.0 --mirror https://modules.invalid/=https://builds.example.com/
   bakery bake kubernetes --mirror https://dl.k8s.io/=https://mirror.internal/k8s/`,

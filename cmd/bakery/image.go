@@ -6,12 +6,11 @@ import (
 	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/urfave/cli/v3"
 
-	"github.com/sysext-bakery/bakery/internal/atomicfile"
+	"github.com/sysext-bakery/bakery/bakery"
 	"github.com/sysext-bakery/bakery/sysext/inspect"
 )
 
@@ -34,9 +33,16 @@ func imageCreateCommand() *cli.Command {
 		Description: `The mksquashfs of this project: SRC_DIR becomes OUT.raw as is. No recipe,
 no extension-release is added, no validation beyond what the builder needs.
 
+--format ddi writes a Discoverable Disk Image as systemd-repart --make-ddi=sysext does
+(erofs, its dm-verity hash tree and, with --key and --cert, the root hash's signature);
+--key and --cert with a plain image write the dm-verity sidecars OUT.verity,
+OUT.roothash and OUT.roothash.p7s beside it instead.
+
 Examples:
   bakery image create staged/ out.raw
-  bakery image create staged/ out.raw --compression gzip --level 9 --epoch 0`,
+  bakery image create staged/ out.raw --compression gzip --level 9 --epoch 0
+  bakery keygen --x509 --out release
+  bakery image create staged/ hello.raw --format ddi --key release.key --cert release.crt`,
 		Flags: append(buildFlags(),
 			&cli.BoolFlag{Name: "all-root", Value: true, Usage: "make every file owned by root:root"},
 		),
@@ -60,18 +66,12 @@ Examples:
 				return err
 			}
 			opts.AllRoot = cmd.Bool("all-root")
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return err
-			}
-			tmp, err := atomicfile.Create(dst)
+			out, err := bakery.WriteImage(ctx, builder, src, dst, opts)
 			if err != nil {
 				return err
 			}
-			defer tmp.Abort()
-			if err := builder.Build(ctx, src, tmp.Name(), opts); err != nil {
-				return err
-			}
-			return tmp.Commit(0o644)
+			defer out.Abort()
+			return out.Commit()
 		},
 	}
 }
