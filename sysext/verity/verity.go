@@ -30,8 +30,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 	"runtime"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // The tree's fixed parameters, as veritysetup's defaults.
@@ -138,6 +141,8 @@ func Format(ctx context.Context, data io.ReaderAt, dataSize int64, hash io.Write
 	if err != nil {
 		return nil, err
 	}
+	data, unmap := mapFile(data, dataSize)
+	defer unmap()
 	salt := opts.Salt
 	if salt == nil {
 		if salt, err = contentSalt(ctx, data, blocks); err != nil {
@@ -215,11 +220,11 @@ func build(ctx context.Context, data io.ReaderAt, blocks uint64, salt []byte) ([
 		if err := hashBlocks(ctx, src, srcBlocks, lvl, salt); err != nil {
 			return nil, nil, err
 		}
-		src, srcBlocks = bytes.NewReader(lvl), size[i]
+		src, srcBlocks = memory(lvl), size[i]
 	}
 	top := start[len(start)-1] * BlockSize
 	root := make([]byte, DigestSize)
-	if err := hashBlocks(ctx, bytes.NewReader(dev[top:top+BlockSize]), 1, root, salt); err != nil {
+	if err := hashBlocks(ctx, memory(dev[top:top+BlockSize]), 1, root, salt); err != nil {
 		return nil, nil, err
 	}
 	return dev, root, nil
@@ -242,7 +247,7 @@ func hashBlocks(ctx context.Context, src io.ReaderAt, n uint64, dst []byte, salt
 
 // eachChunk reads the first n blocks of src in runs of chunkBlocks blocks
 // (the last one shorter) and calls fn with each run's index and bytes, on
-// every core at once; fn must not keep b.
+// every core at once; fn must not keep b. Memory is read in place.
 func eachChunk(ctx context.Context, src io.ReaderAt, n uint64, fn func(c uint64, b []byte)) error {
 	chunks := (n + chunkBlocks - 1) / chunkBlocks
 	workers := min(uint64(runtime.GOMAXPROCS(0)), chunks)
@@ -260,6 +265,10 @@ func eachChunk(ctx context.Context, src io.ReaderAt, n uint64, fn func(c uint64,
 			for c := range next {
 				first := c * chunkBlocks
 				b := buf[:min(chunkBlocks, n-first)*BlockSize]
+				if m, ok := src.(memory); ok && uint64(len(m)) >= (first*BlockSize+uint64(len(b))) {
+					fn(c, m[first*BlockSize:][:len(b)])
+					continue
+				}
 				if k, err := src.ReadAt(b, int64(first*BlockSize)); k < len(b) {
 					errOnce.Do(func() {
 						firstErr = fmt.Errorf("verity: read blocks %d to %d: %w", first, first+uint64(len(b)/BlockSize)-1, cmp.Or(err, io.ErrUnexpectedEOF))
@@ -280,6 +289,46 @@ func eachChunk(ctx context.Context, src io.ReaderAt, n uint64, fn func(c uint64,
 	close(next)
 	wg.Wait()
 	return cmp.Or(err, firstErr)
+}
+
+// memory is data in memory, which eachChunk hashes in place.
+type memory []byte
+
+// ReadAt implements io.ReaderAt.
+func (m memory) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > int64(len(m)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// mapFile maps the first size bytes of r into memory, read-only, when r is
+// a file or a section of one, so that the data is hashed straight from
+// the page cache instead of being copied out of it twice; otherwise it
+// returns r. The returned function unmaps.
+func mapFile(r io.ReaderAt, size int64) (io.ReaderAt, func()) {
+	file, off := r, int64(0)
+	if sr, ok := r.(*io.SectionReader); ok && sr.Size() >= size {
+		file, off, _ = sr.Outer()
+	}
+	f, ok := file.(*os.File)
+	if !ok || size <= 0 {
+		return r, func() {}
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() < off+size {
+		return r, func() {}
+	}
+	page := int64(os.Getpagesize())
+	start := off / page * page
+	m, err := unix.Mmap(int(f.Fd()), start, int(off-start+size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return r, func() {}
+	}
+	return memory(m[off-start:]), func() { unix.Munmap(m) }
 }
 
 // superblock encodes the tree's superblock (512 bytes, little endian), as
@@ -359,6 +408,8 @@ func Verify(ctx context.Context, data io.ReaderAt, dataSize int64, hash io.Reade
 	if t.HashSize > hashSize {
 		return nil, fmt.Errorf("verity: the tree of %d data blocks needs %d bytes, but the hash device has only %d", t.DataBlocks, t.HashSize, hashSize)
 	}
+	data, unmap := mapFile(data, dataSize)
+	defer unmap()
 	if len(rootHash) != DigestSize {
 		return nil, fmt.Errorf("verity: root hash of %d bytes: sha256 has %d", len(rootHash), DigestSize)
 	}

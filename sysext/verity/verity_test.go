@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -118,6 +119,17 @@ func TestVeritysetup(t *testing.T) {
 				}
 			}
 			p := func(name string) string { return filepath.Join(dir, name) }
+			// From a file, Format maps the data instead of reading it.
+			f, err := os.Open(p("data"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fromFile writerAt
+			_, err = Format(context.Background(), io.NewSectionReader(f, 0, int64(len(d))), int64(len(d)), &fromFile, Options{Salt: salt, UUID: &uuid})
+			f.Close()
+			if err != nil || !bytes.Equal(fromFile.b, dev) {
+				t.Errorf("Format of the file (mapped) differs from Format of the bytes: %v", err)
+			}
 			out, err := veritysetup(t, false, dir, "format", p("data"), p("theirs"), "--salt="+hex.EncodeToString(salt), "--uuid=af4a46a1-e13b-48fe-9ac0-bc583f7313db")
 			if err != nil {
 				t.Fatalf("veritysetup format: %v\n%s", err, out)
