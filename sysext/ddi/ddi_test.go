@@ -322,3 +322,28 @@ func mustHex(s string) []byte {
 	}
 	return b
 }
+
+// TestPartitionTypes checks the table of partition types against the one
+// systemd 257 knows (systemd-id128 show), for every architecture bakery
+// builds for.
+func TestPartitionTypes(t *testing.T) {
+	out, err := fixture.Debian13(t, nil, "systemd-id128", "show").Output()
+	if err != nil {
+		t.Fatalf("systemd-id128 show: %v\n%s", err, out)
+	}
+	known := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			known[f[0]] = f[1]
+		}
+	}
+	for _, a := range sysext.Arches() {
+		for _, role := range []string{RoleRoot, RoleVerity, RoleSignature} {
+			got, err := PartitionType(a.Name, role)
+			want := known[Label(a.Name, role)]
+			if err != nil || strings.ReplaceAll(got.String(), "-", "") != want {
+				t.Errorf("%s: %v, %v; systemd says %q", Label(a.Name, role), got, err, want)
+			}
+		}
+	}
+}

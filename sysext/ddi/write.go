@@ -81,23 +81,20 @@ func treeArch(srcDir string) (string, error) {
 	return arch, nil
 }
 
-// Result describes a DDI Assemble wrote.
-type Result struct {
-	// RootHash is the dm-verity root hash of the root partition.
-	RootHash []byte
-	// Signed tells whether the DDI has a signature partition.
-	Signed bool
-}
-
 // Assemble turns f, which holds a file-system image from offset 0, into a
 // DDI for arch in place: the image becomes the root partition (padded to
 // 4096 bytes), followed by its hash tree and, with s, the signature. The
 // image is moved by inserting the head's range in front of it where the
-// file system allows (ext4, xfs: no data is copied), else copied.
-func Assemble(ctx context.Context, f *os.File, arch string, s *sysext.Signing) (*Result, error) {
-	types, ok := partitionTypes[arch]
-	if !ok {
-		return nil, fmt.Errorf("architecture %q has no DDI partition types", arch)
+// file system allows (ext4, xfs: no data is copied), else copied. It
+// returns the root hash.
+func Assemble(ctx context.Context, f *os.File, arch string, s *sysext.Signing) ([]byte, error) {
+	var types [3]uuid.UUID
+	for i, role := range roles {
+		t, err := PartitionType(arch, role)
+		if err != nil {
+			return nil, err
+		}
+		types[i] = t
 	}
 	fi, err := f.Stat()
 	if err != nil {
@@ -155,17 +152,17 @@ func Assemble(ctx context.Context, f *os.File, arch string, s *sysext.Signing) (
 	if err := table.Write(f, size); err != nil {
 		return nil, fmt.Errorf("write partition table: %w", err)
 	}
-	return &Result{RootHash: tree.RootHash, Signed: s != nil}, nil
+	return tree.RootHash, nil
 }
 
 // partition is a GPT entry of size bytes from byte start.
-func partition(index int, typ string, id uuid.UUID, label string, start, size int64, attrs uint64) *gpt.Partition {
+func partition(index int, typ, id uuid.UUID, label string, start, size int64, attrs uint64) *gpt.Partition {
 	return &gpt.Partition{
 		Index:      index,
 		Start:      uint64(start / Sector),
 		End:        uint64((start+size)/Sector - 1),
 		Size:       uint64(size),
-		Type:       gpt.Type(strings.ToUpper(typ)),
+		Type:       gpt.Type(strings.ToUpper(typ.String())),
 		Name:       label,
 		GUID:       id.String(),
 		Attributes: attrs,

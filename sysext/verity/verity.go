@@ -113,17 +113,6 @@ func levels(dataBlocks uint64) (start, size []uint64, total uint64, err error) {
 	return start, size, total, nil
 }
 
-// HashSize is the size in bytes of the hash device for dataSize bytes of
-// data, which must be a positive multiple of BlockSize.
-func HashSize(dataSize int64) (int64, error) {
-	blocks, err := dataBlocks(dataSize)
-	if err != nil {
-		return 0, err
-	}
-	_, _, total, err := levels(blocks)
-	return int64(total) * BlockSize, err
-}
-
 // dataBlocks checks the size of the data and counts its blocks.
 func dataBlocks(dataSize int64) (uint64, error) {
 	if dataSize <= 0 || dataSize%BlockSize != 0 {

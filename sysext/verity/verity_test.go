@@ -51,7 +51,7 @@ func format(t *testing.T, d []byte, opts Options) (*Tree, []byte) {
 }
 
 // TestLevels checks the sizes of the hash device against veritysetup's
-// layout: one block of superblock, then ceil(blocks/128^(i+1)) blocks per
+// layout, and that Format refuses data not in whole blocks: one block of superblock, then ceil(blocks/128^(i+1)) blocks per
 // level.
 func TestLevels(t *testing.T) {
 	for _, tt := range []struct {
@@ -66,14 +66,14 @@ func TestLevels(t *testing.T) {
 		{16384, 1 + 128 + 1},
 		{16385, 1 + 129 + 2 + 1},
 	} {
-		got, err := HashSize(tt.blocks * BlockSize)
-		if err != nil || got != tt.want*BlockSize {
-			t.Errorf("HashSize(%d blocks) = %d, %v; want %d blocks", tt.blocks, got/BlockSize, err, tt.want)
+		_, _, got, err := levels(uint64(tt.blocks))
+		if err != nil || int64(got) != tt.want {
+			t.Errorf("levels(%d) gives a hash device of %d blocks, %v; want %d", tt.blocks, got, err, tt.want)
 		}
 	}
 	for _, size := range []int64{0, -4096, 4095, 4097} {
-		if _, err := HashSize(size); err == nil || !strings.Contains(err.Error(), "multiple of 4096") {
-			t.Errorf("HashSize(%d) = %v, want a refusal", size, err)
+		if _, err := Format(context.Background(), bytes.NewReader(make([]byte, max(size, 0))), size, &writerAt{}, Options{}); err == nil || !strings.Contains(err.Error(), "multiple of 4096") {
+			t.Errorf("Format of %d bytes = %v, want a refusal", size, err)
 		}
 	}
 }
