@@ -19,7 +19,7 @@
 package ddi
 
 import (
-	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -92,13 +92,8 @@ func Label(arch, role string) string {
 	return "root-" + arch + role[len(RoleRoot):]
 }
 
-// derivedUUID is a version 4 UUID derived from the root hash for what
-// (the signature partition, the disk).
+// derivedUUID is a name-based (version 5) UUID derived from the root hash
+// for what (the signature partition, the disk).
 func derivedUUID(rootHash []byte, what string) uuid.UUID {
-	sum := sha256.Sum256(append([]byte("bakery ddi "+what+"\x00"), rootHash...))
-	var u uuid.UUID
-	copy(u[:], sum[:16])
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	return u
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://github.com/sysext-bakery/bakery/ddi/"+what+"/"+hex.EncodeToString(rootHash)))
 }

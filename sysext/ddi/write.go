@@ -135,7 +135,7 @@ func Assemble(ctx context.Context, f *os.File, arch string, s *sysext.Signing) (
 		if _, err := f.WriteAt(js, end); err != nil {
 			return nil, err
 		}
-		parts = append(parts, partition(3, types[2], derivedUUID(tree.RootHash, "signature partition"), Label(arch, RoleSignature), end, sigSize, 0))
+		parts = append(parts, partition(3, types[2], derivedUUID(tree.RootHash, "signature"), Label(arch, RoleSignature), end, sigSize, 0))
 		end += sigSize
 	}
 	size := roundUp(end+tailSectors*Sector, align)

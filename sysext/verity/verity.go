@@ -26,6 +26,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -34,6 +35,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 )
 
@@ -110,6 +112,9 @@ func levels(dataBlocks uint64) (start, size []uint64, total uint64, err error) {
 		}
 		total += size[i]
 	}
+	if total > uint64(1<<62)/BlockSize {
+		return nil, nil, 0, fmt.Errorf("verity: %d data blocks: the tree would be too large", dataBlocks)
+	}
 	return start, size, total, nil
 }
 
@@ -177,15 +182,10 @@ func contentSalt(ctx context.Context, data io.ReaderAt, blocks uint64) ([]byte, 
 	return salt[:], nil
 }
 
-// uuidFromSalt derives the superblock's UUID (version 4 bits set) from the
-// salt.
+// uuidFromSalt derives the superblock's UUID from the salt: a name-based
+// (version 5) UUID.
 func uuidFromSalt(salt []byte) [16]byte {
-	sum := sha256.Sum256(append([]byte("bakery verity uuid\x00"), salt...))
-	var u [16]byte
-	copy(u[:], sum[:])
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	return u
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://github.com/sysext-bakery/bakery/verity/"+hex.EncodeToString(salt)))
 }
 
 // build computes the hash device (with its superblock's block left zero)
@@ -194,9 +194,6 @@ func build(ctx context.Context, data io.ReaderAt, blocks uint64, salt []byte) ([
 	start, size, total, err := levels(blocks)
 	if err != nil {
 		return nil, nil, err
-	}
-	if total > uint64(1<<62)/BlockSize {
-		return nil, nil, fmt.Errorf("verity: %d data blocks: tree too large", blocks)
 	}
 	dev := make([]byte, total*BlockSize)
 	if len(start) == 0 { // one data block: the root is its digest
@@ -367,9 +364,6 @@ func ReadSuperblock(hash io.ReaderAt) (*Tree, error) {
 	_, _, total, err := levels(t.DataBlocks)
 	if err != nil {
 		return nil, err
-	}
-	if total > uint64(1<<62)/BlockSize {
-		return nil, fmt.Errorf("verity: superblock claims %d data blocks: too many", t.DataBlocks)
 	}
 	t.HashSize = int64(total) * BlockSize
 	return t, nil

@@ -205,7 +205,7 @@ func TestHostileSuperblock(t *testing.T) {
 		{"512-byte blocks", func(sb []byte) { sb[64], sb[65] = 0, 2 }, "block sizes 512"},
 		{"salt of 300 bytes", func(sb []byte) { sb[80], sb[81] = 0x2c, 1 }, "salt of 300 bytes"},
 		{"more blocks than the data", func(sb []byte) { sb[72] = 3 }, "covers 3 blocks"},
-		{"a huge tree", func(sb []byte) { copy(sb[72:80], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}) }, "too many"},
+		{"a huge tree", func(sb []byte) { copy(sb[72:80], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}) }, "the tree would be too large"},
 		{"no data blocks", func(sb []byte) { sb[72] = 0 }, "0 data blocks"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
