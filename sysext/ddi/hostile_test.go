@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/sysext-bakery/bakery/internal/bounded"
+	"github.com/sysext-bakery/bakery/internal/fixture"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/verity"
 	"github.com/sysext-bakery/bakery/sysext/veritysig"
@@ -221,4 +222,19 @@ func FuzzOpen(f *testing.F) {
 			}
 		})
 	})
+}
+
+// TestSfdisk has util-linux's sfdisk (Debian 13's) check the partition
+// tables bakery writes, primary and backup, signed and unsigned.
+func TestSfdisk(t *testing.T) {
+	dir := t.TempDir()
+	src := stage(t, dir, "x")
+	for name, s := range map[string]*sysext.Signing{"unsigned": nil, "signed": ecdsaSigning(t, dir)} {
+		img := filepath.Join(dir, name+".raw")
+		build(t, src, img, s)
+		out, err := fixture.Debian13(t, []string{dir}, "sfdisk", "--verify", img).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "No errors detected") {
+			t.Errorf("sfdisk --verify of the %s DDI: %v\n%s", name, err, out)
+		}
+	}
 }
