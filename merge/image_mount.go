@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -26,9 +28,10 @@ import (
 // and nosuid and noexec when c.NoExec) as a detached mount, never visible
 // in any mount table; a directory image is cloned as a detached bind
 // mount. When the policy requires signatures it also returns the sha256
-// of a .raw image, computed from the same open file that is mounted. A
-// DDI's root partition for the host's architecture is verified in
-// userspace first (openDDI).
+// of a .raw image, computed from the same open file that is mounted
+// (not for a DDI signed by a trusted certificate, which needs no
+// digest). A DDI's root partition for the host's architecture is verified
+// in userspace first (openDDI).
 func openImage(root string, c sysext.Class, img Image, policy Policy) (Tree, string, error) {
 	p := filepath.Join(root, img.Path)
 	if img.Type == Directory {
@@ -48,20 +51,32 @@ func openImage(root string, c sysext.Class, img Image, policy Policy) (Tree, str
 		return nil, "", fmt.Errorf("open image: %w", err)
 	}
 	defer f.Close()
-	sum := ""
-	if policy.RequireSignature {
-		h, _, err := v1.SHA256(f) // the open file that is mounted next
+	digest := func() (string, error) {
+		h, _, err := v1.SHA256(io.NewSectionReader(f, 0, math.MaxInt64)) // the open file that is mounted
 		if err != nil {
-			return nil, "", fmt.Errorf("hash image %s: %w", p, err)
+			return "", fmt.Errorf("hash image %s: %w", p, err)
 		}
-		sum = h.String()
+		return h.String(), nil
 	}
 	if ddi.Detect(f) {
 		t, err := openDDI(f, c, policy.Certificates)
 		if err != nil {
 			return nil, "", fmt.Errorf("image %s: %w", p, err)
 		}
+		sum := ""
+		if policy.RequireSignature && t.Verity() != string(ddi.Signed) {
+			if sum, err = digest(); err != nil {
+				t.Close()
+				return nil, "", err
+			}
+		}
 		return t, sum, nil
+	}
+	sum := ""
+	if policy.RequireSignature {
+		if sum, err = digest(); err != nil {
+			return nil, "", err
+		}
 	}
 	format, err := formats.Detect(f)
 	if err != nil {
@@ -82,7 +97,7 @@ func openImage(root string, c sysext.Class, img Image, policy Policy) (Tree, str
 // device by offset and size and mounted as the file system found there.
 // The tree says how it was verified. The file is root's to write, as any
 // image's: one rewritten between the check and the mount is not caught.
-func openDDI(f *os.File, c sysext.Class, certs []*x509.Certificate) (Tree, error) {
+func openDDI(f *os.File, c sysext.Class, certs []*x509.Certificate) (*ddiTree, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
