@@ -17,8 +17,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/sysext-bakery/bakery/internal/atomicfile"
-	"github.com/sysext-bakery/bakery/internal/digest"
 	"github.com/sysext-bakery/bakery/internal/sha256sums"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sources"
@@ -70,6 +68,8 @@ type Image struct {
 	Builder      string `json:"builder"`
 	// InputsDigest is the build's (see InputsDigest).
 	InputsDigest string `json:"inputsDigest"`
+	// Sidecars are the dm-verity files of a signed plain image.
+	Sidecars []string `json:"sidecars,omitempty"`
 }
 
 // Result is what a bake wrote.
@@ -130,10 +130,10 @@ func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error)
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("output directory: %w", err)
 	}
-	var pending []*atomicfile.File
+	var pending []*Output
 	defer func() {
-		for _, f := range pending {
-			f.Abort()
+		for _, o := range pending {
+			o.Abort()
 		}
 	}()
 	res := &Result{Checksums: filepath.Join(opts.OutDir, "SHA256SUMS"), Inputs: filepath.Join(opts.OutDir, "INPUTS")}
@@ -149,8 +149,8 @@ func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error)
 		pending = append(pending, tmp)
 		res.Images = append(res.Images, img)
 	}
-	for _, f := range pending {
-		if err := f.Commit(0o644); err != nil {
+	for _, o := range pending {
+		if err := o.Commit(); err != nil {
 			return nil, err
 		}
 	}
@@ -168,9 +168,9 @@ func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error)
 	return res, nil
 }
 
-// bakeArch stages, validates and builds one arch's image into a temporary
-// file in the output directory.
-func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atomicfile.File, error) {
+// bakeArch stages, validates and builds one arch's image into temporary
+// files in the output directory.
+func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *Output, error) {
 	step := func(s, detail string) {
 		if opts.Progress != nil {
 			opts.Progress.Step(b.Arch, s, detail)
@@ -207,25 +207,16 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 	}
 	name := FileName(b.Recipe.Name, b.ImageVersion, b.Arch)
 	dst := filepath.Join(opts.OutDir, name)
-	tmp, err := atomicfile.Create(dst)
-	if err != nil {
-		return Image{}, nil, err
-	}
 	step("build", fmt.Sprintf("%s with %s", name, opts.Builder.Name()))
-	if err := opts.Builder.Build(ctx, stageDir, tmp.Name(), opts.Build); err != nil {
-		tmp.Abort()
-		return Image{}, nil, err
-	}
-	sum, size, err := digest.File(tmp.Name())
+	out, err := WriteImage(ctx, opts.Builder, stageDir, dst, opts.Build)
 	if err != nil {
-		tmp.Abort()
 		return Image{}, nil, err
 	}
 	return Image{
 		Name: b.Recipe.Name, Version: b.ImageVersion, Architecture: b.Arch,
-		Path: dst, SHA256: sum.Hex, Size: size, Format: opts.Format.Name(), Builder: opts.Builder.Name(),
+		Path: dst, SHA256: out.SHA256, Size: out.Size, Format: opts.Format.Name(), Builder: opts.Builder.Name(), Sidecars: out.Sidecars,
 		InputsDigest: inputs.String(),
-	}, tmp, nil
+	}, out, nil
 }
 
 // writeRelease writes the extension-release.NAME of the recipe's class.

@@ -158,19 +158,14 @@ func versionFromTitle(title, name, arch string) string {
 	return v
 }
 
-// detectFSType tells the image's file system (its format's name), or
-// "ddi" for a GPT disk.
+// detectFSType tells the image's format by its name ("squashfs",
+// "erofs", "ddi").
 func detectFSType(f io.ReaderAt) (string, error) {
 	format, err := formats.Detect(f)
-	if err == nil {
-		return format.Name(), nil
+	if err != nil {
+		return "", fmt.Errorf("not an extension image: %w", err)
 	}
-	// A DDI is a GPT disk: "EFI PART" at LBA 1.
-	sig := make([]byte, 8)
-	if _, gptErr := f.ReadAt(sig, 512); gptErr == nil && string(sig) == "EFI PART" {
-		return "ddi", nil
-	}
-	return "", fmt.Errorf("not an extension image: %w", err)
+	return format.Name(), nil
 }
 
 // releaseReader reads an image's extension-release: its class, the NAME
@@ -204,21 +199,15 @@ func fromReleaseReader(r ReleaseReader) releaseReader {
 	}
 }
 
-// errUnreadable marks an image bakery's readers cannot open (a DDI).
-var errUnreadable = errors.New("no native reader for this image format")
-
 // readReleaseNative is the default releaseReader: it opens the image with
-// bakery's own squashfs or erofs reader and reads only its
-// extension-release. A DDI gives errUnreadable.
+// bakery's own reader of its format (a DDI's root partition with the
+// reader of the file system inside) and reads only its extension-release.
 func readReleaseNative(path string) (sysext.Class, string, sysext.Release, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return sysext.Class{}, "", nil, err
 	}
 	defer f.Close()
-	if fstype, err := detectFSType(f); err == nil && fstype == "ddi" {
-		return sysext.Class{}, "", nil, errUnreadable
-	}
 	fsys, _, err := inspect.Open(f)
 	if err != nil {
 		return sysext.Class{}, "", nil, err

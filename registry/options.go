@@ -132,8 +132,8 @@ func WithTransport(t http.RoundTripper) Option { return func(o *options) { o.tra
 func WithKeychain(k authn.Keychain) Option { return func(o *options) { o.keychain = k } }
 
 // WithReleaseReader sets how Push reads an image's extension-release
-// (default: bakery's native squashfs and erofs readers; a DDI needs a
-// reader).
+// (default: bakery's native readers of every format, a DDI's root
+// partition included).
 func WithReleaseReader(r ReleaseReader) Option {
 	return func(o *options) { o.readRelease = fromReleaseReader(r) }
 }

@@ -34,6 +34,8 @@ func buildFlags() []cli.Flag {
 		&cli.IntFlag{Name: "level", Usage: "compression level (0: the compressor's default)"},
 		&cli.StringFlag{Name: "builder", Usage: builderUsage()},
 		&cli.Int64Flag{Name: "epoch", Value: -1, Usage: "timestamp of every file, seconds since 1970 (default: $SOURCE_DATE_EPOCH, else the recipe's last commit time, else 0)"},
+		&cli.StringFlag{Name: "key", Usage: "private key (PEM) signing, with --cert, the dm-verity root hash: into the verity-sig partition of a ddi, else into NAME.roothash.p7s beside the image (with NAME.verity, NAME.roothash); bake --push also signs the pushed index with it"},
+		&cli.StringFlag{Name: "cert", Usage: "with --key: the key's X.509 certificate (PEM), what nodes trust in /etc/verity.d/"},
 	}
 }
 
@@ -103,7 +105,28 @@ func buildOptions(cmd *cli.Command, epoch int64) (sysext.Format, sysext.Builder,
 	if opts.Compression == "" {
 		opts.Compression = b.Compressions()[0]
 	}
+	if opts.Signing, err = signing(cmd); err != nil {
+		return nil, nil, opts, err
+	}
 	return format, b, opts, nil
+}
+
+// signing loads --key and --cert, which sign an image's verity root hash.
+// bake --push signs the pushed index with --key, which then needs no
+// --cert.
+func signing(cmd *cli.Command) (*sysext.Signing, error) {
+	key, cert := cmd.String("key"), cmd.String("cert")
+	switch {
+	case key == "" && cert == "", cert == "" && cmd.Bool("push"):
+		return nil, nil
+	case key == "" || cert == "":
+		return nil, usagef("--key and --cert go together: the private key and its certificate (bakery keygen --x509 writes both) sign the verity root hash; with bake --registry HOST/ns --push, --key alone signs the pushed index")
+	}
+	k, c, err := sign.LoadCertificateKey(key, cert)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return &sysext.Signing{Key: k, Cert: c}, nil
 }
 
 func bakeCommand() *cli.Command {
@@ -129,8 +152,15 @@ baked or pushed, and bake says so. --push publishes one index holding every arch
 so it bakes all the recipe's arches; to bake arches on several machines, bake
 each with --arch and push their output directories together with bakery push.
 
+--format ddi bakes Discoverable Disk Images as systemd-repart --make-ddi=sysext
+makes them (erofs, its dm-verity hash tree, and with --key and --cert the signed
+root hash that systemd checks against /etc/verity.d/); --key and --cert with a
+plain image write the dm-verity sidecars NAME.verity, NAME.roothash and
+NAME.roothash.p7s beside it.
+
 Examples:
   bakery bake testdata/hello --out out/
+  bakery bake testdata/hello --format ddi --key release.key --cert release.crt --out out/
   bakery bake recipe.yaml --version v1.32.2 --arch x86-64 --compression xz --json
   bakery bake nvidia-driver --os flatcar --os-version 4081.2.0 --mirror https://modules.invalid/=https://builds.example.com/
   bakery bake kubernetes --mirror https://dl.k8s.io/=https://mirror.internal/k8s/
@@ -148,8 +178,6 @@ Examples:
 			&cli.IntFlag{Name: "max-entries", Value: stage.DefaultMaxEntries, Usage: "refuse a source with more members (files, directories, links) than this"},
 			registryFlag,
 			&cli.BoolFlag{Name: "push", Usage: "push the images to --registry, unless their inputs digests are published there already"},
-			&cli.StringFlag{Name: "key", Usage: "private key (PEM): signs the index pushed with --push, and with --format ddi and --cert the verity root hash"},
-			&cli.StringFlag{Name: "cert", Usage: "with --format ddi: X.509 certificate of --key (bakery keygen --x509)"},
 			insecureFlag, jsonFlag,
 		}, buildFlags()...),
 		Action: runBake,
@@ -160,17 +188,12 @@ func runBake(ctx context.Context, cmd *cli.Command) error {
 	if cmd.NArg() != 1 {
 		return usagef("bake takes one RECIPE argument (see bakery bake --help)")
 	}
-	if cmd.String("format") == "ddi" || cmd.String("cert") != "" {
-		return usagef("--format ddi (and --cert) are not supported yet; use squashfs or erofs")
-	}
 	push, target := cmd.Bool("push"), cmd.String("registry")
 	switch {
 	case push && target == "":
 		return usagef("--push needs --registry HOST/ns, the namespace to push to")
 	case !push && target != "":
 		return usagef("--registry names where --push publishes; add --push")
-	case !push && cmd.String("key") != "":
-		return usagef("--key signs what --push publishes; add --registry HOST/ns --push")
 	}
 	if err := checkRegistry(target); err != nil {
 		return err

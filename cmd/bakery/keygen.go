@@ -16,8 +16,12 @@ func keygenCommand() *cli.Command {
 		Name:  "keygen",
 		Usage: "make a signing key pair: PREFIX.key (private, 0600) and PREFIX.pub",
 		Description: `Keys are PEM: PKCS#8 private, PKIX public (what cosign verify --key reads).
-With --x509 a self-signed certificate PREFIX.crt is written too, for signing
-DDI verity root hashes (bake --format ddi --key --cert).
+With --x509 a self-signed certificate PREFIX.crt is written too (ten years, no
+extended key usage, as mkosi genkey makes it), for signing dm-verity root hashes
+(bake --format ddi --key PREFIX.key --cert PREFIX.crt); nodes trust it in
+/etc/verity.d/PREFIX.crt. --x509 needs ecdsa-p256: the kernel and systemd check
+PKCS#7 signatures by RSA and ECDSA keys, not Ed25519. The same key signs
+pushes (push --key PREFIX.key).
 
 With --gpg the pair is OpenPGP instead (Ed25519), for signing release
 directories (bakery release --gpg-key PREFIX.key): PREFIX.key and PREFIX.pub
@@ -28,7 +32,8 @@ keyring gpg and so systemd-sysupdate read: a node's
 Examples:
   bakery keygen --out bakery
   bakery keygen --out release --algorithm ed25519 --json
-  bakery keygen --out release --gpg`,
+  bakery keygen --out release --gpg
+  bakery keygen --out release --x509`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "path prefix of the files to write", Required: true},
 			&cli.StringFlag{Name: "algorithm", Value: string(sign.ECDSAP256), Usage: "ecdsa-p256 or ed25519"},
@@ -46,6 +51,9 @@ Examples:
 			alg := sign.Algorithm(cmd.String("algorithm"))
 			if alg != sign.ECDSAP256 && alg != sign.Ed25519 {
 				return usagef("--algorithm %q: use ecdsa-p256 or ed25519", alg)
+			}
+			if cmd.Bool("x509") && alg != sign.ECDSAP256 {
+				return usagef("--x509 --algorithm %s: certificates for dm-verity signatures need ecdsa-p256 (the kernel and systemd do not check Ed25519 PKCS#7 signatures)", alg)
 			}
 			key, err := sign.GenerateKey(alg)
 			if err != nil {

@@ -69,7 +69,7 @@ func TestExitCodesAndErrors(t *testing.T) {
 		{"bad builder", []string{"bake", "--builder", "zip", "../../testdata/hello"}, 2, `builder "zip"`},
 		{"missing recipe", []string{"bake", "/nonexistent/recipe.yaml"}, 1, "/nonexistent/recipe.yaml"},
 		{"typo in recipe", []string{"bake", typo}, 1, typo + ":5"},
-		{"inspect garbage", []string{"image", "inspect", typo}, 1, "not a squashfs or erofs image"},
+		{"inspect garbage", []string{"image", "inspect", typo}, 1, "not a squashfs, erofs or ddi image"},
 		{"help has examples", []string{"bake", "--help"}, 0, "Examples:"},
 	}
 	for _, c := range cases {

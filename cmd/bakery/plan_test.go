@@ -180,7 +180,7 @@ func TestBakePushUsage(t *testing.T) {
 	}{
 		{[]string{"--push"}, "--push needs --registry"},
 		{[]string{"--registry", "127.0.0.1:1/ns"}, "add --push"},
-		{[]string{"--key", "k.pem"}, "--key signs what --push publishes"},
+		{[]string{"--key", "k.pem"}, "with bake --registry HOST/ns --push, --key alone signs the pushed index"},
 		{[]string{"--registry", "127.0.0.1:1/ns", "--push", "--arch", "x86-64"}, "--push publishes one index holding every arch"},
 		{[]string{"--registry", "127.0.0.1:1/Bad Namespace", "--push"}, "--registry"},
 	} {
