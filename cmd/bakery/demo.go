@@ -38,9 +38,10 @@ again in another directory with another umask to check that the bytes are
 identical, writes a signed release directory for stock nodes'
 systemd-sysupdate (OUT/release) and checks it over loopback as a node would,
 signs and pushes them to an embedded registry on loopback,
-verifies the signature and every digest, lists the catalog, pulls this
-machine's image and, as root, merges it into a scratch root in a private
-mount namespace and shows status.
+verifies the signature and every digest, lists the catalog and reads its
+web page, pulls this machine's image and, as root, merges it into a scratch
+root in a private mount namespace and shows status; last it bakes a
+signed DDI (dm-verity, certificate-signed root hash) and inspects it.
 
 Example:
   make demo            # installs what is needed, builds bakery, runs this
@@ -124,8 +125,47 @@ func runDemo(ctx context.Context, cmd *cli.Command) error {
 	if err := demoMerge(ctx, pulled); err != nil {
 		return err
 	}
+	if err := demoDDI(ctx, r, opts); err != nil {
+		return err
+	}
 	stderrf("\ndemo: ok — images in %s\n", opts.OutDir)
 	return nil
+}
+
+// demoDDI bakes this machine's image as a Discoverable Disk Image whose
+// dm-verity root hash is signed with a fresh certificate, the image that a
+// node with only systemd checks against /etc/verity.d, and inspects it.
+func demoDDI(ctx context.Context, r *recipes.Recipe, opts bakery.Options) error {
+	stderrf("\n== 10. a signed DDI for nodes that run only systemd (certificate in /etc/verity.d)\n")
+	key, err := sign.GenerateKey(sign.ECDSAP256)
+	if err != nil {
+		return err
+	}
+	pemCert, err := sign.SelfSignedCert(key, "bakery demo")
+	if err != nil {
+		return err
+	}
+	cert, err := sign.ParseCertificate(pemCert)
+	if err != nil {
+		return err
+	}
+	format, err := formats.ByName("ddi")
+	if err != nil {
+		return err
+	}
+	opts.Format, opts.Builder = format, format.Builders()[0]
+	opts.Build.Compression = opts.Builder.Compressions()[0]
+	opts.Build.Signing = &sysext.Signing{Key: key, Cert: cert}
+	opts.Arches, opts.Progress = []string{sysext.HostArch().Name}, nil
+	if opts.OutDir, err = os.MkdirTemp("", "bakery-demo-ddi-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(opts.OutDir)
+	res, err := bakery.Bake(ctx, r, opts)
+	if err != nil {
+		return err
+	}
+	return printInspect(os.Stderr, res.Images[0].Path)
 }
 
 // demoPublish signs and pushes the images to an embedded registry,
