@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
 	"github.com/sysext-bakery/bakery/internal/download"
+	"github.com/sysext-bakery/bakery/internal/filetype"
 	"github.com/sysext-bakery/bakery/internal/httpbound"
 	"github.com/sysext-bakery/bakery/internal/teecopy"
 )
@@ -202,32 +202,13 @@ func (f *Fetcher) openFile(p, dir string) (*os.File, error) {
 	}
 	fi, err := file.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("%s is %s, not a regular file; a source must be a file", p, describeType(fi.Mode()))
+		err = fmt.Errorf("%s is %s, not a regular file; a source must be a file", p, filetype.Name(fi.Mode()))
 	}
 	if err != nil {
 		file.Close()
 		return nil, err
 	}
 	return file, nil
-}
-
-// describeType names the type of a file that is not a regular file.
-func describeType(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	case m&fs.ModeNamedPipe != 0:
-		return "a fifo"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return "a special file"
 }
 
 // target is where a download goes: the writers (download.Target) and,
@@ -339,21 +320,8 @@ func (f *Fetcher) copyFile(ctx context.Context, p, dir string, t target, limit s
 	if fi.Size() > limit.max {
 		return &errTooLarge{Max: limit.max, Declared: fi.Size(), Advice: limit.advice}
 	}
-	_, err = teecopy.Copy(ctxReader{ctx, download.Cap(src, limit.max, &errTooLarge{Max: limit.max, Advice: limit.advice})}, t.Writers...)
+	_, err = teecopy.Copy(download.ContextReader(ctx, download.Cap(src, limit.max, &errTooLarge{Max: limit.max, Advice: limit.advice})), t.Writers...)
 	return err
-}
-
-// ctxReader stops reading once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // buffer collects a small download in memory.

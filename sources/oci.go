@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
+	"github.com/sysext-bakery/bakery/internal/download"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/stage"
 )
@@ -306,7 +307,7 @@ func (s *ociSource) blob(ctx context.Context, d v1.Descriptor, opts []remote.Opt
 	// Exactly the declared size is read and hashed here (go-containerregistry
 	// would check the digest only at the end of the stream).
 	sum := sha256.New()
-	if _, err := io.CopyN(io.MultiWriter(tmp.File, sum), ctxReader{ctx, body}, d.Size); err != nil {
+	if _, err := io.CopyN(io.MultiWriter(tmp.File, sum), download.ContextReader(ctx, body), d.Size); err != nil {
 		return "", fmt.Errorf("%s: %w", ref, err)
 	}
 	if got := hex.EncodeToString(sum.Sum(nil)); got != d.Digest.Hex {

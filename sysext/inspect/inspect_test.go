@@ -91,7 +91,7 @@ func TestImageHostile(t *testing.T) {
 		"shared-listing": "directory loop",
 		"lookup-chain":   "directory loop",
 		"sparse-release": `extension-release.x" has 3221225472 bytes, more than the 1048576 a release file may have`,
-		"fifo-release":   `extension-release.x" is a FIFO, not a regular file`,
+		"fifo-release":   `extension-release.x" is a fifo, not a regular file`,
 	}
 	wantErofs := map[string]string{"shared-listing": "more work than its"}
 	for _, set := range []struct {
