@@ -70,35 +70,9 @@ func TestCatalogBakesOffline(t *testing.T) {
 	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			r, err := recipes.LoadCatalog(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fx := readCatalogFixture(t, name)
-			docs := map[string][]byte{}
-			sums := map[string]*bytes.Buffer{} // sha256-url path → list
-			hosts := map[string]bool{}
-			var builds []*recipes.Build
-			for _, arch := range r.Arches {
-				b, err := r.ExpandFor(catalogTarget(r, arch))
-				if err != nil {
-					t.Fatal(err)
-				}
-				builds = append(builds, b)
-				serveSources(t, b, fx, docs, sums, hosts)
-			}
-			for p, list := range sums {
-				docs[p] = list.Bytes()
-			}
-			srv := fixture.Serve(t, docs)
+			fx, builds, args := serveCatalogRecipe(t, name)
 			out := t.TempDir()
-			args := []string{"bake", name, "--out", out, "--epoch", "0"}
-			if r.KernelBound() {
-				args = append(args, "--os", catalogOS.ID, "--os-version", catalogOS.Version)
-			}
-			for _, h := range slices.Sorted(maps.Keys(hosts)) {
-				args = append(args, "--mirror", "https://"+h+"/="+srv.URL+"/"+h+"/")
-			}
+			args = append(args, "--out", out)
 			if _, stderr, code := run(t, args...); code != 0 {
 				t.Fatalf("bakery %s: exit %d\n%s", strings.Join(args, " "), code, stderr)
 			}
@@ -107,6 +81,71 @@ func TestCatalogBakesOffline(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkCatalogBake bakes three catalog recipes (every arch) from the
+// fixture mirror TestCatalogBakesOffline serves: cold, with an empty
+// download cache each time, and warm, with every source cached. Run with
+// `go test -run '^$' -bench CatalogBake ./cmd/bakery`.
+func BenchmarkCatalogBake(b *testing.B) {
+	for _, name := range []string{"kubernetes", "containerd", "cilium"} {
+		_, _, args := serveCatalogRecipe(b, name)
+		bake := func(b *testing.B, cache string) {
+			a := append(slices.Clone(args), "--out", b.TempDir(), "--cache-dir", cache)
+			if _, stderr, code := run(b, a...); code != 0 {
+				b.Fatalf("bakery %s: exit %d\n%s", strings.Join(a, " "), code, stderr)
+			}
+		}
+		b.Run(name+"/cold", func(b *testing.B) {
+			for b.Loop() {
+				bake(b, b.TempDir())
+			}
+		})
+		b.Run(name+"/warm", func(b *testing.B) {
+			cache := b.TempDir()
+			bake(b, cache)
+			for b.Loop() {
+				bake(b, cache)
+			}
+		})
+	}
+}
+
+// serveCatalogRecipe serves what the upstreams of the catalog recipe name
+// publish, as its fixture.yaml says, on a loopback server, and returns the
+// fixture, the recipe's builds and the arguments baking it from there
+// (without --out).
+func serveCatalogRecipe(t testing.TB, name string) (*catalogFixture, []*recipes.Build, []string) {
+	t.Helper()
+	r, err := recipes.LoadCatalog(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx := readCatalogFixture(t, name)
+	docs := map[string][]byte{}
+	sums := map[string]*bytes.Buffer{} // sha256-url path → list
+	hosts := map[string]bool{}
+	var builds []*recipes.Build
+	for _, arch := range r.Arches {
+		b, err := r.ExpandFor(catalogTarget(r, arch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		builds = append(builds, b)
+		serveSources(t, b, fx, docs, sums, hosts)
+	}
+	for p, list := range sums {
+		docs[p] = list.Bytes()
+	}
+	srv := fixture.Serve(t, docs)
+	args := []string{"bake", name, "--epoch", "0"}
+	if r.KernelBound() {
+		args = append(args, "--os", catalogOS.ID, "--os-version", catalogOS.Version)
+	}
+	for _, h := range slices.Sorted(maps.Keys(hosts)) {
+		args = append(args, "--mirror", "https://"+h+"/="+srv.URL+"/"+h+"/")
+	}
+	return fx, builds, args
 }
 
 // catalogTarget is what a catalog recipe is baked for on arch.
@@ -119,7 +158,7 @@ func catalogTarget(r *recipes.Recipe, arch string) recipes.Target {
 }
 
 // readCatalogFixture reads recipes/catalog/NAME/fixture.yaml strictly.
-func readCatalogFixture(t *testing.T, name string) *catalogFixture {
+func readCatalogFixture(t testing.TB, name string) *catalogFixture {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(catalogDir, name, "fixture.yaml"))
 	if err != nil {
@@ -136,7 +175,7 @@ func readCatalogFixture(t *testing.T, name string) *catalogFixture {
 
 // serveSources adds what b's url sources download to docs (keyed by
 // /HOST/PATH) and their checksums to docs or, for lists, to sums.
-func serveSources(t *testing.T, b *recipes.Build, fx *catalogFixture, docs map[string][]byte, sums map[string]*bytes.Buffer, hosts map[string]bool) {
+func serveSources(t testing.TB, b *recipes.Build, fx *catalogFixture, docs map[string][]byte, sums map[string]*bytes.Buffer, hosts map[string]bool) {
 	t.Helper()
 	a, err := sysext.ArchByName(b.Arch)
 	if err != nil {
@@ -212,7 +251,7 @@ func serveSources(t *testing.T, b *recipes.Build, fx *catalogFixture, docs map[s
 }
 
 // mirrorPath is where the loopback server holds rawURL: /HOST/PATH.
-func mirrorPath(t *testing.T, rawURL string, hosts map[string]bool) string {
+func mirrorPath(t testing.TB, rawURL string, hosts map[string]bool) string {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme != "https" {
@@ -223,7 +262,7 @@ func mirrorPath(t *testing.T, rawURL string, hosts map[string]bool) string {
 }
 
 // fill expands a fixture template with b's variables.
-func fill(t *testing.T, text string, b *recipes.Build) string {
+func fill(t testing.TB, text string, b *recipes.Build) string {
 	t.Helper()
 	tmpl, err := template.New("fixture").Option("missingkey=error").Parse(text)
 	if err != nil {

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 }
 
 // run runs bakery with args and returns stdout, stderr and the exit code.
-func run(t *testing.T, args ...string) (string, string, int) {
+func run(t testing.TB, args ...string) (string, string, int) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(bakeryBin, args...)
