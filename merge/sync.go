@@ -17,6 +17,7 @@ import (
 
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
 	"github.com/sysext-bakery/bakery/internal/digest"
+	"github.com/sysext-bakery/bakery/internal/smallfile"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/inspect"
 )
@@ -107,20 +108,9 @@ func (e ConfigExtension) pins(version string) bool {
 
 // LoadConfig reads and checks a sync.yaml.
 func LoadConfig(path string) (*Config, error) {
-	f, err := os.Open(path)
+	data, err := smallfile.Read(path, maxConfigSize)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxConfigSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxConfigSize)
 	}
 	return ParseConfig(data, path)
 }

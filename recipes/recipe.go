@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/sysext-bakery/bakery/internal/pathmatch"
+	"github.com/sysext-bakery/bakery/internal/smallfile"
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
@@ -204,8 +205,13 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
+// MaxRecipeSize bounds what Load reads as a recipe file: the largest
+// catalog recipe is a few kilobytes.
+const MaxRecipeSize = 1 << 20
+
 // Load reads and parses a recipe: path is a recipe file or a folder holding
-// recipe.yaml.
+// recipe.yaml. A path that is not a regular file of at most MaxRecipeSize
+// bytes (a fifo, /dev/zero) is refused without reading it.
 func Load(path string) (*Recipe, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -218,7 +224,7 @@ func Load(path string) (*Recipe, error) {
 		}
 		path = file
 	}
-	data, err := os.ReadFile(path)
+	data, err := smallfile.Read(path, MaxRecipeSize)
 	if err != nil {
 		return nil, fmt.Errorf("recipe: %w", err)
 	}

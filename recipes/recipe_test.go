@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -355,10 +356,21 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(other, []byte("name: other\nsources: [{files: x}]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	fifo := filepath.Join(dir, "fifo.yaml")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	huge := filepath.Join(dir, "huge.yaml")
+	if err := os.WriteFile(huge, make([]byte, MaxRecipeSize+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		path, wantName, wantPath, wantErr string
 	}{
 		{path: "../testdata/hello", wantName: "hello", wantPath: "../testdata/hello/recipe.yaml"},
+		{path: fifo, wantErr: fifo + " is a fifo, not a regular file"},
+		{path: huge, wantErr: huge + ": larger than 1048576 bytes"},
+		{path: "/dev/zero", wantErr: "/dev/zero is a character device, not a regular file"},
 		{path: "../testdata/hello/recipe.yaml", wantName: "hello", wantPath: "../testdata/hello/recipe.yaml"},
 		{path: other, wantName: "other", wantPath: other},
 		{path: empty, wantErr: "holds no recipe.yaml"},

@@ -9,10 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"os"
 	"time"
 
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
+	"github.com/sysext-bakery/bakery/internal/smallfile"
 )
 
 // SelfSignedCert makes a self-signed certificate for key, valid for ten
@@ -69,7 +69,7 @@ func ParseCertificate(data []byte) (*x509.Certificate, error) {
 
 // LoadCertificate reads a PEM certificate file.
 func LoadCertificate(path string) (*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
+	data, err := smallfile.Read(path, maxKeyFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("read certificate: %w", err)
 	}
@@ -89,7 +89,7 @@ func LoadCertificateKey(keyPath, certPath string) (crypto.Signer, *x509.Certific
 	if err != nil {
 		return nil, nil, err
 	}
-	data, err := os.ReadFile(keyPath)
+	data, err := smallfile.Read(keyPath, maxKeyFileSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read private key: %w", err)
 	}

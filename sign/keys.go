@@ -19,6 +19,7 @@ import (
 	"os"
 
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
+	"github.com/sysext-bakery/bakery/internal/smallfile"
 )
 
 // Algorithm names a signing key type.
@@ -148,9 +149,13 @@ func ParsePublicKey(data []byte) (crypto.PublicKey, error) {
 	return pub, nil
 }
 
+// maxKeyFileSize bounds what is read as a key or certificate file: a PEM
+// key is a few hundred bytes, a certificate chain a few kilobytes.
+const maxKeyFileSize = 1 << 20
+
 // LoadPrivateKey reads a PEM private key file.
 func LoadPrivateKey(path string) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
+	data, err := smallfile.Read(path, maxKeyFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("read private key: %w", err)
 	}
@@ -163,7 +168,7 @@ func LoadPrivateKey(path string) (crypto.Signer, error) {
 
 // LoadPublicKey reads a PEM public key file.
 func LoadPublicKey(path string) (crypto.PublicKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := smallfile.Read(path, maxKeyFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("read public key: %w", err)
 	}

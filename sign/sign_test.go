@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -329,5 +330,27 @@ func TestSelfSignedCert(t *testing.T) {
 				t.Errorf("CN %q", cert.Subject.CommonName)
 			}
 		})
+	}
+}
+
+// TestLoadRefusesWhatIsNotAKeyFile checks that key and certificate paths
+// naming a fifo or a device fail at once, naming the path, instead of
+// blocking or reading without end.
+func TestLoadRefusesWhatIsNotAKeyFile(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "key.pub")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loads := map[string]func(string) error{
+		"LoadPublicKey":   func(p string) error { _, err := LoadPublicKey(p); return err },
+		"LoadPrivateKey":  func(p string) error { _, err := LoadPrivateKey(p); return err },
+		"LoadCertificate": func(p string) error { _, err := LoadCertificate(p); return err },
+	}
+	for name, load := range loads {
+		for p, want := range map[string]string{fifo: fifo + " is a fifo", "/dev/zero": "/dev/zero is a character device"} {
+			if err := load(p); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s(%s) = %v, want an error containing %q", name, p, err, want)
+			}
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/sysext-bakery/bakery/internal/download"
 	"github.com/sysext-bakery/bakery/internal/filetype"
 	"github.com/sysext-bakery/bakery/internal/httpbound"
+	"github.com/sysext-bakery/bakery/internal/smallfile"
 	"github.com/sysext-bakery/bakery/internal/teecopy"
 )
 
@@ -120,7 +121,7 @@ func (f *Fetcher) FetchSmall(ctx context.Context, rawURL, dir string, check func
 	u, err := url.Parse(rawURL)
 	local := err == nil && u.Scheme == "file"
 	if !local {
-		if data, err := os.ReadFile(path); err == nil && check(data) == nil {
+		if data, err := smallfile.Read(path, maxSHA256File); err == nil && check(data) == nil {
 			return data, nil
 		}
 	}

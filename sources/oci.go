@@ -20,6 +20,7 @@ import (
 
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
 	"github.com/sysext-bakery/bakery/internal/download"
+	"github.com/sysext-bakery/bakery/internal/smallfile"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/stage"
 )
@@ -256,7 +257,7 @@ func (d *ociDocument) platform(want v1.Platform) (v1.Descriptor, error) {
 // or, verified, from the registry.
 func (s *ociSource) document(ctx context.Context, d v1.Hash, opts []remote.Option) (*ociDocument, error) {
 	path := s.f.Cache.blob(d.Hex)
-	raw, err := readBounded(path, maxOCIDocument)
+	raw, err := smallfile.Read(path, maxOCIDocument)
 	if err != nil || !hasDigest(raw, d) {
 		desc, err := remote.Get(s.from.Context().Digest(d.String()), opts...)
 		if err != nil {
@@ -323,18 +324,4 @@ func (s *ociSource) blob(ctx context.Context, d v1.Descriptor, opts []remote.Opt
 func hasDigest(data []byte, d v1.Hash) bool {
 	h, _, err := v1.SHA256(bytes.NewReader(data))
 	return err == nil && h == d
-}
-
-// readBounded reads the file at path if it has at most limit bytes.
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err == nil && int64(len(data)) > limit {
-		err = fmt.Errorf("%s: more than %d bytes", path, limit)
-	}
-	return data, err
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
+	"github.com/sysext-bakery/bakery/internal/smallfile"
 )
 
 // maxKeySize bounds what is read as a key or keyring file.
@@ -72,7 +73,7 @@ func ParsePrivateKey(data []byte) (*PrivateKey, error) {
 
 // LoadPrivateKey reads a private key file.
 func LoadPrivateKey(path string) (*PrivateKey, error) {
-	data, err := readFile(path)
+	data, err := smallfile.Read(path, maxKeySize)
 	if err != nil {
 		return nil, fmt.Errorf("read OpenPGP private key: %w", err)
 	}
@@ -157,7 +158,7 @@ func ParseKeyring(data []byte) (Keyring, error) {
 
 // LoadKeyring reads a public key or keyring file.
 func LoadKeyring(path string) (Keyring, error) {
-	data, err := readFile(path)
+	data, err := smallfile.Read(path, maxKeySize)
 	if err != nil {
 		return Keyring{}, fmt.Errorf("read OpenPGP public key: %w", err)
 	}
@@ -277,24 +278,4 @@ func readEntities(data []byte) (openpgp.EntityList, error) {
 		return nil, fmt.Errorf("not an OpenPGP key: %w", err)
 	}
 	return list, nil
-}
-
-// readFile reads at most maxKeySize bytes of a regular file.
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxKeySize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxKeySize {
-		return nil, fmt.Errorf("%s: larger than %d bytes, not a key", path, maxKeySize)
-	}
-	return data, nil
 }
