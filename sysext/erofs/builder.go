@@ -22,7 +22,7 @@
 //     FLAT_INLINE) when it fits in the inode's metadata block; inodes are
 //     packed best fit into the metadata blocks so that these tails fill
 //     them;
-//   - files with holes (tree.Node.Holes, as SEEK_HOLE reports them on the
+//   - files with holes (tree.Tree.Holes, as SEEK_HOLE reports them on the
 //     host) as chunk-based files whose block map marks the holes, with the
 //     largest chunk the holes are aligned to, so that a hole takes no
 //     block.
@@ -72,7 +72,7 @@ func (b Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.Buil
 	if err := b.Check(opts); err != nil {
 		return err
 	}
-	root, err := tree.Read(ctx, srcDir)
+	t, err := tree.Read(ctx, srcDir)
 	if err != nil {
 		return fmt.Errorf("erofs: %w", err)
 	}
@@ -81,7 +81,7 @@ func (b Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.Buil
 		return fmt.Errorf("erofs: create image: %w", err)
 	}
 	defer f.Close()
-	if err := Write(ctx, f, root, Options{Epoch: opts.Epoch, AllRoot: opts.AllRoot}); err != nil {
+	if err := Write(ctx, f, t, Options{Epoch: opts.Epoch, AllRoot: opts.AllRoot}); err != nil {
 		return fmt.Errorf("erofs: write %s from %s: %w", dst, srcDir, err)
 	}
 	if err := f.Close(); err != nil {

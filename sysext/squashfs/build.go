@@ -38,7 +38,7 @@ func (Builder) Check(opts sysext.BuildOptions) error {
 // Build writes the squashfs image of srcDir to dst with every inode's time
 // set to opts.Epoch.
 func (b Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.BuildOptions) error {
-	root, err := tree.Read(ctx, srcDir)
+	t, err := tree.Read(ctx, srcDir)
 	if err != nil {
 		return err
 	}
@@ -46,7 +46,7 @@ func (b Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.Buil
 	if err != nil {
 		return fmt.Errorf("create image: %w", err)
 	}
-	_, err = Write(ctx, f, root, Options{
+	_, err = Write(ctx, f, t, Options{
 		Compression: opts.Compression, Level: opts.Level, AllRoot: opts.AllRoot,
 		Epoch: opts.Epoch, Workers: b.Workers,
 	})

@@ -2,7 +2,6 @@ package squashfs
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"sync"
@@ -21,20 +20,21 @@ type block struct {
 
 	file  *fileLayout // data block of this file, nil for a fragment
 	index int         // block index in file, or fragment index
+	// filesBefore counts the files whose data was all read before this
+	// block: once it is written, their inodes can be.
+	filesBefore int
 }
 
 // writeData writes every regular file's blocks and the fragment blocks.
-// One goroutine reads files in tree order, Workers goroutines compress, and
-// the caller's goroutine writes blocks in read order. A fixed number of
-// blocks is in flight, so memory does not depend on file sizes.
+// One goroutine reads files in walk order, Workers goroutines compress, and
+// the caller's goroutine writes blocks in read order and, as the data of
+// each file is written, its inode and the listings of the directories
+// that are complete. A fixed number of blocks is in flight, so memory
+// does not depend on file sizes.
 func (w *writer) writeData(ctx context.Context) error {
-	bySize := w.sharedSizes()
-	dups, err := w.findDuplicates(ctx, bySize)
-	if err != nil {
-		return err
-	}
 	comps := make([]compressor, w.opts.Workers)
 	for i := range comps {
+		var err error
 		if comps[i], err = w.codec.newDataCompressor(); err != nil {
 			return err
 		}
@@ -56,7 +56,7 @@ func (w *writer) writeData(ctx context.Context) error {
 	go func() {
 		defer close(readDone)
 		defer close(jobs)
-		readErr = w.readFiles(ctx, dups, bySize, slots, &pool, jobs)
+		readErr = w.readFiles(ctx, slots, &pool, jobs)
 	}()
 	var wg sync.WaitGroup
 	for _, c := range comps {
@@ -97,12 +97,14 @@ func (w *writer) writeData(ctx context.Context) error {
 			}
 			pool.Put(p.in[:cap(p.in)])
 			<-slots
+			if err := w.walk.advance(w, p.filesBefore); err != nil {
+				werr = err
+				cancel()
+				break
+			}
 		}
 	}
 	<-readDone
-	for dup, orig := range dups {
-		w.layout[dup] = w.layout[orig]
-	}
 	if werr != nil {
 		return werr
 	}
@@ -119,10 +121,9 @@ func (w *writer) emitBlock(b *block) error {
 		if b.index == 0 {
 			b.file.start = uint64(w.pos)
 		}
-		b.file.sizes[b.index] = b.disk
+		w.sizes[b.file.sizes+uint32(b.index)] = b.disk
 		if b.disk == 0 {
-			b.file.sparse += uint64(len(b.in))
-			return nil
+			return nil // sparse
 		}
 	}
 	return w.put(b.out)
@@ -170,11 +171,13 @@ func isZero(p []byte) bool {
 	return true
 }
 
-// readFiles reads every file with content in tree order, cuts it into
-// blocks and packs tails into fragments, and sends the blocks to jobs.
-func (w *writer) readFiles(ctx context.Context, dups map[*tree.Node]*tree.Node, bySize map[int64]int, slots chan struct{}, pool *sync.Pool, jobs chan<- *block) error {
+// readFiles reads every file with content in walk order, cuts it into
+// blocks and packs tails into fragments, and sends the blocks to jobs. A
+// file whose content equals an earlier one's (see dedup) is not read
+// again.
+func (w *writer) readFiles(ctx context.Context, slots chan struct{}, pool *sync.Pool, jobs chan<- *block) error {
 	bs := w.opts.BlockSize
-	seq := 0
+	seq, rank, nsizes := 0, 0, uint32(0)
 	acquire := func() ([]byte, error) {
 		select {
 		case slots <- struct{}{}:
@@ -184,7 +187,7 @@ func (w *writer) readFiles(ctx context.Context, dups map[*tree.Node]*tree.Node, 
 		}
 	}
 	send := func(b *block) error {
-		b.seq = seq
+		b.seq, b.filesBefore = seq, rank
 		seq++
 		select {
 		case jobs <- b:
@@ -195,9 +198,6 @@ func (w *writer) readFiles(ctx context.Context, dups map[*tree.Node]*tree.Node, 
 	}
 	var frag []byte
 	nfrags := 0
-	// small maps the content of files smaller than a block that share
-	// their size with another file to where it was packed.
-	small := map[contentKey]*fileLayout{}
 	tailBuf := make([]byte, bs)
 	sealFragment := func() error {
 		if len(frag) == 0 {
@@ -208,14 +208,31 @@ func (w *writer) readFiles(ctx context.Context, dups map[*tree.Node]*tree.Node, 
 		frag = nil
 		return send(b)
 	}
-	for _, f := range w.tree.files {
-		if dups[f] != nil {
+	dups := newDedup(w.t)
+	for i := range w.t.Len() {
+		f := tree.Ino(i)
+		if !w.t.HasContent(f) {
 			continue
 		}
-		full, tail := f.Size/int64(bs), int(f.Size%int64(bs))
-		l := &fileLayout{sizes: make([]uint32, full), frag: invalidFragment}
-		w.layout[f] = l
-		err := readContent(f, func(r io.Reader) error {
+		size := w.t.Size(f)
+		full, tail := size/int64(bs), int(size%int64(bs))
+		l := &w.layouts[rank]
+		l.frag = invalidFragment
+		err := readContent(w.t, f, func(r io.Reader) error {
+			var small []byte
+			if full == 0 {
+				small = tailBuf[:tail]
+				if _, err := io.ReadFull(r, small); err != nil {
+					return fmt.Errorf("read tail: %w (did the file change while writing?)", err)
+				}
+			}
+			orig, err := dups.original(seen{f, int32(rank)}, small)
+			if err != nil || orig >= 0 {
+				l.dupOf = orig + 1
+				return err
+			}
+			l.sizes = nsizes
+			nsizes += uint32(full)
 			for i := range int(full) {
 				buf, err := acquire()
 				if err != nil {
@@ -232,17 +249,10 @@ func (w *writer) readFiles(ctx context.Context, dups map[*tree.Node]*tree.Node, 
 				return nil
 			}
 			t := tailBuf[:tail]
-			if _, err := io.ReadFull(r, t); err != nil {
-				return fmt.Errorf("read tail: %w (did the file change while writing?)", err)
-			}
-			var key contentKey
-			if full == 0 && bySize[f.Size] > 1 {
-				key = contentKey{f.Size, sha256.Sum256(t)}
-				if o := small[key]; o != nil {
-					l.frag, l.fragOffset = o.frag, o.fragOffset
-					return nil
+			if full > 0 {
+				if _, err := io.ReadFull(r, t); err != nil {
+					return fmt.Errorf("read tail: %w (did the file change while writing?)", err)
 				}
-				small[key] = l
 			}
 			if len(frag)+tail > bs {
 				if err := sealFragment(); err != nil {
@@ -261,8 +271,9 @@ func (w *writer) readFiles(ctx context.Context, dups map[*tree.Node]*tree.Node, 
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("%s: %w", w.tree.Paths[f], err)
+			return fmt.Errorf("%s: %w", w.t.Path(f), err)
 		}
+		rank++
 	}
 	return sealFragment()
 }
