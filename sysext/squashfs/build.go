@@ -36,17 +36,16 @@ func (Builder) Check(opts sysext.BuildOptions) error {
 }
 
 // Build writes the squashfs image of srcDir to dst with every inode's time
-// set to opts.Epoch.
+// set to opts.Epoch. The data of the files is compressed while the walk
+// of srcDir goes on (tree.ReadStream).
 func (b Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.BuildOptions) error {
-	t, err := tree.Read(ctx, srcDir)
-	if err != nil {
-		return err
-	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("create image: %w", err)
 	}
-	_, err = Write(ctx, f, t, Options{
+	_, err = WriteStream(ctx, f, tree.ReadStream(ctx, srcDir), Options{
 		Compression: opts.Compression, Level: opts.Level, AllRoot: opts.AllRoot,
 		Epoch: opts.Epoch, Workers: b.Workers,
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 
 	"github.com/sysext-bakery/bakery/sysext/tree"
@@ -18,20 +19,27 @@ type block struct {
 	disk uint32 // on-disk size word: length, uncompressed bit, 0 = sparse
 	err  error
 
-	file  *fileLayout // data block of this file, nil for a fragment
-	index int         // block index in file, or fragment index
+	run   int // index in writer.runs of the file this is a block of, -1 for a fragment
+	index int // block index in file, or fragment index
 	// filesBefore counts the files whose data was all read before this
 	// block: once it is written, their inodes can be.
 	filesBefore int
 }
 
+// treeResult is a stream's complete tree, or why there is none.
+type treeResult struct {
+	t   *tree.Tree
+	err error
+}
+
 // writeData writes every regular file's blocks and the fragment blocks.
-// One goroutine reads files in walk order, Workers goroutines compress, and
-// the caller's goroutine writes blocks in read order and, as the data of
-// each file is written, its inode and the listings of the directories
-// that are complete. A fixed number of blocks is in flight, so memory
-// does not depend on file sizes.
-func (w *writer) writeData(ctx context.Context) error {
+// One goroutine reads files in walk order as the stream hands them out,
+// Workers goroutines compress, and the caller's goroutine writes blocks in
+// read order and, once the tree is complete and as the data of each file
+// is written, its inode and the listings of the directories that are
+// complete. A fixed number of blocks is in flight, so memory does not
+// depend on file sizes.
+func (w *writer) writeData(ctx context.Context, s tree.Stream) error {
 	comps := make([]compressor, w.opts.Workers)
 	for i := range comps {
 		var err error
@@ -50,13 +58,18 @@ func (w *writer) writeData(ctx context.Context) error {
 	outPool := sync.Pool{New: func() any { return make([]byte, 0, bs+bs/8+4096) }}
 	jobs := make(chan *block, w.opts.Workers)
 	results := make(chan *block, w.opts.Workers)
+	trees := make(chan treeResult, 1)
+	go func() {
+		t, err := s.Tree(ctx)
+		trees <- treeResult{t, err}
+	}()
 
 	var readErr error
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
 		defer close(jobs)
-		readErr = w.readFiles(ctx, slots, &pool, jobs)
+		readErr = w.readFiles(ctx, s, slots, &pool, jobs)
 	}()
 	var wg sync.WaitGroup
 	for _, c := range comps {
@@ -72,39 +85,60 @@ func (w *writer) writeData(ctx context.Context) error {
 	}()
 
 	pending := map[int]*block{}
-	next := 0
+	next, ready := 0, 0
 	var werr error
-	for b := range results {
-		if werr != nil {
-			continue
-		}
-		if b.err != nil {
-			werr = b.err
+	fail := func(err error) {
+		if werr == nil {
+			werr = err
 			cancel()
+		}
+	}
+	for results != nil {
+		var b *block
+		select {
+		case r := <-trees:
+			trees = nil
+			if err := w.prepare(r); err != nil {
+				fail(err)
+			} else if err := w.walk.advance(w, ready); err != nil {
+				fail(err)
+			}
+			continue
+		case b = <-results:
+		}
+		switch {
+		case b == nil:
+			results = nil
+			continue
+		case werr != nil:
+			continue
+		case b.err != nil:
+			fail(b.err)
 			continue
 		}
 		pending[b.seq] = b
-		for p := pending[next]; p != nil; p = pending[next] {
+		for p := pending[next]; p != nil && werr == nil; p = pending[next] {
 			delete(pending, next)
 			next++
 			if err := w.emitBlock(p); err != nil {
-				werr = fmt.Errorf("write data: %w", err)
-				cancel()
-				break
+				fail(fmt.Errorf("write data: %w", err))
 			}
 			if p.out != nil && &p.out[:1][0] != &p.in[:1][0] {
 				outPool.Put(p.out[:0])
 			}
 			pool.Put(p.in[:cap(p.in)])
 			<-slots
-			if err := w.walk.advance(w, p.filesBefore); err != nil {
-				werr = err
-				cancel()
-				break
+			if ready = p.filesBefore; w.t != nil && werr == nil {
+				if err := w.walk.advance(w, ready); err != nil {
+					fail(err)
+				}
 			}
 		}
 	}
 	<-readDone
+	if werr == nil && trees != nil {
+		werr = w.prepare(<-trees)
+	}
 	if werr != nil {
 		return werr
 	}
@@ -113,15 +147,18 @@ func (w *writer) writeData(ctx context.Context) error {
 
 // emitBlock writes one compressed block at the end of the data so far.
 func (w *writer) emitBlock(b *block) error {
-	if b.file == nil {
+	if b.run < 0 {
 		w.frags = le.AppendUint64(w.frags, uint64(w.pos))
 		w.frags = le.AppendUint32(w.frags, b.disk)
 		w.frags = le.AppendUint32(w.frags, 0)
 	} else {
+		w.mu.Lock()
+		r := &w.runs[b.run]
 		if b.index == 0 {
-			b.file.start = uint64(w.pos)
+			r.start = uint64(w.pos)
 		}
-		w.sizes[b.file.sizes+uint32(b.index)] = b.disk
+		w.sizes[r.sizes+uint32(b.index)] = b.disk
+		w.mu.Unlock()
 		if b.disk == 0 {
 			return nil // sparse
 		}
@@ -133,7 +170,7 @@ func (w *writer) emitBlock(b *block) error {
 func compressBlocks(ctx context.Context, c compressor, outPool *sync.Pool, jobs <-chan *block, results chan<- *block) {
 	for b := range jobs {
 		switch {
-		case b.file != nil && isZero(b.in):
+		case b.run >= 0 && isZero(b.in):
 			b.disk = 0
 		default:
 			out, ok, err := c.compress(outPool.Get().([]byte), b.in)
@@ -171,13 +208,13 @@ func isZero(p []byte) bool {
 	return true
 }
 
-// readFiles reads every file with content in walk order, cuts it into
-// blocks and packs tails into fragments, and sends the blocks to jobs. A
-// file whose content equals an earlier one's (see dedup) is not read
-// again.
-func (w *writer) readFiles(ctx context.Context, slots chan struct{}, pool *sync.Pool, jobs chan<- *block) error {
+// readFiles reads every file with content in walk order, as s hands
+// them out, cuts it into blocks and packs tails into fragments, and sends
+// the blocks to jobs. A file whose content equals an earlier one's (see
+// dedup) is not read again.
+func (w *writer) readFiles(ctx context.Context, s tree.Stream, slots chan struct{}, pool *sync.Pool, jobs chan<- *block) error {
 	bs := w.opts.BlockSize
-	seq, rank, nsizes := 0, 0, uint32(0)
+	seq, rank := 0, 0
 	acquire := func() ([]byte, error) {
 		select {
 		case slots <- struct{}{}:
@@ -203,22 +240,22 @@ func (w *writer) readFiles(ctx context.Context, slots chan struct{}, pool *sync.
 		if len(frag) == 0 {
 			return nil
 		}
-		b := &block{in: frag, index: nfrags}
+		b := &block{in: frag, run: -1, index: nfrags}
 		nfrags++
 		frag = nil
 		return send(b)
 	}
-	dups := newDedup(w.t)
-	for i := range w.t.Len() {
-		f := tree.Ino(i)
-		if !w.t.HasContent(f) {
-			continue
+	dups := newDedup(s)
+	for {
+		f, err := s.Next(ctx)
+		if err == io.EOF {
+			break
 		}
-		size := w.t.Size(f)
-		full, tail := size/int64(bs), int(size%int64(bs))
-		l := &w.layouts[rank]
-		l.frag = invalidFragment
-		err := readContent(w.t, f, func(r io.Reader) error {
+		if err != nil {
+			return err
+		}
+		full, tail := f.Size/int64(bs), int(f.Size%int64(bs))
+		err = readContent(s, f, func(r io.Reader) error {
 			var small []byte
 			if full == 0 {
 				small = tailBuf[:tail]
@@ -226,13 +263,14 @@ func (w *writer) readFiles(ctx context.Context, slots chan struct{}, pool *sync.
 					return fmt.Errorf("read tail: %w (did the file change while writing?)", err)
 				}
 			}
-			orig, err := dups.original(seen{f, int32(rank)}, small)
-			if err != nil || orig >= 0 {
-				l.dupOf = orig + 1
+			orig, err := dups.original(f, int32(rank), small)
+			if err != nil {
 				return err
 			}
-			l.sizes = nsizes
-			nsizes += uint32(full)
+			l, run, err := w.addLayout(orig, full)
+			if err != nil || orig >= 0 {
+				return err
+			}
 			for i := range int(full) {
 				buf, err := acquire()
 				if err != nil {
@@ -241,7 +279,7 @@ func (w *writer) readFiles(ctx context.Context, slots chan struct{}, pool *sync.
 				if _, err := io.ReadFull(r, buf); err != nil {
 					return fmt.Errorf("read block %d: %w (did the file change while writing?)", i, err)
 				}
-				if err := send(&block{in: buf, file: l, index: i}); err != nil {
+				if err := send(&block{in: buf, run: run, index: i}); err != nil {
 					return err
 				}
 			}
@@ -266,14 +304,40 @@ func (w *writer) readFiles(ctx context.Context, slots chan struct{}, pool *sync.
 				}
 				frag = buf[:0]
 			}
-			l.frag, l.fragOffset = uint32(nfrags), uint32(len(frag))
+			w.mu.Lock()
+			fl := w.layouts.At(l)
+			fl.frag, fl.fragOffset = uint32(nfrags), uint32(len(frag))
+			w.mu.Unlock()
 			frag = append(frag, t...)
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("%s: %w", w.t.Path(f), err)
+			return fmt.Errorf("%s: %w", s.Path(f), err)
 		}
 		rank++
 	}
 	return sealFragment()
+}
+
+// addLayout records the layout of the next file, of full blocks, a
+// duplicate of the file of rank orig when orig is not -1, and returns its
+// rank and the index of its blocks in runs (-1 when it has none).
+func (w *writer) addLayout(orig int32, full int64) (rank, run int, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.layouts.Len() >= math.MaxInt32 || int64(len(w.sizes))+full > math.MaxUint32 {
+		return 0, 0, fmt.Errorf("more than %d files or %d blocks: too many for squashfs", math.MaxInt32, uint32(math.MaxUint32))
+	}
+	l := fileLayout{frag: invalidFragment, data: noBlocks}
+	run = -1
+	switch {
+	case orig >= 0:
+		l.data = dupOf(orig)
+	case full > 0:
+		run = len(w.runs)
+		l.data = int32(run)
+		w.runs = append(w.runs, blockRun{sizes: uint32(len(w.sizes))})
+		w.sizes = append(w.sizes, make([]uint32, full)...)
+	}
+	return w.layouts.Append(l), run, nil
 }

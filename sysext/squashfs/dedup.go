@@ -16,7 +16,7 @@ import (
 // it byte for byte. Files of a size no other file has are thus never
 // read twice, and no decision rests on a hash alone.
 type dedup struct {
-	t    *tree.Tree
+	s    tree.Stream
 	seed maphash.Seed
 	// first holds the first file of each size until it is hashed, then
 	// a file with rank -1.
@@ -24,36 +24,42 @@ type dedup struct {
 	// byKey holds the first file of each key (dupKey); next chains the
 	// later files of that key whose content differs (hash collisions).
 	byKey map[uint64]seen
-	next  map[tree.Ino]seen
-	buf   []byte
+	next  map[uint32]seen
+	// bufs are the buffers of hashing and comparing.
+	bufs [2][]byte
 }
 
-// seen is a file met before: its inode and its rank among the files with
-// content.
+// dedupBuf is the size of the buffers of hashing and comparing.
+const dedupBuf = 32 << 10
+
+// seen is a file met before: its tree.File's ID and its rank among the
+// files with content.
 type seen struct {
-	ino  tree.Ino
+	id   uint32
 	rank int32
 }
 
 // dupKey mixes a file's size into the hash of its content.
 func dupKey(size int64, sum uint64) uint64 { return sum ^ uint64(size)*0x9e3779b97f4a7c15 }
 
-func newDedup(t *tree.Tree) *dedup {
-	return &dedup{t: t, seed: maphash.MakeSeed(), first: map[int64]seen{}, byKey: map[uint64]seen{}, next: map[tree.Ino]seen{}}
+func newDedup(s tree.Stream) *dedup {
+	return &dedup{s: s, seed: maphash.MakeSeed(), first: map[int64]seen{}, byKey: map[uint64]seen{}, next: map[uint32]seen{},
+		bufs: [2][]byte{make([]byte, dedupBuf), make([]byte, dedupBuf)}}
 }
 
-// original returns the rank of the first file before f whose content
-// equals f's, or -1 when there is none. content is f's content when the
-// caller holds it (a file smaller than a block), else nil.
-func (d *dedup) original(f seen, content []byte) (int32, error) {
-	size := d.t.Size(f.ino)
+// original returns the rank of the first file before f, of the given
+// rank, whose content equals f's, or -1 when there is none. content is
+// f's content when the caller holds it (a file smaller than a block),
+// else nil.
+func (d *dedup) original(f tree.File, rank int32, content []byte) (int32, error) {
+	size := f.Size
 	first, ok := d.first[size]
 	if !ok {
-		d.first[size] = f
+		d.first[size] = seen{f.ID, rank}
 		return -1, nil
 	}
 	if first.rank >= 0 {
-		sum, err := d.sumFile(first.ino)
+		sum, err := d.sumFile(tree.File{ID: first.id, Size: size})
 		if err != nil {
 			return -1, err
 		}
@@ -65,66 +71,63 @@ func (d *dedup) original(f seen, content []byte) (int32, error) {
 		sum = maphash.Bytes(d.seed, content)
 	} else {
 		var err error
-		if sum, err = d.sumFile(f.ino); err != nil {
+		if sum, err = d.sumFile(f); err != nil {
 			return -1, err
 		}
 	}
 	key := dupKey(size, sum)
 	o, ok := d.byKey[key]
 	if !ok {
-		d.byKey[key] = f
+		d.byKey[key] = seen{f.ID, rank}
 		return -1, nil
 	}
 	for {
-		same, err := d.same(o.ino, f.ino, content)
+		same, err := d.same(o.id, f, content)
 		if err != nil || same {
 			return o.rank, err
 		}
-		n, ok := d.next[o.ino]
+		n, ok := d.next[o.id]
 		if !ok {
-			d.next[o.ino] = f
+			d.next[o.id] = seen{f.ID, rank}
 			return -1, nil
 		}
 		o = n
 	}
 }
 
-// sumFile hashes the content of the file i.
-func (d *dedup) sumFile(i tree.Ino) (uint64, error) {
+// sumFile hashes the content of the file f.
+func (d *dedup) sumFile(f tree.File) (uint64, error) {
 	var h maphash.Hash
 	h.SetSeed(d.seed)
-	err := readContent(d.t, i, func(r io.Reader) error {
-		n, err := io.Copy(&h, r)
-		if err == nil && n != d.t.Size(i) {
-			err = fmt.Errorf("read %d bytes, expected %d (did the file change while writing?)", n, d.t.Size(i))
+	err := readContent(d.s, f, func(r io.Reader) error {
+		n, err := io.CopyBuffer(&h, r, d.bufs[0])
+		if err == nil && n != f.Size {
+			err = fmt.Errorf("%s: read %d bytes, expected %d (did the file change while writing?)", d.s.Path(f), n, f.Size)
 		}
 		return err
 	})
 	return h.Sum64(), err
 }
 
-// same compares the content of the file a with that of b (content, when
-// not nil).
-func (d *dedup) same(a, b tree.Ino, content []byte) (bool, error) {
-	if d.t.Size(a) != d.t.Size(b) {
-		return false, nil // keys collide across sizes
-	}
+// same compares the content of the file of ID a (whose size may differ,
+// as keys of several sizes may collide) with that of b (content, when not
+// nil).
+func (d *dedup) same(a uint32, b tree.File, content []byte) (bool, error) {
+	fa := tree.File{ID: a}
 	if content != nil {
-		if cap(d.buf) < len(content) {
-			d.buf = make([]byte, len(content))
-		}
-		d.buf = d.buf[:len(content)]
-		err := readContent(d.t, a, func(r io.Reader) error {
-			_, err := io.ReadFull(r, d.buf)
+		var equal bool
+		err := readContent(d.s, fa, func(r io.Reader) error {
+			var err error
+			equal, err = d.sameStream(r, bytes.NewReader(content))
 			return err
 		})
-		return bytes.Equal(d.buf, content), err
+		return equal, err
 	}
 	var equal bool
-	err := readContent(d.t, a, func(ra io.Reader) error {
-		return readContent(d.t, b, func(rb io.Reader) error {
+	err := readContent(d.s, fa, func(ra io.Reader) error {
+		return readContent(d.s, b, func(rb io.Reader) error {
 			var err error
-			equal, err = sameStream(ra, rb)
+			equal, err = d.sameStream(ra, rb)
 			return err
 		})
 	})
@@ -132,9 +135,8 @@ func (d *dedup) same(a, b tree.Ino, content []byte) (bool, error) {
 }
 
 // sameStream reports whether a and b hold the same bytes.
-func sameStream(a, b io.Reader) (bool, error) {
-	const chunk = 64 << 10
-	ba, bb := make([]byte, chunk), make([]byte, chunk)
+func (d *dedup) sameStream(a, b io.Reader) (bool, error) {
+	ba, bb := d.bufs[0], d.bufs[1]
 	for {
 		na, erra := io.ReadFull(a, ba)
 		nb, errb := io.ReadFull(b, bb)
@@ -152,10 +154,10 @@ func sameStream(a, b io.Reader) (bool, error) {
 	}
 }
 
-// readContent opens the content of the file i, hands it to fn and closes
-// it.
-func readContent(t *tree.Tree, i tree.Ino, fn func(io.Reader) error) error {
-	rc, err := t.Open(i)
+// readContent opens the content of the file f of s, hands it to fn and
+// closes it.
+func readContent(s tree.Stream, f tree.File, fn func(io.Reader) error) error {
+	rc, err := s.Open(f)
 	if err != nil {
 		return err
 	}

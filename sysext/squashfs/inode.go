@@ -86,16 +86,16 @@ func (m *metaWalk) advance(w *writer, ready int) error {
 		}
 		ref := w.exports[w.ino[c]-1]
 		if ref == unwritten {
-			var l *fileLayout
+			d := fileData{frag: invalidFragment}
 			if t.HasContent(c) {
 				if m.files == ready {
 					return nil
 				}
-				l = w.layout(m.files)
+				d = w.fileData(m.files)
 				m.files++
 			}
 			var err error
-			if ref, err = w.writeInode(c, l); err != nil {
+			if ref, err = w.writeInode(c, d); err != nil {
 				return err
 			}
 		}
@@ -195,9 +195,9 @@ func (w *writer) header(n tree.Ino, typ uint16) ([]byte, error) {
 	return b, nil
 }
 
-// writeInode writes the inode of a non-directory, whose data is laid out
-// as l when it is a file with content.
-func (w *writer) writeInode(n tree.Ino, l *fileLayout) (uint64, error) {
+// writeInode writes the inode of a non-directory, a file's data being
+// where d says.
+func (w *writer) writeInode(n tree.Ino, d fileData) (uint64, error) {
 	mode := w.t.Mode(n)
 	typ, _ := inodeType(mode)
 	b, err := w.header(n, typ)
@@ -212,30 +212,27 @@ func (w *writer) writeInode(n tree.Ino, l *fileLayout) (uint64, error) {
 	}
 	switch typ {
 	case typeFile:
-		if l == nil {
-			l = &fileLayout{frag: invalidFragment}
-		}
 		size := uint64(w.t.Size(n))
-		sizes := w.sizes[l.sizes : l.sizes+uint32(size/uint64(w.opts.BlockSize))]
+		sizes := d.sizes[:size/uint64(w.opts.BlockSize)]
 		var sparse uint64 // bytes in blocks of zeros, not stored
 		for _, s := range sizes {
 			if s == 0 {
 				sparse += uint64(w.opts.BlockSize)
 			}
 		}
-		if ext || nlink > 1 || sparse > 0 || size > math.MaxUint32 || l.start > math.MaxUint32 {
+		if ext || nlink > 1 || sparse > 0 || size > math.MaxUint32 || d.start > math.MaxUint32 {
 			le.PutUint16(b, typeFile+extOffset)
-			b = le.AppendUint64(b, l.start)
+			b = le.AppendUint64(b, d.start)
 			b = le.AppendUint64(b, size)
 			b = le.AppendUint64(b, sparse)
 			b = le.AppendUint32(b, nlink)
-			b = le.AppendUint32(b, l.frag)
-			b = le.AppendUint32(b, l.fragOffset)
+			b = le.AppendUint32(b, d.frag)
+			b = le.AppendUint32(b, d.fragOffset)
 			b = le.AppendUint32(b, xattr)
 		} else {
-			b = le.AppendUint32(b, uint32(l.start))
-			b = le.AppendUint32(b, l.frag)
-			b = le.AppendUint32(b, l.fragOffset)
+			b = le.AppendUint32(b, uint32(d.start))
+			b = le.AppendUint32(b, d.frag)
+			b = le.AppendUint32(b, d.fragOffset)
 			b = le.AppendUint32(b, uint32(size))
 		}
 		for _, s := range sizes {

@@ -3,20 +3,23 @@ package squashfs
 import (
 	"fmt"
 	"io/fs"
+	"math"
 
 	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
-// shape is what the writer lays out before writing: the regular files
-// with content, in walk order, and their full blocks.
+// shape is what the writer learns of a complete tree: how many regular
+// files with content it has.
 type shape struct {
-	files  int
-	blocks int64
+	files int
 }
 
 // checkTree checks every inode of t against squashfs's limits and counts
-// the files with content and their full blocks of bs bytes.
-func checkTree(t *tree.Tree, bs int) (shape, error) {
+// the files with content.
+func checkTree(t *tree.Tree) (shape, error) {
+	if t.Len() >= math.MaxUint32 {
+		return shape{}, fmt.Errorf("tree of %d inodes: too large for squashfs", t.Len())
+	}
 	var s shape
 	for i := range t.Len() {
 		n := tree.Ino(i)
@@ -30,7 +33,6 @@ func checkTree(t *tree.Tree, bs int) (shape, error) {
 		}
 		if t.HasContent(n) {
 			s.files++
-			s.blocks += t.Size(n) / int64(bs)
 		}
 	}
 	return s, nil

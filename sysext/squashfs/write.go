@@ -8,7 +8,9 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"sync"
 
+	"github.com/sysext-bakery/bakery/internal/chunked"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/tree"
 )
@@ -38,16 +40,34 @@ type Options struct {
 	Workers int
 }
 
-// fileLayout is where a regular file's data landed.
+// fileLayout is where a regular file's data landed: the fragment holding
+// its tail, and its full blocks.
 type fileLayout struct {
+	frag, fragOffset uint32
+	// data is the index in writer.runs of the file's blocks, noBlocks
+	// when it has none, or dupOf(rank) when the file shares the data of
+	// the earlier file of that rank.
+	data int32
+}
+
+// noBlocks is the fileLayout.data of a file without full blocks.
+const noBlocks = -1
+
+// dupOf is the fileLayout.data of a file sharing the data of the file of
+// the given rank.
+func dupOf(rank int32) int32 { return -2 - rank }
+
+// blockRun is where the full blocks of a file landed.
+type blockRun struct {
 	start uint64
-	// sizes is where the file's block size words start in writer.sizes.
-	sizes      uint32
-	frag       uint32
-	fragOffset uint32
-	// dupOf is 1 + the rank of the earlier file whose data this one
-	// shares, or 0.
-	dupOf int32
+	sizes uint32 // where the blocks' size words start in writer.sizes
+}
+
+// fileData is where a file's data is, for its inode.
+type fileData struct {
+	start            uint64
+	frag, fragOffset uint32
+	sizes            []uint32
 }
 
 // writer holds the state of one Write call.
@@ -56,11 +76,16 @@ type writer struct {
 	codec *codec
 	out   io.WriterAt
 	pos   int64
+	// t is the tree, once the stream has completed it.
 	t     *tree.Tree
 	shape shape
+	// mu guards layouts, runs and sizes, which the reading goroutine
+	// adds to while the writing one fills them in and reads them.
+	mu sync.Mutex
 	// layouts holds the layout of each file with content, by its rank in
 	// walk order.
-	layouts []fileLayout
+	layouts chunked.Slice[fileLayout]
+	runs    []blockRun
 	sizes   []uint32 // block size words, file after file
 	frags   []byte   // fragment table entries
 
@@ -79,13 +104,21 @@ type writer struct {
 	scratch  []byte // the inode being encoded
 }
 
-// layout is the layout of the file with content of the given rank.
-func (w *writer) layout(rank int) *fileLayout {
-	l := &w.layouts[rank]
-	if l.dupOf > 0 {
-		return &w.layouts[l.dupOf-1]
+// fileData is where the data of the file with content of the given rank,
+// all written, is.
+func (w *writer) fileData(rank int) fileData {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	l := *w.layouts.At(rank)
+	if l.data < noBlocks {
+		l = *w.layouts.At(int(-2 - l.data))
 	}
-	return l
+	d := fileData{frag: l.frag, fragOffset: l.fragOffset}
+	if l.data >= 0 {
+		r := w.runs[l.data]
+		d.start, d.sizes = r.start, w.sizes[r.sizes:]
+	}
+	return d
 }
 
 // codec checks the options, setting the default block size, and returns
@@ -104,12 +137,19 @@ func (opts *Options) codec() (*codec, error) {
 }
 
 // Write writes the squashfs image of the tree t to w, starting at offset
-// 0, and returns the image's length (a multiple of 4 KiB). The inode and
-// directory tables are written into memory, compressed, while the data
-// is, and hold a few bytes per inode; the rest of what Write keeps grows
-// with the tree's inodes by a few dozen bytes each (tree.Tree holds the
-// tree itself), and not with file sizes.
+// 0, and returns the image's length (a multiple of 4 KiB).
 func Write(ctx context.Context, w io.WriterAt, t *tree.Tree, opts Options) (int64, error) {
+	return WriteStream(ctx, w, t.Files(), opts)
+}
+
+// WriteStream is Write of the tree s hands out: the data of its files is
+// compressed and written as they come, the rest once the tree is
+// complete. The inode and directory tables are written into memory,
+// compressed, as the data of their files is, and hold a few bytes per
+// inode; the rest of what WriteStream keeps grows with the tree's inodes
+// by a few dozen bytes each (tree.Tree holds the tree itself), and not
+// with file sizes.
+func WriteStream(ctx context.Context, w io.WriterAt, s tree.Stream, opts Options) (int64, error) {
 	k, err := opts.codec()
 	if err != nil {
 		return 0, err
@@ -117,41 +157,51 @@ func Write(ctx context.Context, w io.WriterAt, t *tree.Tree, opts Options) (int6
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	s, err := checkTree(t, opts.BlockSize)
-	if err != nil {
-		return 0, err
-	}
-	if t.Len() >= math.MaxUint32 || s.blocks > math.MaxUint32 {
-		return 0, fmt.Errorf("tree of %d inodes and %d blocks: too large for squashfs", t.Len(), s.blocks)
-	}
 	mc, err := k.newMetadataCompressor()
 	if err != nil {
 		return 0, err
 	}
 	uncompressed := k.name == sysext.None
-	wr := &writer{opts: opts, codec: k, out: w, t: t, shape: s, meta: mc, walk: newMetaWalk(),
-		layouts: make([]fileLayout, s.files), sizes: make([]uint32, s.blocks),
+	wr := &writer{opts: opts, codec: k, out: w, meta: mc, walk: newMetaWalk(),
 		inodes: &metaStream{c: mc, raw: uncompressed}, dirs: &metaStream{c: mc, raw: uncompressed},
-		xattrs: &metaStream{c: mc, raw: uncompressed}, ino: make([]uint32, t.Len()), exports: make([]uint64, t.Len()),
-		idIndex: map[uint32]uint16{}, xattrSet: map[string]uint32{}}
-	return wr.write(ctx)
+		xattrs: &metaStream{c: mc, raw: uncompressed}, idIndex: map[uint32]uint16{}, xattrSet: map[string]uint32{}}
+	return wr.write(ctx, s)
 }
 
-func (w *writer) write(ctx context.Context) (int64, error) {
+// prepare checks the complete tree against squashfs's limits and numbers
+// its inodes, so that they can be written.
+func (w *writer) prepare(r treeResult) error {
+	if r.err != nil {
+		return r.err
+	}
+	sh, err := checkTree(r.t)
+	if err != nil {
+		return err
+	}
+	w.t, w.shape = r.t, sh
+	w.ino = make([]uint32, w.t.Len())
+	w.exports = make([]uint64, w.t.Len())
+	for i := range w.exports {
+		w.exports[i] = unwritten
+	}
+	next := uint32(1)
+	w.number(tree.Root, &next)
+	return nil
+}
+
+func (w *writer) write(ctx context.Context, s tree.Stream) (int64, error) {
 	w.pos = superblockSize
 	if w.codec.options != nil {
 		w.pos += 2 + int64(len(w.codec.options))
 	}
-	next := uint32(1)
-	w.number(tree.Root, &next)
-	for i := range w.exports {
-		w.exports[i] = unwritten
-	}
-	if err := w.writeData(ctx); err != nil {
+	if err := w.writeData(ctx, s); err != nil {
 		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
+	}
+	if w.layouts.Len() != w.shape.files {
+		return 0, fmt.Errorf("internal error: %d files with content read, the tree has %d", w.layouts.Len(), w.shape.files)
 	}
 	if err := w.walk.advance(w, w.shape.files); err != nil {
 		return 0, err

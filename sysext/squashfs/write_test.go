@@ -430,3 +430,41 @@ func TestBuilder(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteStream writes a host tree as tree.ReadStream hands it out,
+// while the walk goes on, and as tree.Read gives it whole: the images
+// must be byte-identical.
+func TestWriteStream(t *testing.T) {
+	src := t.TempDir()
+	big := bytes.Repeat([]byte("stream "), 60000)
+	for i := range 300 {
+		p := filepath.Join(src, fmt.Sprintf("usr/d%02d/f%03d", i%17, i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		data := big[:(i*7919)%len(big)]
+		if i%5 == 0 {
+			data = big[:1000] // duplicates, small
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	whole, err := tree.Read(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, comp := range []sysext.Compression{sysext.Zstd, sysext.None} {
+		opts := Options{Compression: comp, BlockSize: 16 << 10, Workers: 3}
+		want, got := &memFile{}, &memFile{}
+		if _, err := Write(context.Background(), want, whole, opts); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := WriteStream(context.Background(), got, tree.ReadStream(context.Background(), src), opts); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.b, want.b) {
+			t.Errorf("%s: the streamed image differs from the one of the whole tree", comp)
+		}
+	}
+}

@@ -17,6 +17,15 @@ import (
 // length, xattr namespaces, device numbers) are its writer's to check.
 // The Nodes are not changed.
 func FromNode(root *Node) (*Tree, error) {
+	c, err := fromNode(root)
+	if err != nil {
+		return nil, err
+	}
+	return c.a.t, nil
+}
+
+// fromNode is FromNode, which also tells the inode of each node.
+func fromNode(root *Node) (*converter, error) {
 	if root == nil || !root.Mode.IsDir() {
 		return nil, fmt.Errorf("tree root must be a directory node")
 	}
@@ -25,8 +34,8 @@ func FromNode(root *Node) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.a.t.inodes[i].parent = i
-	return c.a.t, nil
+	c.a.t.in(i).parent = i
+	return c, nil
 }
 
 // converter holds the state of one FromNode.

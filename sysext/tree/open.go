@@ -4,32 +4,38 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// openHost opens the host file at path for reading, not following a
-// symlink there. The file is read with plain system calls: an image
-// writer opens every file of a tree once, and an os.File costs an
-// allocation, a finalizer and more system calls each time.
-func openHost(path string) (io.ReadCloser, error) {
+// openHost opens the host file at pathz, a NUL-terminated path, for
+// reading, not following a symlink there. The file is read with plain
+// system calls: an image writer opens every file of a tree once, and an
+// os.File costs allocations, a finalizer and more system calls each time.
+func openHost(pathz []byte) (io.ReadCloser, error) {
+	cwd := unix.AT_FDCWD // a variable: the constant is negative
 	for {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err == unix.EINTR {
+		r, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(cwd), uintptr(unsafe.Pointer(&pathz[0])),
+			uintptr(unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC), 0, 0, 0)
+		switch errno {
+		case 0:
+			return &hostFile{fd: int(r), pathz: pathz}, nil
+		case unix.EINTR:
 			continue
 		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
-		}
-		return &hostFile{fd: fd, path: path}, nil
+		return nil, &fs.PathError{Op: "open", Path: string(pathz[:len(pathz)-1]), Err: errno}
 	}
 }
 
 // hostFile reads an open host file.
 type hostFile struct {
-	fd   int
-	path string
+	fd    int
+	pathz []byte // NUL-terminated
 }
+
+// path is the file's path, for messages.
+func (f *hostFile) path() string { return string(f.pathz[:len(f.pathz)-1]) }
 
 func (f *hostFile) Read(p []byte) (int, error) {
 	if len(p) == 0 {
@@ -41,7 +47,7 @@ func (f *hostFile) Read(p []byte) (int, error) {
 		case err == unix.EINTR:
 			continue
 		case err != nil:
-			return 0, &fs.PathError{Op: "read", Path: f.path, Err: err}
+			return 0, &fs.PathError{Op: "read", Path: f.path(), Err: err}
 		case n == 0:
 			return 0, io.EOF
 		}
@@ -56,7 +62,7 @@ func (f *hostFile) Close() error {
 	err := unix.Close(f.fd)
 	f.fd = -1
 	if err != nil {
-		return &fs.PathError{Op: "close", Path: f.path, Err: err}
+		return &fs.PathError{Op: "close", Path: f.path(), Err: err}
 	}
 	return nil
 }
@@ -65,7 +71,7 @@ func (f *hostFile) Close() error {
 func (f *hostFile) Seek(offset int64, whence int) (int64, error) {
 	off, err := unix.Seek(f.fd, offset, whence)
 	if err != nil {
-		return 0, &fs.PathError{Op: "seek", Path: f.path, Err: err}
+		return 0, &fs.PathError{Op: "seek", Path: f.path(), Err: err}
 	}
 	return off, nil
 }
@@ -85,7 +91,7 @@ func (f *hostFile) CopyTo(dst *os.File, n int64) (int64, error) {
 			m, err := io.CopyN(dst, f, n-done)
 			return done + m, err
 		case err != nil:
-			return done, &fs.PathError{Op: "copy_file_range", Path: f.path, Err: err}
+			return done, &fs.PathError{Op: "copy_file_range", Path: f.path(), Err: err}
 		case k == 0:
 			return done, io.EOF
 		}

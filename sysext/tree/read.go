@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -20,18 +21,30 @@ import (
 // tree is one inode. File contents are read later, through Tree.Open,
 // which refuses to follow a symlink put in a file's place since.
 func Read(ctx context.Context, dir string) (*Tree, error) {
-	w := walker{ctx: ctx, a: appender{t: &Tree{dir: dir}}, links: map[fileID]Ino{}}
-	var st unix.Stat_t
-	if err := unix.Lstat(dir, &st); err != nil {
-		return nil, &fs.PathError{Op: "lstat", Path: dir, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return nil, fmt.Errorf("%s is not a directory: give the staged tree's root", dir)
-	}
-	if _, err := w.node(dir, &st); err != nil {
+	t := &Tree{dir: dir}
+	if err := read(ctx, t, &sync.Mutex{}, func(Ino) {}); err != nil {
 		return nil, err
 	}
-	return w.a.t, nil
+	return t, nil
+}
+
+// read fills t, empty, with the host tree at t.dir, changing t only
+// while holding mu, and calls file, holding mu, with each regular file
+// with content as it is added.
+func read(ctx context.Context, t *Tree, mu *sync.Mutex, file func(Ino)) error {
+	w := walker{ctx: ctx, a: appender{t: t}, mu: mu, file: file, links: map[fileID]Ino{}}
+	var st unix.Stat_t
+	if err := unix.Lstat(t.dir, &st); err != nil {
+		return &fs.PathError{Op: "lstat", Path: t.dir, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fmt.Errorf("%s is not a directory: give the staged tree's root", t.dir)
+	}
+	root, err := w.node(t.dir, &st)
+	if err != nil {
+		return err
+	}
+	return w.dir(t.dir, root)
 }
 
 // fileID identifies a host inode.
@@ -41,11 +54,12 @@ type fileID struct{ dev, ino uint64 }
 type walker struct {
 	ctx   context.Context
 	a     appender
+	mu    *sync.Mutex    // held while the tree changes
+	file  func(Ino)      // told of each file with content
 	links map[fileID]Ino // multiply linked files met so far
 }
 
-// node appends the file at path, whose lstat is st, and, for a
-// directory, everything below it.
+// node appends the file at path, whose lstat is st.
 func (w *walker) node(path string, st *unix.Stat_t) (Ino, error) {
 	if err := w.ctx.Err(); err != nil {
 		return 0, err
@@ -93,17 +107,17 @@ func (w *walker) node(path string, st *unix.Stat_t) (Ino, error) {
 	default:
 		return 0, fmt.Errorf("%s: unknown file type %#o", path, typ)
 	}
+	w.mu.Lock()
 	i, err := w.a.add(n, x)
+	w.mu.Unlock()
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", path, err)
-	}
-	if typ == unix.S_IFDIR {
-		return i, w.dir(path, i)
 	}
 	return i, nil
 }
 
-// dir appends the entries of the directory i at path, sorted by name.
+// dir appends the entries of the directory i at path, sorted by name,
+// and everything below them.
 func (w *walker) dir(path string, i Ino) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -115,7 +129,10 @@ func (w *walker) dir(path string, i Ino) error {
 		return &fs.PathError{Op: "readdir", Path: path, Err: err}
 	}
 	slices.Sort(names)
-	if err := w.a.reserve(i, names); err != nil {
+	w.mu.Lock()
+	err = w.a.reserve(i, names)
+	w.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	dirfd := int(f.Fd())
@@ -128,7 +145,9 @@ func (w *walker) dir(path string, i Ino) error {
 		id := fileID{st.Dev, st.Ino}
 		linked := st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1
 		if c, ok := w.links[id]; linked && ok {
+			w.mu.Lock()
 			w.a.link(i, k, c, false)
+			w.mu.Unlock()
 			continue
 		}
 		c, err := w.node(p, &st)
@@ -138,7 +157,17 @@ func (w *walker) dir(path string, i Ino) error {
 		if linked {
 			w.links[id] = c
 		}
+		w.mu.Lock()
 		w.a.link(i, k, c, true)
+		if w.a.t.HasContent(c) {
+			w.file(c)
+		}
+		w.mu.Unlock()
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			if err := w.dir(p, c); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

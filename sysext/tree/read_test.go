@@ -117,7 +117,7 @@ func TestRead(t *testing.T) {
 			}
 			if tt.check != nil {
 				if what := tt.check(i); what != "" {
-					t.Errorf("%s is wrong: %+v", what, tr.inodes[i])
+					t.Errorf("%s is wrong: %+v", what, tr.in(i))
 				}
 			}
 		})

@@ -3,8 +3,11 @@ package tree
 import (
 	"io"
 	"io/fs"
+	"slices"
 	"strings"
 	"unsafe"
+
+	"github.com/sysext-bakery/bakery/internal/chunked"
 )
 
 // Ino numbers the inodes of a Tree in walk order: the root is 0, a
@@ -16,7 +19,7 @@ type Ino uint32
 const Root Ino = 0
 
 // Tree is a validated file tree in a compact form whose size grows with
-// the number of inodes by about 60 bytes plus the names, without a
+// the number of inodes by about 50 bytes plus the names, without a
 // pointer per inode for the garbage collector to follow: what an image
 // writer keeps in memory for a tree of half a million files. Read builds
 // one from a host directory, FromNode from Nodes built in memory.
@@ -24,8 +27,8 @@ const Root Ino = 0
 // A Tree does not change once built, and its methods are safe for
 // concurrent use.
 type Tree struct {
-	inodes []inode
-	ents   []dirent
+	inodes chunked.Slice[inode]
+	ents   chunked.Slice[dirent]
 	names  []byte // the entries' names, end to end
 	extras []extra
 	// dir is the host directory regular files are read from, when they
@@ -38,11 +41,10 @@ type inode struct {
 	mtime int64
 	// size is a regular file's length; a directory's holds where its
 	// entries are in ents (see run).
-	size  int64
-	mode  fs.FileMode
-	uid   uint32
-	gid   uint32
-	nlink uint32
+	size int64
+	mode fs.FileMode
+	uid  uint32
+	gid  uint32
 	// parent is the directory of the inode's first name; the root's is
 	// itself. name is that name's index in ents.
 	parent Ino
@@ -74,57 +76,76 @@ type extra struct {
 	major, minor uint32
 	holes        []Extent
 	open         func() (io.ReadCloser, error)
+	// names counts the names of a file with more than one, 0 otherwise.
+	names uint32
 }
 
+// in is the inode i.
+func (t *Tree) in(i Ino) *inode { return t.inodes.At(int(i)) }
+
 // Len is the number of inodes.
-func (t *Tree) Len() int { return len(t.inodes) }
+func (t *Tree) Len() int { return t.inodes.Len() }
 
 // Mode is the inode's type, permissions and setuid/setgid/sticky bits.
-func (t *Tree) Mode(i Ino) fs.FileMode { return t.inodes[i].mode }
+func (t *Tree) Mode(i Ino) fs.FileMode { return t.in(i).mode }
 
 // Owner is the inode's uid and gid.
-func (t *Tree) Owner(i Ino) (uid, gid uint32) { return t.inodes[i].uid, t.inodes[i].gid }
+func (t *Tree) Owner(i Ino) (uid, gid uint32) {
+	n := t.in(i)
+	return n.uid, n.gid
+}
 
 // Mtime is the inode's modification time in seconds since 1970.
-func (t *Tree) Mtime(i Ino) int64 { return t.inodes[i].mtime }
+func (t *Tree) Mtime(i Ino) int64 { return t.in(i).mtime }
 
 // Size is a regular file's length, 0 for other inodes.
 func (t *Tree) Size(i Ino) int64 {
-	if t.inodes[i].mode.IsDir() {
-		return 0
+	if n := t.in(i); !n.mode.IsDir() {
+		return n.size
 	}
-	return t.inodes[i].size
+	return 0
 }
 
 // Nlink counts the inode's names; a directory's is 2 plus its
 // subdirectories.
-func (t *Tree) Nlink(i Ino) uint32 { return t.inodes[i].nlink }
+func (t *Tree) Nlink(i Ino) uint32 {
+	if !t.in(i).mode.IsDir() {
+		return max(t.ext(i).names, 1)
+	}
+	n := uint32(2)
+	for k := range t.NumEntries(i) {
+		if _, c := t.Entry(i, k); t.in(c).mode.IsDir() {
+			n++
+		}
+	}
+	return n
+}
 
 // Parent is the directory holding the inode's first name; the root's is
 // the root.
-func (t *Tree) Parent(i Ino) Ino { return t.inodes[i].parent }
+func (t *Tree) Parent(i Ino) Ino { return t.in(i).parent }
 
 // NumEntries is the number of a directory's entries, 0 for other inodes.
 func (t *Tree) NumEntries(dir Ino) int {
-	_, count := t.inodes[dir].run()
+	_, count := t.in(dir).run()
 	return int(count)
 }
 
 // Entry is the k-th entry of a directory, by the bytes of the names: its
 // name and inode.
 func (t *Tree) Entry(dir Ino, k int) (string, Ino) {
-	first, _ := t.inodes[dir].run()
+	first, _ := t.in(dir).run()
 	e := first + uint32(k)
-	return t.name(e), t.ents[e].ino
+	return t.name(e), t.ents.At(int(e)).ino
 }
 
 // name is the name of the entry e, sharing the tree's memory.
 func (t *Tree) name(e uint32) string {
 	end := uint32(len(t.names))
-	if int(e)+1 < len(t.ents) {
-		end = t.ents[e+1].off
+	if int(e)+1 < t.ents.Len() {
+		end = t.ents.At(int(e + 1)).off
 	}
-	off := t.ents[e].off
+	off := t.ents.At(int(e)).off
 	if end == off {
 		return ""
 	}
@@ -137,16 +158,35 @@ func (t *Tree) Path(i Ino) string {
 	if i == Root {
 		return "/"
 	}
-	var parts []string
-	for ; i != Root; i = t.inodes[i].parent {
-		parts = append(parts, t.name(t.inodes[i].name))
+	return string(t.appendPath(nil, i))
+}
+
+// appendPath appends the slash path of the inode's first name to b, in
+// one allocation at most: nothing for the root.
+func (t *Tree) appendPath(b []byte, i Ino) []byte {
+	n := 0
+	for j := i; j != Root; j = t.in(j).parent {
+		n += 1 + len(t.name(t.in(j).name))
 	}
-	var b strings.Builder
-	for k := len(parts) - 1; k >= 0; k-- {
-		b.WriteByte('/')
-		b.WriteString(parts[k])
+	b = slices.Grow(b, n)
+	end := len(b) + n
+	b = b[:end]
+	for j := i; j != Root; j = t.in(j).parent {
+		name := t.name(t.in(j).name)
+		end -= len(name)
+		copy(b[end:], name)
+		end--
+		b[end] = '/'
 	}
-	return b.String()
+	return b
+}
+
+// hostPath is the host path of the file i of a tree read from a host
+// directory, NUL-terminated for a system call.
+func (t *Tree) hostPath(i Ino) []byte {
+	b := make([]byte, 0, len(t.dir)+64)
+	b = append(b, t.dir...)
+	return append(t.appendPath(b, i), 0)
 }
 
 // noExtra is the rarer fields of an inode without any.
@@ -154,7 +194,7 @@ var noExtra extra
 
 // ext returns the inode's rarer fields; the caller must not change them.
 func (t *Tree) ext(i Ino) *extra {
-	if x := t.inodes[i].extra; x > 0 {
+	if x := t.in(i).extra; x > 0 {
 		return &t.extras[x-1]
 	}
 	return &noExtra
@@ -181,7 +221,8 @@ func (t *Tree) Holes(i Ino) []Extent { return t.ext(i).holes }
 
 // HasContent reports whether the inode is a regular file with content.
 func (t *Tree) HasContent(i Ino) bool {
-	return t.inodes[i].mode.Type() == 0 && t.inodes[i].size > 0
+	n := t.in(i)
+	return n.mode.Type() == 0 && n.size > 0
 }
 
 // Open opens a regular file's content, which holds exactly Size bytes. A
@@ -194,5 +235,5 @@ func (t *Tree) Open(i Ino) (io.ReadCloser, error) {
 	case t.dir == "":
 		return io.NopCloser(strings.NewReader("")), nil // FromNode: an empty file without Open
 	}
-	return openHost(t.dir + t.Path(i))
+	return openHost(t.hostPath(i))
 }
