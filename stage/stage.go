@@ -45,6 +45,7 @@ type stager struct {
 	// not stop later members; other directory modes are applied at once.
 	lockedDirs map[string]fs.FileMode
 	result     Result
+	sink       Sink // told of every entry written
 }
 
 // pattern is one include glob and whether it selected a member.
@@ -72,6 +73,7 @@ func newStager(ctx context.Context, root *os.Root, origin string, opts Options) 
 		entries:    opts.MaxEntries,
 		written:    map[uint64]struct{}{},
 		lockedDirs: map[string]fs.FileMode{},
+		sink:       sinkOf(ctx),
 	}
 	if opts.Mode != 0 {
 		s.mode = normalMode(opts.Mode)
@@ -227,6 +229,9 @@ func (s *stager) parents(dir string) error {
 		if err := s.root.Chmod(dir, 0o755); err != nil { // not narrowed by the umask
 			return err
 		}
+		if err := s.sink.Dir(dir, 0o755); err != nil {
+			return err
+		}
 	case err != nil:
 		return err
 	case info.Mode()&fs.ModeSymlink != 0:
@@ -250,10 +255,13 @@ func (s *stager) dir(d *os.Root, full string, existing fs.FileInfo, mode fs.File
 	}
 	if mode.Perm()&0o700 != 0o700 {
 		s.lockedDirs[full] = mode
-		return nil
+		return s.sink.Dir(full, mode)
 	}
 	delete(s.lockedDirs, full)
-	return d.Chmod(base, mode)
+	if err := d.Chmod(base, mode); err != nil {
+		return err
+	}
+	return s.sink.Dir(full, mode)
 }
 
 // at returns a Root open on the directory of full, and full's last

@@ -11,8 +11,10 @@
 // it with [errors.Is].
 //
 // Owners are left as the process's and modification times are not kept:
-// the image builder sets both. Regular files are written to a temporary
-// name and renamed into place, so no file is ever visible half-written under
+// the image builder sets both. A [Sink] (see [WithSink]) is told of every
+// entry once it is in place, for a caller that builds the tree as it is
+// staged. Regular files are written to a temporary name and renamed into
+// place, so no file is ever visible half-written under
 // its final name; they are not fsynced, because a staging root is scratch
 // that is rebuilt from the verified cache after any failure.
 package stage
