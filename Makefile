@@ -42,6 +42,7 @@ fuzz:
 	$(GO) test ./sysext/squashfs -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime 30s
 	$(GO) test ./sysext/erofs -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime 30s
 	$(GO) test ./sysext/inspect -run '^$$' -fuzz '^FuzzImage$$' -fuzztime 30s
+	$(GO) test ./sysext/ddi -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime 30s
 
 # The units run /usr/bin/bakery: with another PREFIX their ExecStart follows.
 install: build

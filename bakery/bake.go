@@ -15,9 +15,8 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 
-	"github.com/sysext-bakery/bakery/internal/atomicfile"
-	"github.com/sysext-bakery/bakery/internal/digest"
 	"github.com/sysext-bakery/bakery/internal/sha256sums"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sources"
@@ -67,12 +66,19 @@ type Image struct {
 	Size         int64  `json:"size"`
 	Format       string `json:"format"`
 	Builder      string `json:"builder"`
+	// InputsDigest is the build's (see InputsDigest).
+	InputsDigest string `json:"inputsDigest"`
+	// Sidecars are the dm-verity files of a signed plain image.
+	Sidecars []string `json:"sidecars,omitempty"`
 }
 
 // Result is what a bake wrote.
 type Result struct {
-	Images    []Image `json:"images"`
-	Checksums string  `json:"checksums"`
+	Images []Image `json:"images"`
+	// Checksums is the SHA256SUMS file, Inputs the INPUTS file: each
+	// image's inputs digest in the same format, which push publishes.
+	Checksums string `json:"checksums"`
+	Inputs    string `json:"inputs"`
 }
 
 // FileName is the Flatcar-style name of an image: NAME-VERSION-ARCH.raw.
@@ -111,7 +117,8 @@ func Plan(r *recipes.Recipe, opts Options) ([]*recipes.Build, error) {
 // Bake builds the recipe's images for every requested arch, after Plan
 // found nothing wrong. The output directory changes only when every arch
 // succeeded: images are written to temporary files and renamed into place
-// at the end, then SHA256SUMS.
+// at the end, then SHA256SUMS and INPUTS (each image's inputs digest, in
+// SHA256SUMS's format, for push to publish).
 func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error) {
 	if opts.Fetcher == nil {
 		return nil, fmt.Errorf("bakery: Options.Fetcher is required")
@@ -123,13 +130,13 @@ func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error)
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("output directory: %w", err)
 	}
-	var pending []*atomicfile.File
+	var pending []*Output
 	defer func() {
-		for _, f := range pending {
-			f.Abort()
+		for _, o := range pending {
+			o.Abort()
 		}
 	}()
-	res := &Result{Checksums: filepath.Join(opts.OutDir, "SHA256SUMS")}
+	res := &Result{Checksums: filepath.Join(opts.OutDir, "SHA256SUMS"), Inputs: filepath.Join(opts.OutDir, "INPUTS")}
 	for _, b := range builds {
 		img, tmp, err := bakeArch(ctx, b, opts)
 		var located *recipes.Error
@@ -142,24 +149,28 @@ func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error)
 		pending = append(pending, tmp)
 		res.Images = append(res.Images, img)
 	}
-	for _, f := range pending {
-		if err := f.Commit(0o644); err != nil {
+	for _, o := range pending {
+		if err := o.Commit(); err != nil {
 			return nil, err
 		}
 	}
-	sums := map[string]string{}
+	sums, inputs := map[string]string{}, map[string]string{}
 	for _, img := range res.Images {
 		sums[filepath.Base(img.Path)] = img.SHA256
+		inputs[filepath.Base(img.Path)] = strings.TrimPrefix(img.InputsDigest, "sha256:")
 	}
 	if err := sha256sums.Update(res.Checksums, sums); err != nil {
+		return nil, err
+	}
+	if err := sha256sums.Update(res.Inputs, inputs); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-// bakeArch stages, validates and builds one arch's image into a temporary
-// file in the output directory.
-func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atomicfile.File, error) {
+// bakeArch stages, validates and builds one arch's image into temporary
+// files in the output directory.
+func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *Output, error) {
 	step := func(s, detail string) {
 		if opts.Progress != nil {
 			opts.Progress.Step(b.Arch, s, detail)
@@ -174,6 +185,11 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 	if err := os.Chmod(stageDir, 0o755); err != nil {
 		return Image{}, nil, err
 	}
+	inputs, err := InputsDigest(ctx, b, opts)
+	if err != nil {
+		return Image{}, nil, err
+	}
+	step("inputs", inputs.String())
 	step("fetch", fmt.Sprintf("%d sources", len(b.Sources)))
 	if err := Stage(ctx, b, stageDir, opts); err != nil {
 		return Image{}, nil, err
@@ -189,26 +205,18 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *atom
 	for _, a := range allowed {
 		step("foreign-elf", fmt.Sprintf("%s, built for %s, allowed by %s:%d: %s", a.Path, a.For, b.Recipe.Path, a.Rule.Line, a.Rule.Reason))
 	}
-	name := FileName(b.Recipe.Name, b.Version, b.Arch)
+	name := FileName(b.Recipe.Name, b.ImageVersion, b.Arch)
 	dst := filepath.Join(opts.OutDir, name)
-	tmp, err := atomicfile.Create(dst)
-	if err != nil {
-		return Image{}, nil, err
-	}
 	step("build", fmt.Sprintf("%s with %s", name, opts.Builder.Name()))
-	if err := opts.Builder.Build(ctx, stageDir, tmp.Name(), opts.Build); err != nil {
-		tmp.Abort()
-		return Image{}, nil, err
-	}
-	sum, size, err := digest.File(tmp.Name())
+	out, err := WriteImage(ctx, opts.Builder, stageDir, dst, opts.Build)
 	if err != nil {
-		tmp.Abort()
 		return Image{}, nil, err
 	}
 	return Image{
-		Name: b.Recipe.Name, Version: b.Version, Architecture: b.Arch,
-		Path: dst, SHA256: sum.Hex, Size: size, Format: opts.Format.Name(), Builder: opts.Builder.Name(),
-	}, tmp, nil
+		Name: b.Recipe.Name, Version: b.ImageVersion, Architecture: b.Arch,
+		Path: dst, SHA256: out.SHA256, Size: out.Size, Format: opts.Format.Name(), Builder: opts.Builder.Name(), Sidecars: out.Sidecars,
+		InputsDigest: inputs.String(),
+	}, out, nil
 }
 
 // writeRelease writes the extension-release.NAME of the recipe's class.
@@ -223,7 +231,7 @@ func writeRelease(b *recipes.Build, stageDir string) error {
 		Scope:            b.Release.Scope,
 		ReloadManager:    b.Release.ReloadManager,
 		ExtensionID:      b.Recipe.Name,
-		ExtensionVersion: b.Version,
+		ExtensionVersion: b.ImageVersion,
 	}
 	if err := rel.Validate(); err != nil {
 		return fmt.Errorf("release: %w", err)

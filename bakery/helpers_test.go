@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sources"
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/ddi"
 	"github.com/sysext-bakery/bakery/sysext/formats"
 )
 
@@ -91,12 +93,16 @@ var testBuilders = func() []testBuilder {
 	return out
 }()
 
-// squashfsFormat is the format of the tests that bake with one builder.
-var squashfsFormat, _ = formats.ByName("squashfs")
+// squashfsFormat and erofsFormat are the formats of the tests that bake
+// with one builder.
+var (
+	squashfsFormat, _ = formats.ByName("squashfs")
+	erofsFormat, _    = formats.ByName("erofs")
+)
 
 // bakeOptions are the options tests bake with: a private cache, the given
 // builder and its default compression, a fixed epoch.
-func bakeOptions(t *testing.T, out string, b sysext.Builder, format sysext.Format) Options {
+func bakeOptions(t testing.TB, out string, b sysext.Builder, format sysext.Format) Options {
 	return Options{
 		OutDir:  out,
 		Format:  format,
@@ -193,8 +199,18 @@ func listTree(t *testing.T, dir string) string {
 func listImage(t *testing.T, image, fstype string) string {
 	t.Helper()
 	mnt := t.TempDir()
-	script := `set -e; mount -t "$3" -o loop,ro "$2" "$1"; ` + dirListing + `; echo owners $(find "$1" -printf '%U:%G\n' | sort -u)`
-	out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script, "_", mnt, image, fstype).CombinedOutput()
+	opts := "loop,ro"
+	if f, err := os.Open(image); err == nil && ddi.Detect(f) { // a DDI: its root partition
+		fi, _ := f.Stat()
+		im, err := ddi.Open(f, fi.Size(), "")
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts += fmt.Sprintf(",offset=%d,sizelimit=%d", im.Root.Offset, im.Root.Size)
+	}
+	script := `set -e; mount -t "$3" -o "$4" "$2" "$1"; ` + dirListing + `; echo owners $(find "$1" -printf '%U:%G\n' | sort -u)`
+	out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script, "_", mnt, image, fstype, opts).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mount and list %s: %v: %s", image, err, out)
 	}

@@ -17,15 +17,9 @@ import (
 // URLs allowed), and nothing is staged unless every source is verified.
 // Errors name the recipe file and the line of the source's key at fault.
 func Stage(ctx context.Context, b *recipes.Build, stageDir string, opts Options) error {
-	dir, err := recipeDir(b.Recipe)
+	all, err := openSources(b, opts)
 	if err != nil {
 		return err
-	}
-	all := make([]sources.Source, len(b.Sources))
-	for i, src := range b.Sources {
-		if all[i], err = sources.Open(opts.Fetcher, dir, src); err != nil {
-			return sourceError(b, src, err)
-		}
 	}
 	for i, s := range all {
 		if err := s.Fetch(ctx); err != nil {

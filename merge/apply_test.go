@@ -46,7 +46,7 @@ func (f *fakeMounter) logf(format string, args ...any) {
 	*f.log = append(*f.log, fmt.Sprintf(format, args...))
 }
 
-func (f *fakeMounter) Open(img Image, digest bool) (Tree, string, error) {
+func (f *fakeMounter) Open(img Image, policy Policy) (Tree, string, error) {
 	f.logf("open %s", img.Name)
 	t, ok := f.trees[img.Name]
 	if !ok {

@@ -1,9 +1,13 @@
 package merge
 
 import (
+	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -11,6 +15,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/ddi"
 	"github.com/sysext-bakery/bakery/sysext/formats"
 )
 
@@ -22,9 +27,12 @@ import (
 // to a read-only, auto-clearing loop device and mounted (read-only, nodev,
 // and nosuid and noexec when c.NoExec) as a detached mount, never visible
 // in any mount table; a directory image is cloned as a detached bind
-// mount. With digest set it also returns the sha256 of a .raw image,
-// computed from the same open file that is mounted.
-func openImage(root string, c sysext.Class, img Image, digest bool) (Tree, string, error) {
+// mount. When the policy requires signatures it also returns the sha256
+// of a .raw image, computed from the same open file that is mounted
+// (not for a DDI signed by a trusted certificate, which needs no
+// digest). A DDI's root partition for the host's architecture is verified
+// in userspace first (openDDI).
+func openImage(root string, c sysext.Class, img Image, policy Policy) (Tree, string, error) {
 	p := filepath.Join(root, img.Path)
 	if img.Type == Directory {
 		fd, err := unix.OpenTree(unix.AT_FDCWD, p, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_SYMLINK_NOFOLLOW)
@@ -43,25 +51,92 @@ func openImage(root string, c sysext.Class, img Image, digest bool) (Tree, strin
 		return nil, "", fmt.Errorf("open image: %w", err)
 	}
 	defer f.Close()
-	sum := ""
-	if digest {
-		h, _, err := v1.SHA256(f) // the open file that is mounted next
+	digest := func() (string, error) {
+		h, _, err := v1.SHA256(io.NewSectionReader(f, 0, math.MaxInt64)) // the open file that is mounted
 		if err != nil {
-			return nil, "", fmt.Errorf("hash image %s: %w", p, err)
+			return "", fmt.Errorf("hash image %s: %w", p, err)
 		}
-		sum = h.String()
+		return h.String(), nil
 	}
-	fstype, err := imageFSType(f)
+	if ddi.Detect(f) {
+		t, err := openDDI(f, c, policy.Certificates)
+		if err != nil {
+			return nil, "", fmt.Errorf("image %s: %w", p, err)
+		}
+		sum := ""
+		if policy.RequireSignature && t.Verity() != string(ddi.Signed) {
+			if sum, err = digest(); err != nil {
+				t.Close()
+				return nil, "", err
+			}
+		}
+		return t, sum, nil
+	}
+	sum := ""
+	if policy.RequireSignature {
+		if sum, err = digest(); err != nil {
+			return nil, "", err
+		}
+	}
+	format, err := formats.Detect(f)
 	if err != nil {
 		return nil, "", fmt.Errorf("image %s: %w", p, err)
 	}
-	fd, err := mountImage(f, fstype, mountAttrs(c))
+	fd, err := mountImage(f, format.KernelType(), mountAttrs(c), 0, 0)
 	if err != nil {
-		return nil, "", fmt.Errorf("mount image %s (%s): %w", p, fstype, err)
+		return nil, "", fmt.Errorf("mount image %s (%s): %w", p, format.KernelType(), err)
 	}
 	t, err := newMountTree(fd)
 	return t, sum, err
 }
+
+// openDDI verifies a DDI and mounts its root partition for the host's
+// architecture: the hash tree is recomputed in userspace (the kernel may
+// lack dm-verity) and the signature checked against the trusted
+// certificates, then exactly the verified bytes are attached to a loop
+// device by offset and size and mounted as the file system found there.
+// The tree says how it was verified. The file is root's to write, as any
+// image's: one rewritten between the check and the mount is not caught.
+func openDDI(f *os.File, c sysext.Class, certs []*x509.Certificate) (*ddiTree, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	im, err := ddi.Open(f, fi.Size(), sysext.HostArch().Name)
+	if err != nil {
+		return nil, err
+	}
+	v, err := im.Verify(context.Background(), certs)
+	if err != nil {
+		return nil, err
+	}
+	inner, err := formats.Inner(v.Data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", im.Root.Label, err)
+	}
+	_, off, size := v.Data.Outer()
+	fd, err := mountImage(f, inner.KernelType(), mountAttrs(c), off, size)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s (%s): %w", im.Root.Label, inner.KernelType(), err)
+	}
+	t, err := newMountTree(fd)
+	if err != nil {
+		return nil, err
+	}
+	return &ddiTree{mountTree: t, v: v}, nil
+}
+
+// ddiTree is a mounted DDI, which says how it was verified.
+type ddiTree struct {
+	*mountTree
+	v *ddi.Verification
+}
+
+// Verity implements VerifiedTree.
+func (t *ddiTree) Verity() string { return string(t.v.Protection) }
+
+// Unsigned implements VerifiedTree.
+func (t *ddiTree) Unsigned() string { return t.v.Unsigned }
 
 // mountAttrs are the mount attributes of an image of class c and of its
 // merges: read-only and nodev, and nosuid and noexec when c.NoExec (as
@@ -74,25 +149,13 @@ func mountAttrs(c sysext.Class) uint64 {
 	return attr
 }
 
-// imageFSType tells the kernel file system type of a .raw image.
-func imageFSType(f *os.File) (string, error) {
-	gpt := make([]byte, 8)
-	if _, err := f.ReadAt(gpt, 512); err == nil && string(gpt) == "EFI PART" {
-		return "", errors.New("a GPT disk image (DDI): bakery merge mounts squashfs and erofs images only; merge DDIs with systemd-sysext")
-	}
-	format, err := formats.Detect(f)
-	if err != nil {
-		return "", err
-	}
-	return format.KernelType(), nil
-}
-
-// mountImage attaches f to a read-only loop device and mounts it with the
-// mount attributes attr (MOUNT_ATTR_RDONLY among them) as a detached
-// mount, returning the mount's fd. The loop device clears itself when the
-// last mount of it goes away.
-func mountImage(f *os.File, fstype string, attr uint64) (int, error) {
-	loop, dev, err := attachLoop(f)
+// mountImage attaches size bytes of f from offset (all of it for size 0)
+// to a read-only loop device and mounts it with the mount attributes attr
+// (MOUNT_ATTR_RDONLY among them) as a detached mount, returning the
+// mount's fd. The loop device clears itself when the last mount of it
+// goes away.
+func mountImage(f *os.File, fstype string, attr uint64, offset, size int64) (int, error) {
+	loop, dev, err := attachLoop(f, offset, size)
 	if err != nil {
 		return -1, err
 	}
@@ -100,9 +163,10 @@ func mountImage(f *os.File, fstype string, attr uint64) (int, error) {
 	return fsmount(fstype, map[string]string{"source": dev}, attr)
 }
 
-// attachLoop binds f to a free loop device (read-only, auto-clear) and
-// returns the open device and its path.
-func attachLoop(f *os.File) (int, string, error) {
+// attachLoop binds size bytes of f from offset (all of it for size 0) to
+// a free loop device (read-only, auto-clear) and returns the open device
+// and its path.
+func attachLoop(f *os.File, offset, size int64) (int, string, error) {
 	ctl, err := unix.Open("/dev/loop-control", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, "", fmt.Errorf("open /dev/loop-control (is the loop module loaded?): %w", err)
@@ -110,6 +174,7 @@ func attachLoop(f *os.File) (int, string, error) {
 	defer unix.Close(ctl)
 	cfg := unix.LoopConfig{Fd: uint32(f.Fd())}
 	cfg.Info.Flags = unix.LO_FLAGS_READ_ONLY | unix.LO_FLAGS_AUTOCLEAR
+	cfg.Info.Offset, cfg.Info.Sizelimit = uint64(offset), uint64(size)
 	copy(cfg.Info.File_name[:len(cfg.Info.File_name)-1], f.Name())
 	// Another process may take the free device between the two calls.
 	for range 16 {

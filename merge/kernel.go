@@ -51,8 +51,8 @@ func (d detached) Close() error { return unix.Close(int(d)) }
 func (k kernel) dir(h string) string { return filepath.Join(k.root, h) }
 
 // Open implements Opener.
-func (k kernel) Open(img Image, digest bool) (Tree, string, error) {
-	return openImage(k.root, k.class, img, digest)
+func (k kernel) Open(img Image, policy Policy) (Tree, string, error) {
+	return openImage(k.root, k.class, img, policy)
 }
 
 func (k kernel) merged(h string) ([]string, bool, error) {
@@ -68,6 +68,12 @@ func (k kernel) merged(h string) ([]string, bool, error) {
 	return splitLines(string(data)), true, nil
 }
 
+// layered is a tree the kernel opened (a mountTree, or a ddiTree around
+// one), whose hierarchies can be overlay layers.
+type layered interface {
+	layer(h string) (fd int, ok bool, err error)
+}
+
 func (k kernel) build(h string, exts []Extension, all []string) (io.Closer, []string, error) {
 	var layers []int
 	var names []string
@@ -78,7 +84,7 @@ func (k kernel) build(h string, exts []Extension, all []string) (io.Closer, []st
 	}()
 	for i := len(exts) - 1; i >= 0; i-- {
 		e := exts[i]
-		t, ok := e.Tree.(*mountTree)
+		t, ok := e.Tree.(layered)
 		if !ok {
 			return nil, nil, fmt.Errorf("extension %s: not opened by the kernel", e.Name)
 		}

@@ -8,7 +8,10 @@
 // images, in which order, and why others are refused) are pure functions
 // over an fs.FS; the kernel work (loop devices, detached mounts, overlays,
 // moving them into place) sits behind the small mounter interface
-// (kernel.go), which apply's phases drive.
+// (kernel.go), which apply's phases drive. A DDI among the images is
+// verified in userspace (its hash tree, its signature against the
+// certificates of /etc/verity.d and sync.yaml) before its root partition
+// is mounted by offset (image_mount.go).
 package merge
 
 import (

@@ -285,7 +285,7 @@ func TestMergeHostileRelease(t *testing.T) {
 	if got := strings.Join(res.Extensions, ","); got != "good" {
 		t.Errorf("merged %q, want only good", got)
 	}
-	checkRefused(t, res.Refused, []string{"fifo: is a FIFO, not a regular file", "sparse: more than the 1048576"})
+	checkRefused(t, res.Refused, []string{"fifo: is a fifo, not a regular file", "sparse: more than the 1048576"})
 	if _, err := Unmerge(Options{Root: root}); err != nil {
 		t.Error(err)
 	}

@@ -473,7 +473,14 @@ func TestOracle(t *testing.T) {
 // hierarchy and unmerges.
 func mergeAndDescribe(t *testing.T, oracle string, c sysext.Class, root string) outcome {
 	t.Helper()
-	res, err := Merge(Options{Root: root, Class: c})
+	return mergeAndDescribeWith(t, oracle, Options{Root: root, Class: c})
+}
+
+// mergeAndDescribeWith is mergeAndDescribe with the merge's options.
+func mergeAndDescribeWith(t *testing.T, oracle string, opts Options) outcome {
+	t.Helper()
+	root, c := opts.Root, opts.class()
+	res, err := Merge(opts)
 	if err != nil {
 		t.Fatalf("merge: %v", err)
 	}

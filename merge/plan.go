@@ -1,13 +1,17 @@
 package merge
 
 import (
+	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"slices"
 	"strings"
 
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/ddi"
 )
 
 // Tree is the readable content of an opened image: a directory image as
@@ -19,10 +23,24 @@ type Tree interface {
 }
 
 // Opener opens discovered images so their metadata can be read and their
-// trees merged. With digest set it also returns the sha256 of a .raw image
-// ("sha256:HEX"), computed from the same open file that is mounted.
+// trees merged. When the policy requires signatures it also returns the
+// sha256 of a .raw image ("sha256:HEX"), computed from the same open file
+// that is mounted. A DDI is verified before it is mounted (its hash tree,
+// and its signature against the policy's certificates); its tree then
+// implements VerifiedTree.
 type Opener interface {
-	Open(img Image, digest bool) (tree Tree, sha256 string, err error)
+	Open(img Image, policy Policy) (tree Tree, sha256 string, err error)
+}
+
+// VerifiedTree is the tree of a DDI, which says how it was verified.
+type VerifiedTree interface {
+	Tree
+	// Verity is the DDI's protection: "signed", "verity" or
+	// "unprotected" (ddi.Protection).
+	Verity() string
+	// Unsigned says why the DDI is not signed by a trusted certificate,
+	// when it is not.
+	Unsigned() string
 }
 
 // Host is what an extension must be compatible with.
@@ -46,6 +64,10 @@ type Policy struct {
 	// StateDamaged, when set, says why state.json could not be read: no
 	// digest is known to be verified.
 	StateDamaged string
+	// Certificates are trusted to sign DDIs' dm-verity root hashes: with
+	// RequireSignature a DDI signed by one of them is merged whatever
+	// state.json says.
+	Certificates []*x509.Certificate
 }
 
 // Extension is an image that passed every check, ready to merge.
@@ -55,6 +77,9 @@ type Extension struct {
 	Release sysext.Release `json:"release"`
 	// Digest is the image's sha256, when it was checked.
 	Digest string `json:"digest,omitempty"`
+	// Verity is a DDI's protection as verified: "signed", "verity" or
+	// "unprotected".
+	Verity string `json:"verity,omitempty"`
 	// Tree is the opened image.
 	Tree Tree `json:"-"`
 }
@@ -121,7 +146,7 @@ func Prepare(fsys fs.FS, c sysext.Class, host Host, opener Opener, policy Policy
 	}
 	plan := &Plan{Extensions: []Extension{}, Refused: append([]Refusal{}, refused...)}
 	for _, img := range images {
-		ext, reason := prepareOne(img, c, host, opener, policy)
+		ext, reason := prepareOne(img, isDDI(fsys, img), c, host, opener, policy)
 		if reason != "" {
 			plan.Refused = append(plan.Refused, Refusal{Name: img.Name, Path: img.Path, Reason: reason})
 			continue
@@ -131,12 +156,31 @@ func Prepare(fsys fs.FS, c sysext.Class, host Host, opener Opener, policy Policy
 	return plan, nil
 }
 
+// isDDI tells whether img is a .raw image holding a GPT disk (a DDI), by
+// its first bytes.
+func isDDI(fsys fs.FS, img Image) bool {
+	if img.Type != Raw {
+		return false
+	}
+	f, err := fsys.Open(img.Path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 2*ddi.Sector)
+	if _, err := io.ReadFull(f, head); err != nil {
+		return false
+	}
+	return ddi.Detect(bytes.NewReader(head))
+}
+
 // prepareOne runs the checks on one image in systemd's phase order: trust,
 // open, read metadata, validate. It returns why the image is refused, or
-// the opened extension.
-func prepareOne(img Image, c sysext.Class, host Host, opener Opener, policy Policy) (Extension, string) {
+// the opened extension. A DDI's trust is checked once it is open: a
+// signature by a trusted certificate, else the digest sync verified.
+func prepareOne(img Image, ddiImage bool, c sysext.Class, host Host, opener Opener, policy Policy) (Extension, string) {
 	want := policy.Verified[img.Name]
-	if policy.RequireSignature {
+	if policy.RequireSignature && !ddiImage {
 		if img.Type != Raw {
 			return Extension{}, "a directory image has no digest to verify; with --require-signature only verified .raw images are merged"
 		}
@@ -147,11 +191,14 @@ func prepareOne(img Image, c sysext.Class, host Host, opener Opener, policy Poli
 			return Extension{}, "not verified: state.json records no verified signature for " + img.Name + "; install it with `bakery sync`, which checks it"
 		}
 	}
-	tree, digest, err := opener.Open(img, policy.RequireSignature)
+	tree, digest, err := opener.Open(img, policy)
 	if err != nil {
 		return Extension{}, err.Error()
 	}
 	ext := Extension{Image: img, Digest: digest, Tree: tree}
+	if vt, ok := tree.(VerifiedTree); ok {
+		ext.Verity = vt.Verity()
+	}
 	rel, reason := check(ext, c, host, policy, want)
 	if reason != "" {
 		tree.Close()
@@ -164,8 +211,16 @@ func prepareOne(img Image, c sysext.Class, host Host, opener Opener, policy Poli
 // check validates an opened image of class c; it returns its
 // extension-release, or why it is refused.
 func check(ext Extension, c sysext.Class, host Host, policy Policy, want []string) (sysext.Release, string) {
-	if policy.RequireSignature && !slices.Contains(want, ext.Digest) {
-		return nil, fmt.Sprintf("digest %s differs from the verified %s recorded in state.json: the image changed after it was verified; run `bakery sync` to reinstall it", ext.Digest, strings.Join(want, " or "))
+	if policy.RequireSignature {
+		vt, ddiImage := ext.Tree.(VerifiedTree)
+		switch {
+		case slices.Contains(want, ext.Digest): // sync verified its signature
+		case ddiImage && ext.Verity == string(ddi.Signed):
+		case ddiImage:
+			return nil, "not signed: " + vt.Unsigned() + "; with --require-signature a DDI must be signed by a certificate in /etc/verity.d (or the sync configuration's certificates), or installed by `bakery sync` from a verified signature"
+		default:
+			return nil, fmt.Sprintf("digest %s differs from the verified %s recorded in state.json: the image changed after it was verified; run `bakery sync` to reinstall it", ext.Digest, strings.Join(want, " or "))
+		}
 	}
 	rel, _, err := c.ReadExtensionRelease(ext.Tree, ext.Name)
 	if err != nil {

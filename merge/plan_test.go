@@ -93,11 +93,19 @@ func checkRefused(t *testing.T, got []Refusal, want []string) {
 	}
 }
 
-// fakeTree is an image tree in memory with extended attributes.
+// fakeTree is an image tree in memory with extended attributes; with
+// verity set, the tree of a DDI verified that way (fakeDDI).
 type fakeTree struct {
 	fstest.MapFS
-	xattrs map[string]string
+	xattrs           map[string]string
+	verity, unsigned string
 }
+
+// fakeDDI is the tree of a DDI, verified as its fakeTree says.
+type fakeDDI struct{ fakeTree }
+
+func (t fakeDDI) Verity() string   { return t.verity }
+func (t fakeDDI) Unsigned() string { return t.unsigned }
 
 func (fakeTree) Close() error { return nil }
 func (t fakeTree) Xattr(name, attr string) ([]byte, error) {
@@ -116,7 +124,7 @@ type fakeOpener struct {
 	digests map[string]string
 }
 
-func (o fakeOpener) Open(img Image, digest bool) (Tree, string, error) {
+func (o fakeOpener) Open(img Image, policy Policy) (Tree, string, error) {
 	if img.Type == Directory {
 		sub, _ := fs.Sub(o.root, img.Path)
 		return fakeTree{MapFS: toMap(sub)}, "", nil
@@ -124,6 +132,9 @@ func (o fakeOpener) Open(img Image, digest bool) (Tree, string, error) {
 	t, ok := o.trees[img.Name]
 	if !ok {
 		return nil, "", errors.New("not a squashfs or erofs image (no known superblock magic)")
+	}
+	if t.verity != "" {
+		return fakeDDI{t}, o.digests[img.Name], nil
 	}
 	return t, o.digests[img.Name], nil
 }
@@ -146,6 +157,22 @@ func ext(name, rel string) fakeTree {
 		"usr/lib/extension-release.d/extension-release." + name: file(rel),
 		"usr/bin/" + name: file(name),
 	}}
+}
+
+// ddiExt is the tree of a DDI verified as verity says.
+func ddiExt(name, verity, unsigned string) fakeTree {
+	t := ext(name, "ID=_any\n")
+	t.verity, t.unsigned = verity, unsigned
+	return t
+}
+
+// gptHead is the start of a GPT disk: a protective MBR's signature and a
+// GPT header's.
+func gptHead() []byte {
+	b := make([]byte, 1024)
+	b[510], b[511] = 0x55, 0xaa
+	copy(b[512:], "EFI PART")
+	return b
 }
 
 func TestPrepare(t *testing.T) {
@@ -200,6 +227,31 @@ func TestPrepare(t *testing.T) {
 			policy:  Policy{RequireSignature: true, Verified: map[string][]string{"ok": {"sha256:aa"}, "swapped": {"sha256:bb"}}},
 			want:    []string{"ok"},
 			refused: []string{"d: directory image", "swapped: digest sha256:evil differs from the verified sha256:bb", "unknown: not verified"},
+		},
+		{
+			name: "require signature: DDIs signed, unsigned, unsigned but verified by sync",
+			root: func() fstest.MapFS {
+				m := fstest.MapFS{}
+				for _, n := range []string{"signed", "unsigned", "synced"} {
+					m["var/lib/extensions/"+n+".raw"] = &fstest.MapFile{Data: gptHead()}
+				}
+				return m
+			}(),
+			trees: map[string]fakeTree{
+				"signed":   ddiExt("signed", "signed", ""),
+				"unsigned": ddiExt("unsigned", "verity", "the DDI has no root-x86-64-verity-sig partition"),
+				"synced":   ddiExt("synced", "verity", "the DDI has no root-x86-64-verity-sig partition"),
+			},
+			digests: map[string]string{"signed": "sha256:11", "unsigned": "sha256:22", "synced": "sha256:33"},
+			policy:  Policy{RequireSignature: true, Verified: map[string][]string{"synced": {"sha256:33"}}},
+			want:    []string{"signed", "synced"},
+			refused: []string{"unsigned: not signed: the DDI has no root-x86-64-verity-sig partition"},
+		},
+		{
+			name:  "unsigned DDI without require-signature",
+			root:  fstest.MapFS{"var/lib/extensions/u.raw": &fstest.MapFile{Data: gptHead()}},
+			trees: map[string]fakeTree{"u": ddiExt("u", "verity", "no signature")},
+			want:  []string{"u"},
 		},
 	}
 	for _, tt := range tests {

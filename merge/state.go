@@ -252,7 +252,8 @@ func (in *Installed) class() sysext.Class {
 // interrupted sync, when its signature was checked). A damaged state.json
 // does not stop the merge: the policy then knows no verified digest and
 // says why (Policy.StateDamaged), and the returned warning tells the
-// caller.
+// caller. The certificates trusted to sign DDIs come from
+// LoadCertificates; a certificate that cannot be read is a warning.
 func LoadPolicy(root string, c sysext.Class, require bool, cfg *Config) (Policy, []string, error) {
 	if cfg == nil {
 		loaded, err := LoadConfig(filepath.Join(root, ConfigPath))
@@ -268,15 +269,17 @@ func LoadPolicy(root string, c sysext.Class, require bool, cfg *Config) (Policy,
 		require = require || cfg.Policy.RequireSignature
 	}
 	p := Policy{RequireSignature: require, Verified: map[string][]string{}}
+	var warnings []string
+	p.Certificates, warnings = LoadCertificates(root, cfg)
 	st, err := LoadState(root)
 	var damaged *DamagedStateError
 	if errors.As(err, &damaged) {
 		p.StateDamaged = damaged.Error()
 		warning := damaged.Error() + ": merging as if no image were verified"
 		if require {
-			warning += "; with signatures required, no image is merged until `bakery sync` has verified them again"
+			warning += "; with signatures required, no image is merged until `bakery sync` has verified them again (DDIs signed by a trusted certificate excepted)"
 		}
-		return p, []string{warning}, nil
+		return p, append(warnings, warning), nil
 	}
 	if err != nil {
 		return Policy{}, nil, err
@@ -292,7 +295,7 @@ func LoadPolicy(root string, c sysext.Class, require bool, cfg *Config) (Policy,
 			p.Verified[name] = append(p.Verified[name], in.Pending.Digest)
 		}
 	}
-	return p, nil, nil
+	return p, warnings, nil
 }
 
 // Lock takes the lock that serializes sync, merge and refresh under root,

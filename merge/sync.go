@@ -37,6 +37,10 @@ type Config struct {
 	// Keys are the trusted public keys (PEM): absolute paths on the node,
 	// read under --root.
 	Keys []string `yaml:"keys"`
+	// Certificates are X.509 certificates (PEM) trusted to sign the
+	// dm-verity root hashes of DDIs, beside those in /etc/verity.d:
+	// absolute paths on the node, read under --root.
+	Certificates []string `yaml:"certificates,omitempty"`
 	// Insecure talks plain HTTP to the registry.
 	Insecure bool `yaml:"insecure,omitempty"`
 	// Policy is the trust policy of sync and merge.
@@ -156,11 +160,19 @@ func ParseConfig(data []byte, path string) (*Config, error) {
 			return nil, fmt.Errorf("%s: keys[%d] %q: give an absolute path on the node, such as /etc/bakery/release.pub (with --root it is read under the root)", path, i, k)
 		}
 	}
+	for i, k := range c.Certificates {
+		if !filepath.IsAbs(k) {
+			return nil, fmt.Errorf("%s: certificates[%d] %q: give an absolute path on the node, such as /etc/bakery/release.crt (with --root it is read under the root)", path, i, k)
+		}
+	}
 	if len(c.Extensions) > 0 && c.Registry == "" {
 		return nil, fmt.Errorf("%s: registry is not set (e.g. registry: ghcr.io/example/sysexts)", path)
 	}
-	if (c.Policy.RequireSignature || c.Policy.RequireCatalog) && len(c.Keys) == 0 {
-		return nil, fmt.Errorf("%s: policy.require-signature and policy.require-catalog need at least one trusted key in keys", path)
+	if c.Policy.RequireCatalog && len(c.Keys) == 0 {
+		return nil, fmt.Errorf("%s: policy.require-catalog needs at least one trusted key in keys", path)
+	}
+	if c.Policy.RequireSignature && len(c.Keys)+len(c.Certificates) == 0 {
+		return nil, fmt.Errorf("%s: policy.require-signature needs at least one trusted key in keys (or, for DDIs only, a certificate in certificates)", path)
 	}
 	return &c, nil
 }

@@ -139,7 +139,7 @@ func TestStateCorruption(t *testing.T) {
 					if !require {
 						continue // the image goes on to be opened and checked as without a state
 					}
-					_, reason := prepareOne(Image{Name: "app", Type: Raw, Path: sysext.Sysext.InstallDir + "/app.raw"}, sysext.Sysext, Host{}, nil, policy)
+					_, reason := prepareOne(Image{Name: "app", Type: Raw, Path: sysext.Sysext.InstallDir + "/app.raw"}, false, sysext.Sysext, Host{}, nil, policy)
 					if !strings.Contains(reason, tt.why) {
 						t.Errorf("with signatures required, refusal %q does not say the state is damaged", reason)
 					}

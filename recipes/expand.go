@@ -28,6 +28,12 @@ type Build struct {
 	// OS is the OS release a kernel-bound recipe is built for; zero for
 	// the others.
 	OS OS
+	// ImageVersion is the version the image is published as (its file
+	// name, SYSEXT_VERSION_ID, its registry tag): Version, or for a
+	// kernel-bound recipe VERSION-OSID-OSVERSION, so that the images of
+	// one version for several OS releases do not take each other's name
+	// (as Talos names its kernel-module extensions).
+	ImageVersion string
 	// Release is the recipe's release section with its templates filled.
 	Release Release
 	Sources []BuildSource
@@ -71,6 +77,9 @@ type BuildSource struct {
 	// 0-based position in Recipe.Sources (messages count from 1).
 	Line  int
 	Index int
+	// GoArch is the build's: an oci source takes the image for the
+	// platform linux/GoArch.
+	GoArch string
 }
 
 // templateVars are the only names a template may use; osVars are those
@@ -138,7 +147,10 @@ func (r *Recipe) expand(recipeDir, version string, arch sysext.Arch, os OS) (*Bu
 	uname := unameArches[arch.Name]
 	x := expander{r: r, dir: recipeDir, vars: map[string]string{"Version": version, "Arch": arch.Name, "GoArch": arch.GoArch,
 		"UnameArch": uname, "OSID": os.ID, "OSVersion": os.Version}}
-	b := &Build{Recipe: r, Version: version, Arch: arch.Name, GoArch: arch.GoArch, UnameArch: uname, OS: os, Release: x.release()}
+	b := &Build{Recipe: r, Version: version, ImageVersion: version, Arch: arch.Name, GoArch: arch.GoArch, UnameArch: uname, OS: os, Release: x.release()}
+	if os != (OS{}) {
+		b.ImageVersion = version + "-" + os.ID + "-" + os.Version
+	}
 	for i := range r.Sources {
 		b.Sources = append(b.Sources, x.source(&r.Sources[i], i))
 	}
@@ -195,7 +207,7 @@ type expander struct {
 
 // source expands source i.
 func (x *expander) source(s *Source, i int) BuildSource {
-	b := BuildSource{Kind: s.Kind(), Line: s.Line, Index: i}
+	b := BuildSource{Kind: s.Kind(), Line: s.Line, Index: i, GoArch: x.vars["GoArch"]}
 	where := fmt.Sprintf("source %d", i+1)
 	// get expands the template text of the field key (lineKey locates it)
 	// and checks the result; it returns "" after recording a problem.

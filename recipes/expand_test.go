@@ -25,7 +25,7 @@ func TestExpand(t *testing.T) {
 		want          Build
 	}{{
 		version: "", arch: "x86-64",
-		want: Build{Version: "v1.32.2", Arch: "x86-64", GoArch: "amd64", UnameArch: "x86_64", Sources: []BuildSource{{
+		want: Build{Version: "v1.32.2", ImageVersion: "v1.32.2", Arch: "x86-64", GoArch: "amd64", UnameArch: "x86_64", Sources: []BuildSource{{
 			Kind:      URLSource,
 			URL:       "https://dl.k8s.io/release/v1.32.2/bin/linux/amd64/kubelet",
 			SHA256URL: "https://dl.k8s.io/release/v1.32.2/bin/linux/amd64/kubelet.sha256",
@@ -44,7 +44,7 @@ func TestExpand(t *testing.T) {
 		}}},
 	}, {
 		version: "v1.33.0+k3s1", arch: "arm64",
-		want: Build{Version: "v1.33.0+k3s1", Arch: "arm64", GoArch: "arm64", UnameArch: "aarch64", Sources: []BuildSource{{
+		want: Build{Version: "v1.33.0+k3s1", ImageVersion: "v1.33.0+k3s1", Arch: "arm64", GoArch: "arm64", UnameArch: "aarch64", Sources: []BuildSource{{
 			Kind:      URLSource,
 			URL:       "https://dl.k8s.io/release/v1.33.0+k3s1/bin/linux/arm64/kubelet",
 			SHA256URL: "https://dl.k8s.io/release/v1.33.0+k3s1/bin/linux/arm64/kubelet.sha256",
@@ -72,6 +72,9 @@ func TestExpand(t *testing.T) {
 				t.Error("Build.Recipe is not the recipe expanded")
 			}
 			tt.want.Recipe, tt.want.Release = r, r.Release
+			for i := range tt.want.Sources {
+				tt.want.Sources[i].GoArch = tt.want.GoArch
+			}
 			if !reflect.DeepEqual(*b, tt.want) {
 				t.Errorf("Expand gave\n%+v\nwant\n%+v", *b, tt.want)
 			}
@@ -263,7 +266,8 @@ sources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Release.ID != "flatcar" || b.Release.VersionID != "4081.2.0" || b.Sources[0].URL != "https://example.org/flatcar/4081.2.0/nvidia-550.127-amd64.tar.gz" {
+	if b.Release.ID != "flatcar" || b.Release.VersionID != "4081.2.0" || b.Sources[0].URL != "https://example.org/flatcar/4081.2.0/nvidia-550.127-amd64.tar.gz" ||
+		b.ImageVersion != "550.127-flatcar-4081.2.0" {
 		t.Errorf("build %+v, source %s", b.Release, b.Sources[0].URL)
 	}
 	if _, err := r.ExpandFor(Target{Arch: "x86-64", OS: OS{ID: "Flatcar!", Version: "1"}}); err == nil || !strings.Contains(err.Error(), "not an os-release value") {

@@ -4,12 +4,15 @@
 package recipes
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/sysext-bakery/bakery/internal/pathmatch"
 	"github.com/sysext-bakery/bakery/sysext"
@@ -47,6 +50,9 @@ type Recipe struct {
 	Validate Validation
 	// Path is the recipe file that was read.
 	Path string
+	// Digest is the sha256 of the recipe file's bytes: part of every
+	// build's inputs digest.
+	Digest v1.Hash
 	// Catalog is set for a recipe of the shipped catalog: it was read from
 	// bakery itself, has no folder on disk, and Path only says where it
 	// lives in bakery's source.
@@ -227,6 +233,7 @@ func Parse(data []byte, path string) (*Recipe, error) {
 	d := &decoder{path: path}
 	r := d.recipe(data)
 	if r != nil {
+		r.Digest, _, _ = v1.SHA256(bytes.NewReader(data)) // reading bytes cannot fail
 		d.errs = append(d.errs, r.tryTemplates()...)
 	}
 	if len(d.errs) > 0 {
@@ -291,3 +298,12 @@ func (r *Recipe) ImageClass() sysext.Class {
 // Dir returns the folder holding the recipe file: files sources are
 // relative to it.
 func (r *Recipe) Dir() string { return filepath.Dir(r.Path) }
+
+// Folder is the recipe's folder as a file system: FS for a catalog
+// recipe, else the folder on disk.
+func (r *Recipe) Folder() fs.FS {
+	if r.FS != nil {
+		return r.FS
+	}
+	return os.DirFS(r.Dir())
+}

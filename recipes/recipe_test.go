@@ -1,6 +1,8 @@
 package recipes
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/sysext-bakery/bakery/sysext"
 )
@@ -101,6 +105,10 @@ validate:
 				t.Fatalf("Parse: %v", err)
 			}
 			tt.want.Path = "recipe.yaml"
+			if sum := sha256.Sum256([]byte(tt.yaml)); r.Digest.String() != "sha256:"+hex.EncodeToString(sum[:]) {
+				t.Errorf("Digest = %v, want the sha256 of the file", r.Digest)
+			}
+			tt.want.Digest = r.Digest
 			if got := withoutLines(r); !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("Parse gave\n%+v\nwant\n%+v", *got, tt.want)
 			}
@@ -142,6 +150,12 @@ func TestParseFixture(t *testing.T) {
 		}},
 		Path: filepath.Join("testdata", "kubernetes", "recipe.yaml"),
 	}
+	data, err := os.ReadFile(want.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	want.Digest = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 	if got := withoutLines(r); !reflect.DeepEqual(got, want) {
 		t.Errorf("Load gave\n%+v\nwant\n%+v", got, want)
 	}

@@ -83,7 +83,8 @@ type CatalogVersion struct {
 	// SignatureAttached, in a registry listing only, says that a
 	// signature referrer exists; nothing checked it.
 	SignatureAttached bool `json:"signatureAttached,omitempty"`
-	// InputsDigest is the index's org.bakery.sysext.inputs-digest, if any.
+	// InputsDigest is the index's org.bakery.sysext.inputs-digest, if any:
+	// the version's, made of its arches' (see CatalogArch).
 	InputsDigest string `json:"inputsDigest,omitempty"`
 	// Created is the index's org.opencontainers.image.created.
 	Created string `json:"created,omitempty"`
@@ -136,12 +137,34 @@ type CatalogArch struct {
 	Arch   string `json:"arch"`
 	Digest string `json:"digest"` // of the image file
 	Size   int64  `json:"size"`
+	// InputsDigest is what the image was baked from (its index entry's
+	// org.bakery.sysext.inputs-digest), if known.
+	InputsDigest string `json:"inputsDigest,omitempty"`
+}
+
+// Published finds the version of extension name whose image for arch
+// was baked from inputs (an inputs digest): a build with these inputs
+// would give that image again.
+func (d CatalogDoc) Published(name, arch, inputs string) (CatalogVersion, bool) {
+	for _, e := range d.Extensions {
+		if e.Name != name {
+			continue
+		}
+		for _, v := range e.Versions {
+			for _, a := range v.Arches {
+				if a.Arch == arch && a.InputsDigest == inputs && inputs != "" {
+					return v, true
+				}
+			}
+		}
+	}
+	return CatalogVersion{}, false
 }
 
 // CatalogResult is what Catalog found and how.
 type CatalogResult struct {
-	// Source is "artifact" (NAMESPACE/catalog:latest) or "listing"
-	// (/v2/_catalog and tag lists).
+	// Source is "artifact" (NAMESPACE/catalog:latest), "listing"
+	// (/v2/_catalog and tag lists) or, with WithoutListing, "none".
 	Source string `json:"source"`
 	// Verified is true when the catalog artifact's signature was checked
 	// with a trusted key, for this namespace and sequence, and it has not
@@ -301,6 +324,8 @@ func Catalog(ctx context.Context, target string, opts ...Option) (CatalogResult,
 		return res, nil
 	case keys:
 		return CatalogResult{}, fmt.Errorf("catalog %s: %w: there is no catalog artifact %s:latest, and --key asks for a signed one (push with --key, or run bakery catalog --sign)", crepo, ErrNoSignature, crepo)
+	case o.noListing:
+		return CatalogResult{Source: "none", Catalog: CatalogDoc{Namespace: strings.TrimSuffix(reg.Name()+"/"+ns, "/"), Extensions: []CatalogExtension{}}}, nil
 	}
 	doc, err = listNamespace(ctx, reg, ns, o)
 	if err != nil {
@@ -323,6 +348,14 @@ func checkExpiry(doc CatalogDoc, now time.Time) error {
 			ErrCatalogExpired, doc.Expires, doc.Sequence, doc.Updated)
 	}
 	return nil
+}
+
+// CheckNamespace reports whether target is a registry namespace,
+// host[:port][/ns], as Catalog and RefreshCatalog take it, without
+// contacting the registry.
+func CheckNamespace(target string) error {
+	_, _, err := parseNamespace(target, &options{})
+	return err
 }
 
 // parseNamespace splits target = host[:port][/ns] into the registry and
@@ -519,7 +552,8 @@ func versionOf(ctx context.Context, repo name.Repository, mb *manifestBlob, ropt
 		if err != nil {
 			return CatalogVersion{}, indexInfo{}, err
 		}
-		v.Arches = append(v.Arches, CatalogArch{Arch: d.Annotations[AnnotationArchitecture], Digest: im.Layers[0].Digest.String(), Size: im.Layers[0].Size})
+		v.Arches = append(v.Arches, CatalogArch{Arch: d.Annotations[AnnotationArchitecture], Digest: im.Layers[0].Digest.String(), Size: im.Layers[0].Size,
+			InputsDigest: d.Annotations[AnnotationInputsDigest]})
 	}
 	return v, info, nil
 }

@@ -115,7 +115,7 @@ func pushedVersion(res PushResult, ann map[string]string) CatalogVersion {
 	v := versionFromAnnotations(ann)
 	v.Digest, v.Signed = res.IndexDigest, res.Signature != ""
 	for _, img := range res.Images {
-		v.Arches = append(v.Arches, CatalogArch{Arch: img.Arch, Digest: img.LayerDigest, Size: img.Size})
+		v.Arches = append(v.Arches, CatalogArch{Arch: img.Arch, Digest: img.LayerDigest, Size: img.Size, InputsDigest: img.InputsDigest})
 	}
 	return v
 }

@@ -20,6 +20,7 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/sysext-bakery/bakery/internal/fixture"
 	"github.com/sysext-bakery/bakery/sign"
 	"github.com/sysext-bakery/bakery/sysext"
 )
@@ -50,57 +51,6 @@ func copyIndex(t *testing.T, src, dst string) (name.Repository, string) {
 	return from.Context(), d.String()
 }
 
-// copyWithSignatures copies the index or manifest src names, and every
-// signature referrer of it, to the tag dst: what `crane copy` of an index
-// and of its sha256-<hex> signature tag does for an attacker with write
-// access.
-func copyWithSignatures(t *testing.T, src, dst string) {
-	t.Helper()
-	from, err := name.ParseReference(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	to, err := name.NewTag(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	desc, err := remote.Get(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if desc.MediaType.IsIndex() {
-		copyIndex(t, src, dst)
-	} else {
-		img, err := desc.Image()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(to, img); err != nil {
-			t.Fatal(err)
-		}
-	}
-	refs, err := remote.Referrers(from.Context().Digest(desc.Digest.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := refs.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(im.Manifests) == 0 {
-		t.Fatal("the source has no signature to copy: the test proves nothing")
-	}
-	for _, r := range im.Manifests {
-		img, err := remote.Image(from.Context().Digest(r.Digest.String()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(to.Context().Digest(r.Digest.String()), img); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // TestSubstitutionRefused plays an attacker who can write to the registry
 // but not sign: a signed index of another extension, or of another version,
 // served under the name or tag asked for, is refused by pull and verify,
@@ -123,7 +73,7 @@ func TestSubstitutionRefused(t *testing.T) {
 			evil := push("evil", "9.9.9", WithSigner(key))
 			old := push("kubetools", "1.2.3", WithSigner(key))
 			push("kubetools", "1.3.0", WithSigner(key))
-			copyWithSignatures(t, ns+"/evil@"+evil.IndexDigest, ns+"/kubetools:stolen")
+			fixture.CopySigned(t, ns+"/evil@"+evil.IndexDigest, ns+"/kubetools:stolen")
 			retag(t, ns+"/kubetools@"+old.IndexDigest, ns+"/kubetools:1.3.1")
 			// A genuine signature by the trusted key, but claiming another
 			// extension: only an unsigned copy of kubetools holds it.
@@ -478,7 +428,7 @@ func TestSignedCatalog(t *testing.T) {
 	}
 	// A catalog copied to another namespace keeps a valid signature but
 	// claims the first namespace.
-	copyWithSignatures(t, reg.host+"/sysext/catalog@"+got.Digest, reg.host+"/mirror/catalog:latest")
+	fixture.CopySigned(t, reg.host+"/sysext/catalog@"+got.Digest, reg.host+"/mirror/catalog:latest")
 	if _, err := Catalog(ctx, reg.host+"/mirror", trusted); !errors.Is(err, ErrSubstituted) {
 		t.Errorf("catalog of another namespace: %v, want ErrSubstituted", err)
 	}

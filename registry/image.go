@@ -34,17 +34,22 @@ type localImage struct {
 	// checkOnRead: digest came from SHA256SUMS and is checked as the file
 	// is uploaded.
 	checkOnRead bool
+	// inputs is the inputs digest the image was baked from (bake's INPUTS,
+	// or WithInputsDigests), "" when unknown.
+	inputs string
 }
 
 // expandImages turns the DIR|IMAGE.raw arguments of push into image files:
 // a directory stands for every *.raw in it. Directories holding SHA256SUMS
-// also give the expected digest of each image.
-func expandImages(args []string) (paths []string, sums map[string]string, err error) {
-	sums = map[string]string{}
+// also give the expected digest of each image (sums), and those holding
+// bake's INPUTS the inputs digest each was baked from (inputs), both keyed
+// by path.
+func expandImages(args []string) (paths []string, sums, inputs map[string]string, err error) {
+	sums, inputs = map[string]string{}, map[string]string{}
 	for _, a := range args {
 		fi, err := os.Stat(a)
 		if err != nil {
-			return nil, nil, fmt.Errorf("image %s: %w", a, err)
+			return nil, nil, nil, fmt.Errorf("image %s: %w", a, err)
 		}
 		if !fi.IsDir() {
 			paths = append(paths, a)
@@ -52,29 +57,43 @@ func expandImages(args []string) (paths []string, sums map[string]string, err er
 		}
 		found, err := filepath.Glob(filepath.Join(a, "*.raw"))
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if len(found) == 0 {
-			return nil, nil, fmt.Errorf("directory %s holds no *.raw images: bake into it first (bakery bake RECIPE --out %s)", a, a)
+			return nil, nil, nil, fmt.Errorf("directory %s holds no *.raw images: bake into it first (bakery bake RECIPE --out %s)", a, a)
 		}
 		sort.Strings(found)
 		paths = append(paths, found...)
-		data, err := os.ReadFile(filepath.Join(a, "SHA256SUMS"))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		parsed, err := sha256sums.Parse(data)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", filepath.Join(a, "SHA256SUMS"), err)
-		}
-		for n, h := range parsed {
-			sums[filepath.Join(a, n)] = h
+		for file, into := range map[string]map[string]string{"SHA256SUMS": sums, "INPUTS": inputs} {
+			if err := readSums(a, file, into); err != nil {
+				return nil, nil, nil, err
+			}
 		}
 	}
-	return paths, sums, nil
+	for p, h := range inputs {
+		inputs[p] = "sha256:" + h
+	}
+	return paths, sums, inputs, nil
+}
+
+// readSums adds the entries of the SHA256SUMS-style file dir/file, if it
+// exists, to into, keyed by path.
+func readSums(dir, file string, into map[string]string) error {
+	data, err := os.ReadFile(filepath.Join(dir, file))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	parsed, err := sha256sums.Parse(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, file), err)
+	}
+	for n, h := range parsed {
+		into[filepath.Join(dir, n)] = h
+	}
+	return nil
 }
 
 // inspectImage reads what push needs to know about one image file.
@@ -139,19 +158,14 @@ func versionFromTitle(title, name, arch string) string {
 	return v
 }
 
-// detectFSType tells the image's file system (its format's name), or
-// "ddi" for a GPT disk.
+// detectFSType tells the image's format by its name ("squashfs",
+// "erofs", "ddi").
 func detectFSType(f io.ReaderAt) (string, error) {
 	format, err := formats.Detect(f)
-	if err == nil {
-		return format.Name(), nil
+	if err != nil {
+		return "", fmt.Errorf("not an extension image: %w", err)
 	}
-	// A DDI is a GPT disk: "EFI PART" at LBA 1.
-	sig := make([]byte, 8)
-	if _, gptErr := f.ReadAt(sig, 512); gptErr == nil && string(sig) == "EFI PART" {
-		return "ddi", nil
-	}
-	return "", fmt.Errorf("not an extension image: %w", err)
+	return format.Name(), nil
 }
 
 // releaseReader reads an image's extension-release: its class, the NAME
@@ -185,21 +199,15 @@ func fromReleaseReader(r ReleaseReader) releaseReader {
 	}
 }
 
-// errUnreadable marks an image bakery's readers cannot open (a DDI).
-var errUnreadable = errors.New("no native reader for this image format")
-
 // readReleaseNative is the default releaseReader: it opens the image with
-// bakery's own squashfs or erofs reader and reads only its
-// extension-release. A DDI gives errUnreadable.
+// bakery's own reader of its format (a DDI's root partition with the
+// reader of the file system inside) and reads only its extension-release.
 func readReleaseNative(path string) (sysext.Class, string, sysext.Release, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return sysext.Class{}, "", nil, err
 	}
 	defer f.Close()
-	if fstype, err := detectFSType(f); err == nil && fstype == "ddi" {
-		return sysext.Class{}, "", nil, errUnreadable
-	}
 	fsys, _, err := inspect.Open(f)
 	if err != nil {
 		return sysext.Class{}, "", nil, err

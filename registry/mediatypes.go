@@ -87,9 +87,13 @@ const (
 	// AnnotationClass is the image class, "sysext" (the default when it
 	// is missing) or "confext".
 	AnnotationClass = "org.bakery.sysext.class"
-	// AnnotationInputsDigest is the digest of the recipe and all source
-	// digests, given by the publisher with WithAnnotations: a build whose
-	// inputs-digest is already published can be skipped.
+	// AnnotationInputsDigest is, on an index entry and its manifest, the
+	// inputs digest the arch's image was baked from (bakery.InputsDigest:
+	// the recipe, version, arch, OS release, image options and all source
+	// digests), from bake's INPUTS or WithInputsDigests; on the index, the
+	// version's: the sha256 of the lines "ARCH DIGEST\n" of its entries,
+	// sorted. A build whose inputs digest is already published can be
+	// skipped (CatalogDoc.Published).
 	AnnotationInputsDigest = "org.bakery.sysext.inputs-digest"
 )
 

@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sysext-bakery/bakery/internal/download"
+	"github.com/sysext-bakery/bakery/internal/httpbound"
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
@@ -47,8 +48,10 @@ type options struct {
 	readRelease releaseReader
 	progress    Progress
 	annotations map[string]string
+	inputs      map[string]string // systemd arch → inputs digest
 	backoff     remote.Backoff
 	catalog     bool
+	noListing   bool   // Catalog: the artifact or nothing
 	name        string // the extension asked for; "" = the repository's last element
 	class       string // the image class asked for; "" = any
 	have        string // the image digest the caller has; Pull then skips the download
@@ -76,7 +79,7 @@ func makeOptions(opts []Option) *options {
 	if o.transport == nil {
 		o.transport = defaultTransport(o.insecure)
 	}
-	o.transport = boundedTransport{next: o.transport}
+	o.transport = httpbound.Transport(o.transport)
 	return o
 }
 
@@ -129,8 +132,8 @@ func WithTransport(t http.RoundTripper) Option { return func(o *options) { o.tra
 func WithKeychain(k authn.Keychain) Option { return func(o *options) { o.keychain = k } }
 
 // WithReleaseReader sets how Push reads an image's extension-release
-// (default: bakery's native squashfs and erofs readers; a DDI needs a
-// reader).
+// (default: bakery's native readers of every format, a DDI's root
+// partition included).
 func WithReleaseReader(r ReleaseReader) Option {
 	return func(o *options) { o.readRelease = fromReleaseReader(r) }
 }
@@ -150,6 +153,21 @@ func WithAnnotations(a map[string]string) Option {
 		}
 	}
 }
+
+// WithInputsDigests sets the inputs digest each image was baked from,
+// keyed by systemd architecture (bakery.InputsDigest), over what the
+// images' directories' INPUTS files say. Push annotates each index entry
+// and manifest with its arch's (org.bakery.sysext.inputs-digest), and the
+// index with the version's, a digest of them all.
+func WithInputsDigests(byArch map[string]string) Option {
+	return func(o *options) { o.inputs = byArch }
+}
+
+// WithoutListing makes Catalog read only the catalog artifact: a namespace
+// without one has an empty catalog (Source "none") instead of a listing
+// of the registry. For deciding what is published, which only bakery's
+// pushes (which all write the catalog) can have done.
+func WithoutListing() Option { return func(o *options) { o.noListing = true } }
 
 // WithName sets the extension Pull and Verify expect the reference to
 // hold (default: the repository's last path element, which Push requires

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -275,12 +274,9 @@ func pullToFile(ctx context.Context, repo name.Repository, layer v1.Descriptor, 
 
 // checkImageRelease reads the extension-release of a downloaded image and
 // checks that it is the extension, version and architecture the signed
-// index names. Images bakery cannot read (a DDI) are left to the node.
+// index names.
 func checkImageRelease(path string, res PullResult) error {
 	class, name, rel, err := readReleaseNative(path)
-	if errors.Is(err, errUnreadable) {
-		return nil
-	}
 	if err != nil {
 		return fmt.Errorf("the image's extension-release: %w", err)
 	}

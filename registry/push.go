@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"regexp"
@@ -71,6 +72,8 @@ type PushedImage struct {
 	ManifestDigest string `json:"manifestDigest"`
 	LayerDigest    string `json:"layerDigest"`
 	Size           int64  `json:"size"`
+	// InputsDigest is what the image was baked from, when known.
+	InputsDigest string `json:"inputsDigest,omitempty"`
 }
 
 // rawManifest is a manifest or index to PUT, as bytes.
@@ -238,7 +241,7 @@ func Push(ctx context.Context, ref string, images []string, opts ...Option) (Pus
 		d.Annotations = entryAnnotations(img, common)
 		entries = append(entries, d)
 		res.Images = append(res.Images, PushedImage{Arch: img.arch.Name, File: img.title,
-			ManifestDigest: d.Digest.String(), LayerDigest: img.digest.String(), Size: img.size})
+			ManifestDigest: d.Digest.String(), LayerDigest: img.digest.String(), Size: img.size, InputsDigest: img.inputs})
 	}
 	index, err := newRawManifest(v1.IndexManifest{
 		SchemaVersion: 2,
@@ -286,7 +289,7 @@ func loadImages(args []string, o *options) ([]*localImage, error) {
 	if len(args) == 0 {
 		return nil, fmt.Errorf("no images to push: give a bake output directory or NAME-VERSION-ARCH.raw files")
 	}
-	paths, sums, err := expandImages(args)
+	paths, sums, inputs, err := expandImages(args)
 	if err != nil {
 		return nil, err
 	}
@@ -296,6 +299,10 @@ func loadImages(args []string, o *options) ([]*localImage, error) {
 		img, err := inspectImage(p, sums[p], o.readRelease)
 		if err != nil {
 			return nil, err
+		}
+		img.inputs = inputs[p]
+		if d, ok := o.inputs[img.arch.Name]; ok {
+			img.inputs = d
 		}
 		if first := imgs; len(first) > 0 && (first[0].name != img.name || first[0].version != img.version) {
 			return nil, fmt.Errorf("image %s is %s %s, but %s is %s %s: push one version of one extension at a time",
@@ -336,29 +343,59 @@ func indexAnnotations(imgs []*localImage, extra map[string]string) map[string]st
 			a[key] = v
 		}
 	}
+	if d := versionInputs(imgs); d != "" {
+		a[AnnotationInputsDigest] = d
+	}
 	for k, v := range extra {
 		a[k] = v
 	}
 	return a
 }
 
-// entryAnnotations are an index entry's: the index's plus the arch's own.
+// versionInputs is the inputs digest of a version: the sha256 of the lines
+// "ARCH INPUTS-DIGEST\n" of its images, sorted by arch; "" unless every
+// image's inputs digest is known.
+func versionInputs(imgs []*localImage) string {
+	lines := make([]string, len(imgs))
+	for i, img := range imgs {
+		if img.inputs == "" {
+			return ""
+		}
+		lines[i] = img.arch.Name + " " + img.inputs + "\n"
+	}
+	sort.Strings(lines)
+	h, _, _ := v1.SHA256(strings.NewReader(strings.Join(lines, "")))
+	return h.String()
+}
+
+// entryAnnotations are an index entry's: the index's plus the arch's own,
+// its inputs digest among them.
 func entryAnnotations(img *localImage, common map[string]string) map[string]string {
-	a := make(map[string]string, len(common)+3)
+	a := make(map[string]string, len(common)+4)
 	for k, v := range common {
 		a[k] = v
 	}
 	a[AnnotationTitle] = img.title
 	a[AnnotationArchitecture] = img.arch.Name
 	a[AnnotationFSType] = img.fstype
+	if img.inputs != "" {
+		a[AnnotationInputsDigest] = img.inputs
+	}
 	return a
 }
 
 // pushImage uploads one image's layer and config (skipping blobs the
 // registry has) and its manifest, which it returns.
 func pushImage(ctx context.Context, repo name.Repository, img *localImage, common map[string]string, o *options) (rawManifest, error) {
+	provenance := maps.Clone(o.annotations)
+	if img.inputs != "" {
+		if provenance == nil {
+			provenance = map[string]string{}
+		}
+		provenance[AnnotationInputsDigest] = img.inputs
+	}
 	cfg, err := json.Marshal(Config{Name: img.name, Version: img.version, Architecture: img.arch.Name,
-		FSType: img.fstype, Release: img.release, Provenance: o.annotations})
+		FSType: img.fstype, Release: img.release, Provenance: provenance})
 	if err != nil {
 		return rawManifest{}, err
 	}

@@ -82,8 +82,22 @@ func MarshalPublicKey(pub crypto.PublicKey) ([]byte, error) {
 }
 
 // ParsePrivateKey decodes a PEM private key: "PRIVATE KEY" (PKCS#8) or
-// "EC PRIVATE KEY" (SEC 1).
+// "EC PRIVATE KEY" (SEC 1), of a type bakery signs with.
 func ParsePrivateKey(data []byte) (crypto.Signer, error) {
+	signer, err := parsePEMPrivateKey(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKeyType(signer.Public()); err != nil {
+		return nil, err
+	}
+	return signer, nil
+}
+
+// parsePEMPrivateKey decodes a PEM private key of any type Go signs with:
+// "PRIVATE KEY" (PKCS#8), "EC PRIVATE KEY" (SEC 1) or "RSA PRIVATE KEY"
+// (PKCS#1).
+func parsePEMPrivateKey(data []byte) (crypto.Signer, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {
 		return nil, errors.New("no PEM block found (expected a PEM \"PRIVATE KEY\", as written by bakery keygen)")
@@ -97,8 +111,10 @@ func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
 	case "EC PRIVATE KEY":
 		key, err = x509.ParseECPrivateKey(block.Bytes)
-	case "ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY":
-		return nil, fmt.Errorf("PEM %q is a password-encrypted cosign key: bakery reads unencrypted PKCS#8 keys (bakery keygen)", block.Type)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY", "ENCRYPTED PRIVATE KEY":
+		return nil, fmt.Errorf("PEM %q is a password-encrypted key: bakery reads unencrypted PKCS#8 keys (bakery keygen)", block.Type)
 	default:
 		return nil, fmt.Errorf("PEM block %q is not a private key (expected \"PRIVATE KEY\")", block.Type)
 	}
@@ -108,9 +124,6 @@ func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 	signer, ok := key.(crypto.Signer)
 	if !ok {
 		return nil, fmt.Errorf("private key type %T cannot sign", key)
-	}
-	if err := checkKeyType(signer.Public()); err != nil {
-		return nil, err
 	}
 	return signer, nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,10 +15,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
 	"github.com/sysext-bakery/bakery/internal/download"
+	"github.com/sysext-bakery/bakery/internal/filetype"
+	"github.com/sysext-bakery/bakery/internal/httpbound"
 	"github.com/sysext-bakery/bakery/internal/teecopy"
 )
 
@@ -91,10 +93,7 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, sha256hex, dir string) (str
 	}
 	defer tmp.Abort()
 	h := sha256.New()
-	limit := sizeLimit{max: f.MaxSize, advice: "if the source really is that large, raise bake --max-source-size"}
-	if limit.max <= 0 {
-		limit.max = DefaultMaxSourceSize
-	}
+	limit := sizeLimit{max: f.maxSize(), advice: "if the source really is that large, raise bake --max-source-size"}
 	if err := f.download(ctx, rawURL, dir, download.File(tmp.File, h), limit); err != nil {
 		return "", err
 	}
@@ -203,32 +202,13 @@ func (f *Fetcher) openFile(p, dir string) (*os.File, error) {
 	}
 	fi, err := file.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("%s is %s, not a regular file; a source must be a file", p, describeType(fi.Mode()))
+		err = fmt.Errorf("%s is %s, not a regular file; a source must be a file", p, filetype.Name(fi.Mode()))
 	}
 	if err != nil {
 		file.Close()
 		return nil, err
 	}
 	return file, nil
-}
-
-// describeType names the type of a file that is not a regular file.
-func describeType(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	case m&fs.ModeNamedPipe != 0:
-		return "a fifo"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return "a special file"
 }
 
 // target is where a download goes: the writers (download.Target) and,
@@ -277,6 +257,24 @@ func (f *Fetcher) download(ctx context.Context, rawURL, dir string, t target, li
 	return nil
 }
 
+// maxSize is MaxSize, or DefaultMaxSourceSize when it is not set.
+func (f *Fetcher) maxSize() int64 {
+	if f.MaxSize <= 0 {
+		return DefaultMaxSourceSize
+	}
+	return f.MaxSize
+}
+
+// backoff is how downloads and registry requests are retried: Backoff
+// doubled after each attempt, four attempts.
+func (f *Fetcher) backoff() remote.Backoff {
+	d := f.Backoff
+	if d <= 0 {
+		d = 500 * time.Millisecond
+	}
+	return remote.Backoff{Duration: d, Factor: 2, Jitter: 0.1, Steps: 4}
+}
+
 // client is the HTTP client of downloads: Client, else one that retries
 // 408, 429 and 5xx answers and broken connections with go-containerregistry's
 // retry transport, as registry pulls do.
@@ -284,13 +282,28 @@ func (f *Fetcher) client() *http.Client {
 	if f.Client != nil {
 		return f.Client
 	}
-	backoff := f.Backoff
-	if backoff <= 0 {
-		backoff = 500 * time.Millisecond
-	}
 	return &http.Client{Transport: transport.NewRetry(http.DefaultTransport,
-		transport.WithRetryBackoff(remote.Backoff{Duration: backoff, Factor: 2, Jitter: 0.1, Steps: 4}),
+		transport.WithRetryBackoff(f.backoff()),
 		transport.WithRetryStatusCodes(download.RetryStatusCodes...))}
+}
+
+// remoteOptions are the go-containerregistry options of registry
+// requests (oci sources): credentials from the Docker config, Client's
+// transport when set, bounded as registry's clients are (redirects, API
+// answers), the retries of downloads.
+func (f *Fetcher) remoteOptions(ctx context.Context) []remote.Option {
+	next := remote.DefaultTransport
+	if f.Client != nil && f.Client.Transport != nil {
+		next = f.Client.Transport
+	}
+	return []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithTransport(httpbound.Transport(next)),
+		remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithRetryBackoff(f.backoff()),
+		remote.WithRetryStatusCodes(download.RetryStatusCodes...),
+		remote.WithUserAgent("bakery"),
+	}
 }
 
 // copyFile copies the file at path p to t.
@@ -307,21 +320,8 @@ func (f *Fetcher) copyFile(ctx context.Context, p, dir string, t target, limit s
 	if fi.Size() > limit.max {
 		return &errTooLarge{Max: limit.max, Declared: fi.Size(), Advice: limit.advice}
 	}
-	_, err = teecopy.Copy(ctxReader{ctx, download.Cap(src, limit.max, &errTooLarge{Max: limit.max, Advice: limit.advice})}, t.Writers...)
+	_, err = teecopy.Copy(download.ContextReader(ctx, download.Cap(src, limit.max, &errTooLarge{Max: limit.max, Advice: limit.advice})), t.Writers...)
 	return err
-}
-
-// ctxReader stops reading once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // buffer collects a small download in memory.

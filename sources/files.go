@@ -11,8 +11,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/sysext-bakery/bakery/stage"
+	"github.com/sysext-bakery/bakery/internal/filetype"
 	"github.com/sysext-bakery/bakery/recipes"
+	"github.com/sysext-bakery/bakery/stage"
 )
 
 // filesSource is a tree beside the recipe, copied as it is. A recipe
@@ -164,7 +165,7 @@ func (c Cache) writeTree(ctx context.Context, fsys fs.FS, hex string) (string, e
 			}
 			return root.Chmod(p, 0o644) // whatever the umask
 		}
-		return fmt.Errorf("%s is %s; a tree read from bakery itself holds only directories and regular files", p, describeType(d.Type()))
+		return fmt.Errorf("%s is %s; a tree read from bakery itself holds only directories and regular files", p, filetype.Name(d.Type()))
 	})
 	if err != nil {
 		return "", fmt.Errorf("write tree to the cache: %w", err)

@@ -51,6 +51,7 @@ func keyErr(key string, err error) error {
 var kinds = map[recipes.SourceKind]func(f *Fetcher, recipeDir string, src recipes.BuildSource) (Source, error){
 	recipes.URLSource:   openURL,
 	recipes.FilesSource: openFiles,
+	recipes.OCISource:   openOCI,
 }
 
 // Open opens source src of a recipe whose folder is recipeDir ("" for a

@@ -9,8 +9,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/sysext-bakery/bakery/stage"
 	"github.com/sysext-bakery/bakery/recipes"
+	"github.com/sysext-bakery/bakery/stage"
 )
 
 // urlSource is a file fetched by URL, pinned by sha256 or by the

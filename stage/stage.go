@@ -46,6 +46,9 @@ type stager struct {
 	lockedDirs map[string]fs.FileMode
 	result     Result
 	sink       Sink // told of every entry written
+	// layers is set when applying an image's layers (layers.go): what
+	// they wrote, for whiteouts.
+	layers *layerState
 }
 
 // pattern is one include glob and whether it selected a member.
@@ -140,6 +143,9 @@ func (s *stager) add(m *member) error {
 	if err != nil {
 		return s.refuse(m, err)
 	}
+	if !skip && s.layers != nil && strings.HasPrefix(path.Base(rel), whiteoutPrefix) {
+		return s.whiteout(m, rel)
+	}
 	if skip || !s.selected(rel) {
 		return nil
 	}
@@ -161,6 +167,9 @@ func (s *stager) add(m *member) error {
 		return s.refuse(m, err)
 	}
 	existing, err := d.Lstat(base)
+	if err == nil {
+		existing, err = s.uncover(full, existing, m.kind)
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		existing = nil
@@ -186,6 +195,7 @@ func (s *stager) add(m *member) error {
 	if err != nil {
 		return s.refuse(m, err)
 	}
+	s.layers.record(full, m.kind == kindDir && existing != nil)
 	return nil
 }
 
@@ -229,6 +239,7 @@ func (s *stager) parents(dir string) error {
 		if err := s.root.Chmod(dir, 0o755); err != nil { // not narrowed by the umask
 			return err
 		}
+		s.layers.record(dir, false)
 		if err := s.sink.Dir(dir, 0o755); err != nil {
 			return err
 		}

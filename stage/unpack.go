@@ -8,7 +8,8 @@
 // earlier from the same archive, device nodes, fifos and sockets, sizes
 // over [Options.MaxBytes], and names that are not valid UTF-8 or hold NUL.
 // Each refusal wraps one of the exported sentinel errors, so callers test
-// it with [errors.Is].
+// it with [errors.Is]. [Layers] applies a container image's layers the
+// same way, with OCI whiteouts confined to what the image itself wrote.
 //
 // Owners are left as the process's and modification times are not kept:
 // the image builder sets both. A [Sink] (see [WithSink]) is told of every

@@ -1,6 +1,10 @@
 package sysext
 
-import "context"
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+)
 
 // Compression names the block compressor of an image.
 type Compression string
@@ -24,6 +28,18 @@ type BuildOptions struct {
 	Epoch int64
 	// AllRoot makes every file owned by root:root.
 	AllRoot bool
+	// Signing signs the image's dm-verity root hash, for formats that
+	// carry a signature (ddi: the verity-sig partition); nil leaves the
+	// image unsigned. Other formats ignore it: the pipeline writes their
+	// signatures beside them.
+	Signing *Signing
+}
+
+// Signing is a private key and its X.509 certificate, which sign a
+// dm-verity root hash as systemd checks it (in /etc/verity.d/).
+type Signing struct {
+	Key  crypto.Signer
+	Cert *x509.Certificate
 }
 
 // Builder writes a read-only file-system image of a staged directory tree

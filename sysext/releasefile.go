@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+
+	"github.com/sysext-bakery/bakery/internal/filetype"
 )
 
 // ReadReleaseFile reads and parses the release file at p of fsys: an
@@ -59,29 +61,10 @@ func ReadReleaseFile(fsys fs.FS, p string) (Release, error) {
 // most MaxReleaseSize bytes.
 func checkReleaseInfo(p string, fi fs.FileInfo) error {
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%q is a %s, not a regular file: a release file must be a regular file", p, typeName(fi.Mode()))
+		return fmt.Errorf("%q is %s, not a regular file: a release file must be a regular file", p, filetype.Name(fi.Mode()))
 	}
 	if fi.Size() > MaxReleaseSize {
 		return fmt.Errorf("%q has %d bytes, more than the %d a release file may have: it must hold only KEY=value lines", p, fi.Size(), MaxReleaseSize)
 	}
 	return nil
-}
-
-// typeName names the type of file of m.
-func typeName(m fs.FileMode) string {
-	switch t := m.Type(); {
-	case t&fs.ModeDir != 0:
-		return "directory"
-	case t&fs.ModeSymlink != 0:
-		return "symbolic link"
-	case t&fs.ModeNamedPipe != 0:
-		return "FIFO"
-	case t&fs.ModeSocket != 0:
-		return "socket"
-	case t&fs.ModeCharDevice != 0:
-		return "character device"
-	case t&fs.ModeDevice != 0:
-		return "block device"
-	}
-	return "file of an irregular type"
 }

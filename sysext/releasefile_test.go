@@ -121,7 +121,7 @@ func TestReadReleaseFile(t *testing.T) {
 	}{
 		{"good", "", false},
 		{"link", "", false},
-		{"fifo", `"fifo" is a FIFO, not a regular file`, false},
+		{"fifo", `"fifo" is a fifo, not a regular file`, false},
 		{"dir", `"dir" is a directory, not a regular file`, false},
 		{"bad", `"bad": line 1:`, false},
 		{"missing", "release file: stat missing", true},

@@ -180,7 +180,16 @@ var unitSuffixes = []string{".service", ".socket", ".timer", ".path", ".mount", 
 
 // unitDirs are the systemd unit directories an image can fill: the
 // vendor's in /usr, the administrator's in /etc (a confext).
-var unitDirs = []string{"usr/lib/systemd/system", "usr/lib/systemd/user", "etc/systemd/system", "etc/systemd/user"}
+var unitDirs = []string{"usr/lib/systemd/system", "usr/lib/systemd/user", "usr/local/lib/systemd/system", "usr/local/lib/systemd/user", "etc/systemd/system", "etc/systemd/user"}
+
+// ReachesUnits tells whether files put at p (a path in the image, without
+// leading slash, maybe a path.Match pattern) can be units of class c: p is
+// a unit directory of c, inside one, or holds one.
+func ReachesUnits(p string, c sysext.Class) bool {
+	return slices.ContainsFunc(unitDirs, func(u string) bool {
+		return c.InHierarchy(u) && (p == u || strings.HasPrefix(p, u+"/") || strings.HasPrefix(u, p+"/"))
+	})
+}
 
 // isUnitFile tells whether p is a unit file in a systemd unit directory.
 func isUnitFile(p string) bool {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,11 +14,13 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/sysext-bakery/bakery/bakery"
-	"github.com/sysext-bakery/bakery/stage"
 	"github.com/sysext-bakery/bakery/internal/bytesize"
 	"github.com/sysext-bakery/bakery/internal/join"
 	"github.com/sysext-bakery/bakery/recipes"
+	"github.com/sysext-bakery/bakery/registry"
+	"github.com/sysext-bakery/bakery/sign"
 	"github.com/sysext-bakery/bakery/sources"
+	"github.com/sysext-bakery/bakery/stage"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/formats"
 )
@@ -31,6 +34,8 @@ func buildFlags() []cli.Flag {
 		&cli.IntFlag{Name: "level", Usage: "compression level (0: the compressor's default)"},
 		&cli.StringFlag{Name: "builder", Usage: builderUsage()},
 		&cli.Int64Flag{Name: "epoch", Value: -1, Usage: "timestamp of every file, seconds since 1970 (default: $SOURCE_DATE_EPOCH, else the recipe's last commit time, else 0)"},
+		&cli.StringFlag{Name: "key", Usage: "private key (PEM) signing, with --cert, the dm-verity root hash: into the verity-sig partition of a ddi, else into NAME.roothash.p7s beside the image (with NAME.verity, NAME.roothash); bake --push also signs the pushed index with it"},
+		&cli.StringFlag{Name: "cert", Usage: "with --key: the key's X.509 certificate (PEM), what nodes trust in /etc/verity.d/"},
 	}
 }
 
@@ -100,7 +105,28 @@ func buildOptions(cmd *cli.Command, epoch int64) (sysext.Format, sysext.Builder,
 	if opts.Compression == "" {
 		opts.Compression = b.Compressions()[0]
 	}
+	if opts.Signing, err = signing(cmd); err != nil {
+		return nil, nil, opts, err
+	}
 	return format, b, opts, nil
+}
+
+// signing loads --key and --cert, which sign an image's verity root hash.
+// bake --push signs the pushed index with --key, which then needs no
+// --cert.
+func signing(cmd *cli.Command) (*sysext.Signing, error) {
+	key, cert := cmd.String("key"), cmd.String("cert")
+	switch {
+	case key == "" && cert == "", cert == "" && cmd.Bool("push"):
+		return nil, nil
+	case key == "" || cert == "":
+		return nil, usagef("--key and --cert go together: the private key and its certificate (bakery keygen --x509 writes both) sign the verity root hash; with bake --registry HOST/ns --push, --key alone signs the pushed index")
+	}
+	k, c, err := sign.LoadCertificateKey(key, cert)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return &sysext.Signing{Key: k, Cert: c}, nil
 }
 
 func bakeCommand() *cli.Command {
@@ -110,17 +136,35 @@ func bakeCommand() *cli.Command {
 		ArgsUsage: "RECIPE",
 		Description: `RECIPE is a recipe.yaml, a folder holding one, or a name from the shipped catalog.
 Sources are fetched once into $XDG_CACHE_HOME/bakery and verified by sha256 before use;
-the same recipe and inputs give byte-identical images.
+the same recipe and inputs give byte-identical images. Each image's inputs digest
+(the recipe file, version, arch, OS release, image options and every source's
+digest) is printed and listed in DIR/INPUTS, which bakery push publishes as the
+org.bakery.sysext.inputs-digest annotation.
 
 A kernel-bound recipe (one using {{.OSID}} or {{.OSVersion}}) is baked for one OS
 release, given with --os and --os-version. --mirror FROM=TO rewrites source URLs
 that start with FROM (repeatable; the longest FROM wins), for air-gapped builds.
 
+With --registry HOST/ns --push, the images are pushed to HOST/ns/NAME (tags: the
+version and latest; signed with --key) unless every arch's inputs digest is
+already published there (read from the namespace's catalog): then nothing is
+baked or pushed, and bake says so. --push publishes one index holding every arch,
+so it bakes all the recipe's arches; to bake arches on several machines, bake
+each with --arch and push their output directories together with bakery push.
+
+--format ddi bakes Discoverable Disk Images as systemd-repart --make-ddi=sysext
+makes them (erofs, its dm-verity hash tree, and with --key and --cert the signed
+root hash that systemd checks against /etc/verity.d/); --key and --cert with a
+plain image write the dm-verity sidecars NAME.verity, NAME.roothash and
+NAME.roothash.p7s beside it.
+
 Examples:
   bakery bake testdata/hello --out out/
+  bakery bake testdata/hello --format ddi --key release.key --cert release.crt --out out/
   bakery bake recipe.yaml --version v1.32.2 --arch x86-64 --compression xz --json
   bakery bake nvidia-driver --os flatcar --os-version 4081.2.0 --mirror https://modules.invalid/=https://builds.example.com/
-  bakery bake kubernetes --mirror https://dl.k8s.io/=https://mirror.internal/k8s/`,
+  bakery bake kubernetes --mirror https://dl.k8s.io/=https://mirror.internal/k8s/
+  bakery bake kubernetes --registry ghcr.io/me/sysext --push --key bakery.key`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "version", Usage: "version to bake (default: the recipe's version)"},
 			&cli.StringSliceFlag{Name: "arch", Usage: "systemd architectures, comma separated (default: the recipe's arches)"},
@@ -128,13 +172,13 @@ Examples:
 			&cli.StringFlag{Name: "os-version", Usage: "the OS release VERSION_ID a kernel-bound recipe is baked for"},
 			mirrorFlag,
 			&cli.StringFlag{Name: "out", Value: ".", Usage: "output directory"},
-			&cli.StringFlag{Name: "cache-dir", Usage: "download cache (default: $XDG_CACHE_HOME/bakery)"},
+			cacheDirFlag,
 			&cli.StringFlag{Name: "max-source-size", Value: bytesize.Format(sources.DefaultMaxSourceSize), Usage: "refuse a source larger than this, such as 512MiB"},
-			&cli.BoolFlag{Name: "allow-file-urls", Usage: "let file:// sources read any file you can, not only files in the recipe's folder"},
+			allowFileURLsFlag,
 			&cli.IntFlag{Name: "max-entries", Value: stage.DefaultMaxEntries, Usage: "refuse a source with more members (files, directories, links) than this"},
-			&cli.StringFlag{Name: "key", Usage: "with --format ddi: private key signing the verity root hash"},
-			&cli.StringFlag{Name: "cert", Usage: "with --format ddi: certificate of --key"},
-			jsonFlag,
+			registryFlag,
+			&cli.BoolFlag{Name: "push", Usage: "push the images to --registry, unless their inputs digests are published there already"},
+			insecureFlag, jsonFlag,
 		}, buildFlags()...),
 		Action: runBake,
 	}
@@ -144,8 +188,15 @@ func runBake(ctx context.Context, cmd *cli.Command) error {
 	if cmd.NArg() != 1 {
 		return usagef("bake takes one RECIPE argument (see bakery bake --help)")
 	}
-	if cmd.String("format") == "ddi" || cmd.String("key") != "" || cmd.String("cert") != "" {
-		return usagef("--format ddi (and --key/--cert) are not supported yet; use squashfs or erofs")
+	push, target := cmd.Bool("push"), cmd.String("registry")
+	switch {
+	case push && target == "":
+		return usagef("--push needs --registry HOST/ns, the namespace to push to")
+	case !push && target != "":
+		return usagef("--registry names where --push publishes; add --push")
+	}
+	if err := checkRegistry(target); err != nil {
+		return err
 	}
 	r, err := recipes.Resolve(cmd.Args().First())
 	if err != nil {
@@ -159,14 +210,8 @@ func runBake(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	cacheDir := cmd.String("cache-dir")
-	if cacheDir == "" {
-		if cacheDir, err = sources.DefaultCacheDir(); err != nil {
-			return err
-		}
-	}
-	fetcher := &sources.Fetcher{Cache: sources.Cache{Dir: cacheDir}, AllowFileURLs: cmd.Bool("allow-file-urls")}
-	if fetcher.Mirrors, err = mirrors(cmd); err != nil {
+	fetcher, err := newFetcher(cmd)
+	if err != nil {
 		return err
 	}
 	if fetcher.MaxSize, err = bytesize.Parse(cmd.String("max-source-size")); err != nil {
@@ -190,24 +235,103 @@ func runBake(ctx context.Context, cmd *cli.Command) error {
 	// Whatever Plan refuses (an arch, version or image option the recipe or
 	// bake cannot use) is a mistake in the command line, found before
 	// anything is fetched.
-	if _, err := bakery.Plan(r, opts); err != nil {
+	builds, err := bakery.Plan(r, opts)
+	if err != nil {
 		return usagef("%v", err)
+	}
+	if push && len(builds) != len(r.Arches) {
+		return usagef("--push publishes one index holding every arch of the recipe (%s); drop --arch, or bake each arch with --arch and push the output directories together with bakery push", strings.Join(r.Arches, ", "))
+	}
+	var key crypto.Signer
+	if k := cmd.String("key"); k != "" {
+		if key, err = sign.LoadPrivateKey(k); err != nil {
+			return err
+		}
 	}
 	if !cmd.Bool("json") {
 		opts.Progress = stepPrinter{}
 	}
-	res, err := bakery.Bake(ctx, r, opts)
+	if !push {
+		res, err := bakery.Bake(ctx, r, opts)
+		if err != nil {
+			return err
+		}
+		if cmd.Bool("json") {
+			return printJSON(os.Stdout, res)
+		}
+		printBaked(res)
+		return nil
+	}
+	return bakeAndPush(ctx, cmd, r, builds, opts, target, key)
+}
+
+// bakeResult is what bake --push did, for --json: the bake's result
+// (empty when skipped), each arch's job with its inputs digest and
+// whether it was published already, and the push.
+type bakeResult struct {
+	*bakery.Result
+	Jobs    []bakery.Job         `json:"jobs"`
+	Skipped bool                 `json:"skipped"`
+	Push    *registry.PushResult `json:"push,omitempty"`
+}
+
+// bakeAndPush bakes r's builds and pushes them to target/NAME, or does
+// neither when every build's inputs digest is published there.
+func bakeAndPush(ctx context.Context, cmd *cli.Command, r *recipes.Recipe, builds []*recipes.Build, opts bakery.Options, target string, key crypto.Signer) error {
+	jobs, err := bakery.Jobs(ctx, builds, func(*recipes.Recipe) bakery.Options { return opts })
 	if err != nil {
 		return err
 	}
+	ropts := registryOptions(cmd)
+	cat, err := registry.Catalog(ctx, target, append(ropts, registry.WithoutListing())...)
+	if err != nil {
+		return fmt.Errorf("read what %s has published: %w", target, err)
+	}
+	bakery.SkipPublished(jobs, func(j bakery.Job) bool {
+		_, ok := cat.Catalog.Published(j.Name, j.Arch, j.InputsDigest)
+		return ok
+	})
+	out := bakeResult{Result: &bakery.Result{Images: []bakery.Image{}}, Jobs: jobs, Skipped: jobs[0].Skip}
+	if out.Skipped {
+		v, _ := cat.Catalog.Published(jobs[0].Name, jobs[0].Arch, jobs[0].InputsDigest)
+		stderrf("%s %s: every arch's inputs digest is published in %s/%s:%s (%s): nothing to bake or push\n", r.Name, jobs[0].Version, target, r.Name, v.Tag, v.Digest)
+		if cmd.Bool("json") {
+			return printJSON(os.Stdout, out)
+		}
+		return nil
+	}
+	if out.Result, err = bakery.Bake(ctx, r, opts); err != nil {
+		return err
+	}
+	var images []string
+	inputs := map[string]string{}
+	for _, img := range out.Result.Images {
+		images = append(images, img.Path)
+		inputs[img.Architecture] = img.InputsDigest
+	}
+	ropts = append(ropts, registry.WithInputsDigests(inputs))
+	if key != nil {
+		ropts = append(ropts, registry.WithSigner(key))
+	}
+	pushed, err := registry.Push(ctx, target+"/"+r.Name, images, ropts...)
+	if err != nil {
+		return err
+	}
+	out.Push = &pushed
 	if cmd.Bool("json") {
-		return printJSON(os.Stdout, res)
+		return printJSON(os.Stdout, out)
 	}
-	for _, img := range res.Images {
-		stderrf("%s  %s  %d bytes\n", img.SHA256, img.Path, img.Size)
-	}
-	stderrf("checksums: %s\n", res.Checksums)
+	printBaked(out.Result)
+	stderrf("pushed %s %s to %s@%s (tags: %s)\n", pushed.Name, pushed.Version, pushed.Repository, pushed.IndexDigest, strings.Join(pushed.Tags, ", "))
 	return nil
+}
+
+// printBaked shows a bake's result on stderr.
+func printBaked(res *bakery.Result) {
+	for _, img := range res.Images {
+		stderrf("%s  %s  %d bytes (inputs %s)\n", img.SHA256, img.Path, img.Size, img.InputsDigest)
+	}
+	stderrf("checksums: %s\ninputs: %s\n", res.Checksums, res.Inputs)
 }
 
 // stepPrinter shows the pipeline's steps on stderr.
@@ -256,8 +380,42 @@ func splitList(values []string) []string {
 	return out
 }
 
-// mirrorFlag rewrites source URL prefixes (bake, plan).
-var mirrorFlag = &cli.StringSliceFlag{Name: "mirror", Usage: "FROM=TO: fetch sources whose URL starts with FROM from TO instead (repeatable)"}
+// Flags bake and plan share.
+var (
+	// mirrorFlag rewrites source URL and image reference prefixes.
+	mirrorFlag        = &cli.StringSliceFlag{Name: "mirror", Usage: "FROM=TO: fetch sources whose URL (or oci reference) starts with FROM from TO instead (repeatable)"}
+	cacheDirFlag      = &cli.StringFlag{Name: "cache-dir", Usage: "download cache (default: $XDG_CACHE_HOME/bakery)"}
+	allowFileURLsFlag = &cli.BoolFlag{Name: "allow-file-urls", Usage: "let file:// sources read any file you can, not only files in the recipe's folder"}
+	registryFlag      = &cli.StringFlag{Name: "registry", Usage: "the registry namespace (`HOST/ns`) whose catalog says what is published"}
+)
+
+// newFetcher is the Fetcher of --cache-dir, --allow-file-urls and --mirror.
+func newFetcher(cmd *cli.Command) (*sources.Fetcher, error) {
+	cacheDir := cmd.String("cache-dir")
+	if cacheDir == "" {
+		var err error
+		if cacheDir, err = sources.DefaultCacheDir(); err != nil {
+			return nil, err
+		}
+	}
+	mirrors, err := mirrors(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return &sources.Fetcher{Cache: sources.Cache{Dir: cacheDir}, AllowFileURLs: cmd.Bool("allow-file-urls"), Mirrors: mirrors}, nil
+}
+
+// checkRegistry refuses a --registry that is not HOST[:port][/ns] (a
+// usage error); "" passes.
+func checkRegistry(target string) error {
+	if target == "" {
+		return nil
+	}
+	if err := registry.CheckNamespace(target); err != nil {
+		return usagef("--registry: %v", err)
+	}
+	return nil
+}
 
 // mirrors reads the --mirror flags.
 func mirrors(cmd *cli.Command) ([]sources.Mirror, error) {

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/sysext-bakery/bakery/internal/fixture"
+	"github.com/sysext-bakery/bakery/sysext"
 )
 
 // fileRecipe writes a recipe file whose one source is the file at path (a
@@ -159,8 +160,56 @@ sources:
 		"--mirror", "https://upstream.invalid/="+srv.URL+"/mirror/"); code != 0 {
 		t.Fatalf("bake: %s", stderr)
 	}
-	stdout, stderr, code := run(t, "image", "inspect", filepath.Join(out, "kmod-1-x86-64.raw"), "--json")
+	image := filepath.Join(out, "kmod-1-flatcar-4081.2.0-x86-64.raw") // one name per OS release
+	stdout, stderr, code := run(t, "image", "inspect", image, "--json")
 	if code != 0 || !strings.Contains(stdout, `"ID": "flatcar"`) || !strings.Contains(stdout, `"VERSION_ID": "4081.2.0"`) {
 		t.Errorf("inspect: %d %s %s", code, stdout, stderr)
 	}
+
+	// The real systemd-sysext merges it on that OS release only.
+	for _, tt := range []struct {
+		osRelease string
+		merged    bool
+	}{
+		{"ID=flatcar\nVERSION_ID=4081.2.0\n", true},
+		{"ID=flatcar\nVERSION_ID=4081.3.0\n", false},
+		{"ID=debian\nVERSION_ID=4081.2.0\n", false},
+	} {
+		out := oracleMerge(t, image, "kmod", tt.osRelease)
+		if merged := strings.Contains(out, "hierarchy /usr kmod"); merged != tt.merged {
+			t.Errorf("systemd-sysext on %q: merged %v, want %v:\n%s", tt.osRelease, merged, tt.merged, out)
+		}
+	}
+}
+
+// oracleMerge merges image, as extension name, with the real systemd-sysext
+// (../shared/tools/sysext-oracle) on a root with the given os-release, and
+// returns what the oracle printed. It skips without root, the oracle or an
+// x86-64 host.
+func oracleMerge(t *testing.T, image, name, osRelease string) string {
+	t.Helper()
+	oracle, _ := filepath.Abs("../../../shared/tools/sysext-oracle")
+	switch _, err := os.Stat(oracle); {
+	case os.Geteuid() != 0:
+		t.Skip("the systemd-sysext oracle needs root")
+	case err != nil:
+		t.Skipf("%s is missing (it lives beside the repo in ../shared)", oracle)
+	case sysext.HostArch().Name != "x86-64":
+		t.Skipf("host is %s; the test merges an x86-64 image", sysext.HostArch().Name)
+	}
+	root := t.TempDir()
+	for _, d := range []string{"etc", "usr/lib", "var/lib/extensions"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(root, "etc/os-release"), []byte(osRelease), 0o644)
+	data, err := os.ReadFile(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "var/lib/extensions", name+".raw"), data, 0o644)
+	out, err := exec.Command(oracle, root).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sysext-oracle: %v: %s", err, out)
+	}
+	return string(out)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,6 +22,7 @@ import (
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/inspect"
+	"github.com/sysext-bakery/bakery/validate"
 )
 
 // catalogDir is the shipped catalog in bakery's source.
@@ -103,7 +103,7 @@ func TestCatalogBakesOffline(t *testing.T) {
 				t.Fatalf("bakery %s: exit %d\n%s", strings.Join(args, " "), code, stderr)
 			}
 			for _, b := range builds {
-				checkCatalogImage(t, filepath.Join(out, fmt.Sprintf("%s-%s-%s.raw", name, b.Version, b.Arch)), b, fx)
+				checkCatalogImage(t, filepath.Join(out, fmt.Sprintf("%s-%s-%s.raw", name, b.ImageVersion, b.Arch)), b, fx)
 			}
 		})
 	}
@@ -177,7 +177,11 @@ func serveSources(t *testing.T, b *recipes.Build, fx *catalogFixture, docs map[s
 				}
 			}
 			for _, m := range f.Text {
-				members = append(members, fixture.Member{Name: fill(t, m, b), Body: []byte("text\n")})
+				body := []byte("text\n")
+				if strings.HasSuffix(m, ".service") { // bake parses units
+					body = []byte("[Unit]\nDescription=stand-in for the upstream unit\n")
+				}
+				members = append(members, fixture.Member{Name: fill(t, m, b), Body: body})
 			}
 			if body, err = fixture.Archive(s.URL, members); err != nil {
 				t.Fatal(err)
@@ -261,42 +265,14 @@ func checkCatalogImage(t *testing.T, image string, b *recipes.Build, fx *catalog
 			t.Errorf("%s: no %s", filepath.Base(image), p)
 		}
 	}
-	units := 0
-	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		unit := strings.HasSuffix(p, ".service") || strings.Contains(p, ".service.d/") && strings.HasSuffix(p, ".conf")
-		if err != nil || !d.Type().IsRegular() || !unit || !strings.Contains(p, "/systemd/system/") {
-			return err
-		}
-		units++
-		data, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
-		}
-		for _, bin := range execStarts(data) {
-			if !exists(bin) {
-				t.Errorf("%s: /%s starts %s, which the image lacks", filepath.Base(image), p, bin)
-			}
-		}
-		return nil
-	})
+	for _, err := range validate.CheckExecStart(fsys, b.Recipe.ImageClass()) {
+		t.Errorf("%s: %v", filepath.Base(image), err)
+	}
+	units, err := validate.UnitFiles(fsys, b.Recipe.ImageClass())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Recipe.Release.ReloadManager && units == 0 {
-		t.Errorf("%s: release.reload-manager is set, but the image has no service", filepath.Base(image))
+	if b.Recipe.Release.ReloadManager && len(units) == 0 {
+		t.Errorf("%s: release.reload-manager is set, but the image has no unit", filepath.Base(image))
 	}
-}
-
-// execStarts returns the binary of every ExecStart= of a unit file,
-// without systemd's prefixes (-, @, +, !, :).
-func execStarts(unit []byte) []string {
-	var bins []string
-	sc := bufio.NewScanner(bytes.NewReader(unit))
-	for sc.Scan() {
-		v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "ExecStart=")
-		if fields := strings.Fields(strings.TrimLeft(v, "-@+!:")); ok && len(fields) > 0 {
-			bins = append(bins, fields[0])
-		}
-	}
-	return bins
 }

@@ -11,7 +11,9 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/sysext-bakery/bakery/bakery"
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
+	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/inspect"
 )
 
@@ -22,6 +24,7 @@ func imageCommand() *cli.Command {
 		Commands: []*cli.Command{
 			imageCreateCommand(),
 			imageInspectCommand(),
+			imageSelfCommand(),
 		},
 	}
 }
@@ -34,9 +37,16 @@ func imageCreateCommand() *cli.Command {
 		Description: `The mksquashfs of this project: SRC_DIR becomes OUT.raw as is. No recipe,
 no extension-release is added, no validation beyond what the builder needs.
 
+--format ddi writes a Discoverable Disk Image as systemd-repart --make-ddi=sysext does
+(erofs, its dm-verity hash tree and, with --key and --cert, the root hash's signature);
+--key and --cert with a plain image write the dm-verity sidecars OUT.verity,
+OUT.roothash and OUT.roothash.p7s beside it instead.
+
 Examples:
   bakery image create staged/ out.raw
-  bakery image create staged/ out.raw --compression gzip --level 9 --epoch 0`,
+  bakery image create staged/ out.raw --compression gzip --level 9 --epoch 0
+  bakery keygen --x509 --out release
+  bakery image create staged/ hello.raw --format ddi --key release.key --cert release.crt`,
 		Flags: append(buildFlags(),
 			&cli.BoolFlag{Name: "all-root", Value: true, Usage: "make every file owned by root:root"},
 		),
@@ -60,20 +70,31 @@ Examples:
 				return err
 			}
 			opts.AllRoot = cmd.Bool("all-root")
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return err
-			}
-			tmp, err := atomicfile.Create(dst)
+			out, err := bakery.WriteImage(ctx, builder, src, dst, opts)
 			if err != nil {
 				return err
 			}
-			defer tmp.Abort()
-			if err := builder.Build(ctx, src, tmp.Name(), opts); err != nil {
-				return err
-			}
-			return tmp.Commit(0o644)
+			defer out.Abort()
+			return out.Commit()
 		},
 	}
+}
+
+// writeImage has builder write the image of the tree src to dst
+// atomically: whole, or not at all.
+func writeImage(ctx context.Context, builder sysext.Builder, src, dst string, opts sysext.BuildOptions) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	tmp, err := atomicfile.Create(dst)
+	if err != nil {
+		return err
+	}
+	defer tmp.Abort()
+	if err := builder.Build(ctx, src, tmp.Name(), opts); err != nil {
+		return err
+	}
+	return tmp.Commit(0o644)
 }
 
 func imageInspectCommand() *cli.Command {
@@ -81,7 +102,9 @@ func imageInspectCommand() *cli.Command {
 		Name:      "inspect",
 		Usage:     "show an image's file system, size, sha256, extension-release and entry count",
 		ArgsUsage: "IMAGE.raw",
-		Description: `Reads the image directly (squashfs or erofs): no root, no mount, no external tool.
+		Description: `Reads the image directly (squashfs, erofs, or a DDI's root partition): no root,
+no mount, no external tool. For a DDI it also checks the dm-verity hash tree and
+says whether it is signed and by which certificate (a node decides whom it trusts).
 The report goes to stdout (JSON with --json).
 
 Examples:
@@ -111,6 +134,13 @@ func printInspect(out io.Writer, p string) error {
 		return err
 	}
 	fmt.Fprintf(out, "%s\n  class    %s\n  fstype   %s\n  size     %d bytes\n  sha256   %s\n  name     %s\n  entries  %d\n", info.Path, info.Class, info.Format, info.Size, info.SHA256, info.Name, info.Entries)
+	if d := info.DDI; d != nil {
+		fmt.Fprintf(out, "  ddi      %s, %s inside, %s", d.Architecture, d.FSType, d.Verity)
+		if d.Signed {
+			fmt.Fprintf(out, ", signed by certificate %s", d.CertificateFingerprint)
+		}
+		fmt.Fprintf(out, "\n  roothash %s\n", d.RootHash)
+	}
 	for _, k := range slices.Sorted(maps.Keys(info.Release)) {
 		fmt.Fprintf(out, "  %s=%s\n", k, info.Release[k])
 	}

@@ -35,6 +35,8 @@ Examples:
 		EnableShellCompletion: true,
 		Commands: []*cli.Command{
 			bakeCommand(),
+			planCommand(),
+			recipesCommand(),
 			imageCommand(),
 			demoCommand(),
 			mergeCommand(),
@@ -49,6 +51,8 @@ Examples:
 			verifyCommand(),
 			catalogCommand(),
 			registryCommand(),
+			releaseCommand(),
+			butaneCommand(),
 		},
 		ExitErrHandler: func(context.Context, *cli.Command, error) {}, // main reports errors
 	})

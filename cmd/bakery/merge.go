@@ -19,7 +19,7 @@ import (
 
 var rootFlag = &cli.StringFlag{Name: "root", Value: "/", Usage: "operate on the root file system at `DIR`"}
 
-var requireSignatureFlag = &cli.BoolFlag{Name: "require-signature", Usage: "merge only images whose digest sync or pull verified (also set by policy.require-signature in sync.yaml)"}
+var requireSignatureFlag = &cli.BoolFlag{Name: "require-signature", Usage: "merge only images whose digest sync or pull verified, or DDIs signed by a certificate in /etc/verity.d or sync.yaml's certificates (also set by policy.require-signature in sync.yaml)"}
 
 var classFlag = &cli.StringFlag{Name: "class", Value: sysext.Sysext.Name, Usage: "the image `CLASS`: sysext (/usr, /opt) or confext (/etc)"}
 
@@ -205,6 +205,13 @@ os-release; incompatible or unverified images are reported and skipped.
 The service manager is reloaded afterwards when an extension merged, or
 one taken away, asks for it (EXTENSION_RELOAD_MANAGER=1), unless
 --no-reload or --root is not /.
+
+A DDI (bake --format ddi) is verified before it is mounted: its root
+partition for this host's architecture must match its dm-verity hash tree
+(checked here, the kernel need not have dm-verity), and its signature is
+checked against the *.crt files in ROOT/etc/verity.d (and systemd's other
+verity.d directories) and sync.yaml's certificates; only the verified
+blocks are mounted.
 
 Examples:
   bakery ` + name + `

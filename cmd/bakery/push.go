@@ -45,7 +45,11 @@ a channel on a newer version is an error (--force moves both back). Every tag
 is checked before anything is written. With --key the index is signed (a
 Sigstore bundle, claiming this extension and version, pushed as its
 referrer). NAMESPACE/catalog is updated: this extension's entry, then the
-signed catalog:latest, valid for --catalog-validity.
+signed catalog:latest, valid for --catalog-validity. A directory's INPUTS,
+written by bake, gives each image's inputs digest: published on its index
+entry as org.bakery.sysext.inputs-digest (the index gets the version's), it
+lets bakery plan and bake --push skip what is published. Arches baked on
+several machines are pushed together: bakery push dir-x86-64/ dir-arm64/ REF.
 
 Examples:
   bakery push out/ 127.0.0.1:5000/sysext/hello --insecure

@@ -29,8 +29,9 @@ longer listed, then refreshes the merge of each class that changed, with
 the policy of the configuration given (reloading the service manager
 when an extension asks for it, as merge does).
 
-The configuration's keys are absolute paths on the node; with --root they
-are read under the root. An image already installed is not downloaded
+The configuration's keys (and certificates, X.509 certificates trusted to
+sign DDIs beside /etc/verity.d) are absolute paths on the node; with
+--root they are read under the root. An image already installed is not downloaded
 again. policy.require-catalog checks every extension against the
 namespace's signed catalog (see README, "Threat model").
 

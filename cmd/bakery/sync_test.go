@@ -11,8 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sysext-bakery/bakery/internal/fixture"
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
@@ -56,7 +55,7 @@ func TestSyncFromRegistry(t *testing.T) {
 	if _, stderr, code := run(t, "push", evilOut, addr+"/demo/evil", "--key", filepath.Join(work, "good.key"), "--insecure"); code != 0 {
 		t.Fatalf("push evil: %s", stderr)
 	}
-	copySigned(t, addr+"/demo/evil:9.9.9", addr+"/demo/hello:stolen")
+	fixture.CopySigned(t, addr+"/demo/evil:9.9.9", addr+"/demo/hello:stolen")
 
 	for _, c := range []struct {
 		name, key, tag string
@@ -112,44 +111,5 @@ func TestSyncFromRegistry(t *testing.T) {
 				t.Errorf("status --json does not show hello merged:\n%s", got)
 			}
 		})
-	}
-}
-
-// copySigned copies an index and its signature referrers to the tag dst,
-// as an attacker with write access to the registry can (crane copy).
-func copySigned(t *testing.T, src, dst string) {
-	t.Helper()
-	from, err := name.ParseReference(src, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	to, err := name.NewTag(dst, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := remote.Index(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(to, idx); err != nil {
-		t.Fatal(err)
-	}
-	d, _ := idx.Digest()
-	refs, err := remote.Referrers(from.Context().Digest(d.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, _ := refs.IndexManifest()
-	if len(im.Manifests) == 0 {
-		t.Fatal("no signature to copy: the test proves nothing")
-	}
-	for _, r := range im.Manifests {
-		img, err := remote.Image(from.Context().Digest(r.Digest.String()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(to.Context().Digest(r.Digest.String()), img); err != nil {
-			t.Fatal(err)
-		}
 	}
 }

@@ -245,12 +245,17 @@ func (c *capped) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// ContextReader reads r until ctx is done: a long copy stops at the
+// next read after a signal cancels it.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
 // ctxReader stops reading once ctx is done.
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader
 }
 
+// Read reads from r, or fails with ctx's error once ctx is done.
 func (c ctxReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err

@@ -21,6 +21,7 @@ import (
 var all = []sysext.Format{
 	squashfsFormat{},
 	erofsFormat{},
+	ddiFormat{},
 }
 
 // All returns the formats, the default first.

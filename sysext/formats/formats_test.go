@@ -166,9 +166,9 @@ func TestByName(t *testing.T) {
 	if got, err := ByName(""); err != nil || got != Default() {
 		t.Errorf(`ByName("") = %v, %v; want the default`, got, err)
 	}
-	for _, name := range []string{"zip", "SQUASHFS", "ddi"} {
+	for _, name := range []string{"zip", "SQUASHFS", "DDI"} {
 		_, err := ByName(name)
-		if err == nil || !strings.Contains(err.Error(), `format "`+name+`" is not supported (use squashfs or erofs)`) {
+		if err == nil || !strings.Contains(err.Error(), `format "`+name+`" is not supported (use squashfs, erofs or ddi)`) {
 			t.Errorf("ByName(%q) = %v, want an error listing the formats", name, err)
 		}
 	}
@@ -192,9 +192,9 @@ func TestDetectUnknown(t *testing.T) {
 		r    io.ReaderAt
 		want string
 	}{
-		{"empty", bytes.NewReader(nil), "not a squashfs or erofs image (no known superblock magic)"},
+		{"empty", bytes.NewReader(nil), "not a squashfs, erofs or ddi image (no known superblock magic)"},
 		{"garbage", strings.NewReader(strings.Repeat("x", 5000)), "no known superblock magic"},
-		{"GPT disk", bytes.NewReader(at(512, "EFI PART")), "no known superblock magic"},
+		{"GPT header without protective MBR", bytes.NewReader(at(512, "EFI PART")), "no known superblock magic"},
 		{"squashfs magic off its place", bytes.NewReader(at(1024, "hsqs")), "no known superblock magic"},
 		{"erofs magic cut short", bytes.NewReader(at(1024, "\xe2\xe1\xf5\xe0")[:1026]), "no known superblock magic"},
 		{"unreadable", failingReader{}, "read image: disk on fire"},

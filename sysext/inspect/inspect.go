@@ -4,6 +4,7 @@
 package inspect
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,27 @@ type Info struct {
 	// Entries counts every file, directory, link and special file, the
 	// root directory excluded.
 	Entries int `json:"entries"`
+	// DDI describes a DDI's root partition and its protection.
+	DDI *DDIInfo `json:"ddi,omitempty"`
+}
+
+// DDIInfo is what inspect tells about a DDI beyond its file system.
+type DDIInfo struct {
+	// Architecture is the systemd architecture of the root partition
+	// read (the host's, else the only one).
+	Architecture string `json:"architecture"`
+	// FSType is the file system in the root partition.
+	FSType string `json:"fstype"`
+	// Verity is "verity" when the hash tree checks the data against the
+	// root hash the DDI names (no certificate is consulted: a node
+	// decides whom it trusts), "unprotected" without a hash tree.
+	Verity string `json:"verity"`
+	// RootHash is the verified root hash.
+	RootHash string `json:"rootHash,omitempty"`
+	// Signed tells whether the DDI has a signature partition, and
+	// CertificateFingerprint names the certificate it says signed it.
+	Signed                 bool   `json:"signed"`
+	CertificateFingerprint string `json:"certificateFingerprint,omitempty"`
 }
 
 // Limits that stop a walk of a damaged or hostile image whose directories
@@ -63,6 +85,11 @@ func Image(p string) (*Info, error) {
 	info.Class = class.Name
 	if info.Entries, err = countEntries(fsys); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	if format.Name() == "ddi" {
+		if info.DDI, err = describeDDI(f); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
 	}
 	h, size, err := digest.File(p)
 	if err != nil {
@@ -113,4 +140,26 @@ func countEntries(fsys fs.FS) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// describeDDI verifies a DDI's hash tree and reads its signature
+// partition.
+func describeDDI(r io.ReaderAt) (*DDIInfo, error) {
+	im, _, err := formats.OpenDDI(r)
+	if err != nil {
+		return nil, err
+	}
+	v, err := im.Verify(context.Background(), nil)
+	if err != nil {
+		return nil, err
+	}
+	inner, err := formats.Inner(v.Data)
+	if err != nil {
+		return nil, err
+	}
+	info := &DDIInfo{Architecture: im.Arch, FSType: inner.Name(), Verity: string(v.Protection), RootHash: v.RootHash, Signed: im.Signature != nil}
+	if doc, err := im.SignatureDoc(); err == nil && doc != nil {
+		info.CertificateFingerprint = doc.CertificateFingerprint
+	}
+	return info, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/sysext-bakery/bakery/internal/bounded"
 	"github.com/sysext-bakery/bakery/internal/hostile"
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/ddi"
 	"github.com/sysext-bakery/bakery/sysext/erofs"
 	"github.com/sysext-bakery/bakery/sysext/squashfs"
 	"golang.org/x/sys/unix"
@@ -33,7 +34,7 @@ func TestImage(t *testing.T) {
 	builders := []struct {
 		b      sysext.Builder
 		format string
-	}{{squashfs.Builder{}, "squashfs"}, {erofs.Builder{}, "erofs"}}
+	}{{squashfs.Builder{}, "squashfs"}, {erofs.Builder{}, "erofs"}, {ddi.Builder{Inner: erofs.Builder{}}, "ddi"}}
 	for _, tb := range builders {
 		for _, c := range cases {
 			t.Run(tb.format+"/"+c.name, func(t *testing.T) {
@@ -62,6 +63,9 @@ func TestImage(t *testing.T) {
 					info.Release["ARCHITECTURE"] != "arm64" || len(info.SHA256) != 64 || info.Size%4096 != 0 {
 					t.Errorf("Image = %+v", info)
 				}
+				if d := info.DDI; (d != nil) != (tb.format == "ddi") || d != nil && (d.Architecture != "arm64" || d.FSType != "erofs" || d.Verity != "verity" || len(d.RootHash) != 64 || d.Signed) {
+					t.Errorf("Image's DDI = %+v", d)
+				}
 			})
 		}
 	}
@@ -87,7 +91,7 @@ func TestImageHostile(t *testing.T) {
 		"shared-listing": "directory loop",
 		"lookup-chain":   "directory loop",
 		"sparse-release": `extension-release.x" has 3221225472 bytes, more than the 1048576 a release file may have`,
-		"fifo-release":   `extension-release.x" is a FIFO, not a regular file`,
+		"fifo-release":   `extension-release.x" is a fifo, not a regular file`,
 	}
 	wantErofs := map[string]string{"shared-listing": "more work than its"}
 	for _, set := range []struct {
@@ -133,7 +137,7 @@ func FuzzImage(f *testing.F) {
 	if err := os.WriteFile(rel, []byte("ID=_any\n"), 0o644); err != nil {
 		f.Fatal(err)
 	}
-	for _, b := range []sysext.Builder{squashfs.Builder{}, erofs.Builder{}} {
+	for _, b := range []sysext.Builder{squashfs.Builder{}, erofs.Builder{}, ddi.Builder{Inner: erofs.Builder{}}} {
 		img := filepath.Join(f.TempDir(), "img")
 		if err := b.Build(context.Background(), src, img, sysext.BuildOptions{AllRoot: true}); err != nil {
 			f.Fatal(err)

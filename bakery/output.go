@@ -1,0 +1,75 @@
+package bakery
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sysext-bakery/bakery/internal/atomicfile"
+	"github.com/sysext-bakery/bakery/internal/digest"
+	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/ddi"
+	"github.com/sysext-bakery/bakery/sysext/sidecar"
+)
+
+// Output is an image written to temporary files beside its destination,
+// with its dm-verity sidecars when it is signed and plain: none is
+// visible until Commit.
+type Output struct {
+	// SHA256 and Size describe the image.
+	SHA256 string
+	Size   int64
+	// Sidecars are the destinations of the sidecar files, if any.
+	Sidecars []string
+	files    []*atomicfile.File
+}
+
+// WriteImage has b write the image of the tree at srcDir for dst. With
+// opts.Signing, a DDI carries the signature itself; a plain image gets
+// the sidecars NAME.verity, NAME.roothash and NAME.roothash.p7s (package
+// sysext/sidecar) beside it.
+func WriteImage(ctx context.Context, b sysext.Builder, srcDir, dst string, opts sysext.BuildOptions) (*Output, error) {
+	tmp, err := atomicfile.Create(dst)
+	if err != nil {
+		return nil, err
+	}
+	o := &Output{files: []*atomicfile.File{tmp}}
+	if err := b.Build(ctx, srcDir, tmp.Name(), opts); err != nil {
+		o.Abort()
+		return nil, err
+	}
+	sum, size, err := digest.File(tmp.Name())
+	if err != nil {
+		o.Abort()
+		return nil, err
+	}
+	o.SHA256, o.Size = sum.Hex, size
+	if opts.Signing != nil && !ddi.Detect(tmp) {
+		files, _, err := sidecar.Create(ctx, tmp, size, dst, opts.Signing)
+		if err != nil {
+			o.Abort()
+			return nil, err
+		}
+		o.files = append(o.files, files...)
+		for _, suffix := range []string{sidecar.VeritySuffix, sidecar.RootHashSuffix, sidecar.SignatureSuffix} {
+			o.Sidecars = append(o.Sidecars, sidecar.Base(dst)+suffix)
+		}
+	}
+	return o, nil
+}
+
+// Commit makes the image and its sidecars visible, the sidecars first.
+func (o *Output) Commit() error {
+	for i := len(o.files) - 1; i >= 0; i-- {
+		if err := o.files[i].Commit(0o644); err != nil {
+			return fmt.Errorf("commit %s: %w", o.files[i].Name(), err)
+		}
+	}
+	return nil
+}
+
+// Abort removes what was written.
+func (o *Output) Abort() {
+	for _, f := range o.files {
+		f.Abort()
+	}
+}
