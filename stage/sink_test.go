@@ -46,6 +46,19 @@ func (r *replay) Link(p, target string) error {
 	return nil
 }
 
+func (r *replay) Remove(p string) error {
+	if _, ok := r.seen[p]; !ok {
+		return fmt.Errorf("%s: removed, not told of", p)
+	}
+	for q := range r.seen {
+		if strings.HasPrefix(q, p+"/") {
+			return fmt.Errorf("%s: removed before %s in it", p, q)
+		}
+	}
+	delete(r.seen, p)
+	return nil
+}
+
 // TestSink stages archives, a tree and a file through a Sink and checks
 // that what it was told describes the staging root exactly: every entry,
 // with its final mode (directories denying their owner access included)
