@@ -9,9 +9,10 @@ import (
 )
 
 // FS returns the tree as an fs.FS (also fs.ReadDirFS and fs.StatFS):
-// names, types and modes from memory, the content of a regular file read
-// through Open when it is read. Symlinks are not followed: Open of one
-// fails, as the tree does not resolve them.
+// names, types and modes from memory, the content of a regular file
+// opened by Open (and read at any offset, io.ReaderAt, when its content
+// allows). Symlinks are not followed: Open of one fails, as the tree does
+// not resolve them.
 func (t *Tree) FS() fs.FS { return treeFS{t} }
 
 // treeFS is the fs.FS of a Tree.
@@ -51,7 +52,14 @@ func (f treeFS) Open(name string) (fs.File, error) {
 	case mode.IsDir():
 		return &dirFile{fileInfo: info}, nil
 	case mode.IsRegular():
-		return &regFile{fileInfo: info}, nil
+		rc, err := f.t.Open(i)
+		if err != nil {
+			return nil, err
+		}
+		if ra, ok := rc.(io.ReaderAt); ok {
+			return &regFileAt{regFile{info, rc}, ra}, nil
+		}
+		return &regFile{info, rc}, nil
 	}
 	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 }
@@ -127,29 +135,19 @@ func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
 	return entries, nil
 }
 
-// regFile is an open regular file of a Tree, its content opened when it
-// is first read.
+// regFile is an open regular file of a Tree.
 type regFile struct {
 	fileInfo
 	rc io.ReadCloser
 }
 
 func (r *regFile) Stat() (fs.FileInfo, error) { return r.fileInfo, nil }
+func (r *regFile) Read(p []byte) (int, error) { return r.rc.Read(p) }
+func (r *regFile) Close() error               { return r.rc.Close() }
 
-func (r *regFile) Read(p []byte) (int, error) {
-	if r.rc == nil {
-		rc, err := r.t.Open(r.i)
-		if err != nil {
-			return 0, err
-		}
-		r.rc = rc
-	}
-	return r.rc.Read(p)
-}
-
-func (r *regFile) Close() error {
-	if r.rc == nil {
-		return nil
-	}
-	return r.rc.Close()
+// regFileAt is an open regular file whose content reads at any offset (a
+// host file's does), as debug/elf and other readers of headers want.
+type regFileAt struct {
+	regFile
+	io.ReaderAt
 }

@@ -67,6 +67,24 @@ func (f *hostFile) Close() error {
 	return nil
 }
 
+// ReadAt reads len(p) bytes at off (io.ReaderAt).
+func (f *hostFile) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := unix.Pread(f.fd, p[n:], off+int64(n))
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return n, &fs.PathError{Op: "read", Path: f.path(), Err: err}
+		case k == 0:
+			return n, io.EOF
+		}
+		n += k
+	}
+	return n, nil
+}
+
 // Seek sets the offset for the next Read (io.Seeker).
 func (f *hostFile) Seek(offset int64, whence int) (int64, error) {
 	off, err := unix.Seek(f.fd, offset, whence)
