@@ -76,13 +76,29 @@ func (b Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.Buil
 	if err != nil {
 		return fmt.Errorf("erofs: %w", err)
 	}
+	return b.build(ctx, t, dst, " from "+srcDir, opts)
+}
+
+var _ sysext.TreeBuilder = Builder{}
+
+// BuildTree writes the erofs image of t to dst, as Build does.
+func (b Builder) BuildTree(ctx context.Context, t *tree.Tree, dst string, opts sysext.BuildOptions) error {
+	if err := b.Check(opts); err != nil {
+		return err
+	}
+	return b.build(ctx, t, dst, "", opts)
+}
+
+// build writes the image of t to dst, naming it and where it is from in
+// errors.
+func (b Builder) build(ctx context.Context, t *tree.Tree, dst, from string, opts sysext.BuildOptions) error {
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("erofs: create image: %w", err)
 	}
 	defer f.Close()
 	if err := Write(ctx, f, t, Options{Epoch: opts.Epoch, AllRoot: opts.AllRoot}); err != nil {
-		return fmt.Errorf("erofs: write %s from %s: %w", dst, srcDir, err)
+		return fmt.Errorf("erofs: write %s%s: %w", dst, from, err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("erofs: close %s: %w", dst, err)
