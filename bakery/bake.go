@@ -20,7 +20,9 @@ import (
 	"github.com/sysext-bakery/bakery/internal/sha256sums"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sources"
+	"github.com/sysext-bakery/bakery/stage"
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/tree"
 	"github.com/sysext-bakery/bakery/validate"
 )
 
@@ -169,7 +171,12 @@ func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error)
 }
 
 // bakeArch stages, validates and builds one arch's image into temporary
-// files in the output directory.
+// files in the output directory. The stager tells a tree.Builder what it
+// writes, so that the staged tree is never walked again: with a
+// sysext.StreamBuilder (the native squashfs one) the image is written
+// while the sources are staged, with a sysext.TreeBuilder (native erofs)
+// from the tree in memory, with any other builder from the staging
+// directory. The tree is validated from memory once staged.
 func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *Output, error) {
 	step := func(s, detail string) {
 		if opts.Progress != nil {
@@ -190,25 +197,16 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *Outp
 		return Image{}, nil, err
 	}
 	step("inputs", inputs.String())
-	step("fetch", fmt.Sprintf("%d sources", len(b.Sources)))
-	if err := Stage(ctx, b, stageDir, opts); err != nil {
-		return Image{}, nil, err
-	}
-	step("validate", stageDir)
-	if err := writeRelease(b, stageDir); err != nil {
-		return Image{}, nil, err
-	}
-	allowed, err := validate.Tree(os.DirFS(stageDir), b.Arch, b.Recipe)
+	staged := tree.NewBuilder(stageDir, uint32(os.Geteuid()), uint32(os.Getegid()))
+	release, err := writeRelease(b, stageDir, staged)
 	if err != nil {
 		return Image{}, nil, err
 	}
-	for _, a := range allowed {
-		step("foreign-elf", fmt.Sprintf("%s, built for %s, allowed by %s:%d: %s", a.Path, a.For, b.Recipe.Path, a.Rule.Line, a.Rule.Reason))
-	}
 	name := FileName(b.Recipe.Name, b.ImageVersion, b.Arch)
 	dst := filepath.Join(opts.OutDir, name)
-	step("build", fmt.Sprintf("%s with %s", name, opts.Builder.Name()))
-	out, err := WriteImage(ctx, opts.Builder, stageDir, dst, opts.Build)
+	out, err := writeOutput(ctx, dst, opts.Build, func(tmp string) error {
+		return stageAndBuild(ctx, b, opts, stageDir, staged, release, tmp, step)
+	})
 	if err != nil {
 		return Image{}, nil, err
 	}
@@ -219,8 +217,129 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *Outp
 	}, out, nil
 }
 
-// writeRelease writes the extension-release.NAME of the recipe's class.
-func writeRelease(b *recipes.Build, stageDir string) error {
+// stageAndBuild stages b's sources into stageDir, telling staged, which
+// holds the release file at release already, validates the tree and has
+// the builder write the image to dst. A streaming builder runs beside the
+// staging; when the files did not come in walk order (tree.ErrOrder) it
+// writes the image again from the staged tree. On failure or
+// cancellation, the builder is stopped and waited for.
+func stageAndBuild(ctx context.Context, b *recipes.Build, opts Options, stageDir string, staged *tree.Builder, release, dst string, step func(s, detail string)) error {
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	name := FileName(b.Recipe.Name, b.ImageVersion, b.Arch)
+	step("fetch", fmt.Sprintf("%d sources", len(b.Sources)))
+	streaming, _ := opts.Builder.(sysext.StreamBuilder)
+	var streamed chan error
+	if streaming != nil {
+		step("build", fmt.Sprintf("%s with %s, as the sources are staged", name, opts.Builder.Name()))
+		streamed = make(chan error, 1)
+		go func() {
+			err := streaming.BuildStream(bctx, staged.Stream(), dst, opts.Build)
+			if err != nil && !errors.Is(err, tree.ErrOrder) {
+				cancel() // no use staging on
+			}
+			streamed <- err
+		}()
+	}
+	err := Stage(stage.WithSink(bctx, releaseGuard{staged, release}), b, stageDir, opts)
+	staged.Close(err)
+	var t *tree.Tree
+	if err == nil {
+		t, err = staged.Built(ctx)
+	}
+	if err == nil {
+		step("validate", stageDir)
+		err = validateTree(t, b, step)
+	}
+	if err != nil {
+		cancel()
+		if streamed != nil {
+			if serr := <-streamed; serr != nil && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+				err = serr // the builder failed first and stopped the staging
+			}
+		}
+		return err
+	}
+	switch tb, _ := opts.Builder.(sysext.TreeBuilder); {
+	case streamed != nil:
+		if err = <-streamed; errors.Is(err, tree.ErrOrder) {
+			step("build", fmt.Sprintf("%s again: the sources were not in walk order", name))
+			err = streaming.BuildTree(ctx, t, dst, opts.Build)
+		}
+	case tb != nil:
+		step("build", fmt.Sprintf("%s with %s", name, opts.Builder.Name()))
+		err = tb.BuildTree(ctx, t, dst, opts.Build)
+	default:
+		step("build", fmt.Sprintf("%s with %s", name, opts.Builder.Name()))
+		err = opts.Builder.Build(ctx, stageDir, dst, opts.Build)
+	}
+	return err
+}
+
+// validateTree checks the staged tree t, showing the foreign ELF files
+// the recipe allows.
+func validateTree(t *tree.Tree, b *recipes.Build, step func(s, detail string)) error {
+	allowed, err := validate.Tree(t.FS(), b.Arch, b.Recipe)
+	if err != nil {
+		return err
+	}
+	for _, a := range allowed {
+		step("foreign-elf", fmt.Sprintf("%s, built for %s, allowed by %s:%d: %s", a.Path, a.For, b.Recipe.Path, a.Rule.Line, a.Rule.Reason))
+	}
+	return nil
+}
+
+// releaseGuard passes what the stager writes on to a tree.Builder, and
+// refuses anything at the release file's path, which bakery writes.
+type releaseGuard struct {
+	*tree.Builder
+	release string
+}
+
+// guard refuses the path p when it is the release file's.
+func (g releaseGuard) guard(p string) error {
+	if p == g.release {
+		return fmt.Errorf("%s: a source already ships this file; bakery writes it from the recipe's release: section, remove it from the source", p)
+	}
+	return nil
+}
+
+// File refuses the release file's path, else tells the Builder.
+func (g releaseGuard) File(p string, mode fs.FileMode, size int64) error {
+	if err := g.guard(p); err != nil {
+		return err
+	}
+	return g.Builder.File(p, mode, size)
+}
+
+// Symlink refuses the release file's path, else tells the Builder.
+func (g releaseGuard) Symlink(p, target string) error {
+	if err := g.guard(p); err != nil {
+		return err
+	}
+	return g.Builder.Symlink(p, target)
+}
+
+// Link refuses the release file's path, else tells the Builder.
+func (g releaseGuard) Link(p, target string) error {
+	if err := g.guard(p); err != nil {
+		return err
+	}
+	return g.Builder.Link(p, target)
+}
+
+// Remove refuses the release file's path, else tells the Builder.
+func (g releaseGuard) Remove(p string) error {
+	if err := g.guard(p); err != nil {
+		return err
+	}
+	return g.Builder.Remove(p)
+}
+
+// writeRelease writes the extension-release.NAME of the recipe's class into
+// the empty staging root stageDir, before any source, telling staged, and
+// returns its path.
+func writeRelease(b *recipes.Build, stageDir string, staged *tree.Builder) (string, error) {
 	class := b.Recipe.ImageClass()
 	rel := sysext.ExtensionRelease{
 		Class:            class,
@@ -234,41 +353,43 @@ func writeRelease(b *recipes.Build, stageDir string) error {
 		ExtensionVersion: b.ImageVersion,
 	}
 	if err := rel.Validate(); err != nil {
-		return fmt.Errorf("release: %w", err)
+		return "", fmt.Errorf("release: %w", err)
 	}
 	root, err := os.OpenRoot(stageDir)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer root.Close()
 	p := class.ReleasePath(b.Recipe.Name)
-	if _, err := root.Lstat(p); err == nil {
-		return fmt.Errorf("%s: a source already ships this file; bakery writes it from the recipe's release: section, remove it from the source", p)
+	if err := mkdirs(root, path.Dir(p), staged); err != nil {
+		return "", err
 	}
-	if err := mkdirs(root, path.Dir(p)); err != nil {
-		return err
-	}
+	content := rel.Release().Render()
 	f, err := root.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return err
+		return "", err
 	}
-	_, err = f.Write(rel.Release().Render())
+	_, err = f.Write(content)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
 		err = root.Chmod(p, 0o644)
 	}
-	return err
+	if err == nil {
+		err = staged.File(p, 0o644, int64(len(content)))
+	}
+	return p, err
 }
 
 // mkdirs creates the missing directories of dir (slash-separated, relative
-// to root) with mode 0755 whatever the umask, leaving existing ones alone.
-func mkdirs(root *os.Root, dir string) error {
+// to root) with mode 0755 whatever the umask, leaving existing ones alone,
+// and tells staged of those it makes.
+func mkdirs(root *os.Root, dir string, staged *tree.Builder) error {
 	if dir == "." {
 		return nil
 	}
-	if err := mkdirs(root, path.Dir(dir)); err != nil {
+	if err := mkdirs(root, path.Dir(dir), staged); err != nil {
 		return err
 	}
 	fi, err := root.Lstat(dir)
@@ -283,5 +404,8 @@ func mkdirs(root *os.Root, dir string) error {
 	if err := root.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
-	return root.Chmod(dir, 0o755)
+	if err := root.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	return staged.Dir(dir, 0o755)
 }

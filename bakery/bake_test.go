@@ -3,12 +3,14 @@ package bakery
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -18,8 +20,10 @@ import (
 	"github.com/sysext-bakery/bakery/internal/fixture"
 	"github.com/sysext-bakery/bakery/sources"
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/formats"
 	"github.com/sysext-bakery/bakery/sysext/inspect"
 	"github.com/sysext-bakery/bakery/sysext/squashfs"
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
 func TestBakeIsReproducible(t *testing.T) {
@@ -94,10 +98,10 @@ func TestMountedImageShowsStagedTree(t *testing.T) {
 				}
 				staged := t.TempDir()
 				os.Chmod(staged, 0o755)
-				if err := Stage(bakeCtx, build, staged, opts); err != nil {
+				if _, err := writeRelease(build, staged, tree.NewBuilder(staged, 0, 0)); err != nil {
 					t.Fatal(err)
 				}
-				if err := writeRelease(build, staged); err != nil {
+				if err := Stage(bakeCtx, build, staged, opts); err != nil {
 					t.Fatal(err)
 				}
 				want := listTree(t, staged) + "owners 0:0\n"
@@ -381,5 +385,158 @@ validate:
 		if !slices.Contains(steps, want) {
 			t.Errorf("progress lacks %q:\n%s", want, strings.Join(steps, "\n"))
 		}
+	}
+}
+
+// TestStreamedBakeEqualsStagedBuild bakes, with the default builder of
+// each format, an archive whose members come in walk order, and then a
+// file of the next source that comes before the archive's last file,
+// which is held back for that (the native squashfs image is written while
+// they are staged), the same archive in
+// another order (written again from the staged tree once the order is
+// found wrong), and checks each image is byte-identical to what image
+// create's path (WriteImage of the staged directory) writes.
+func TestStreamedBakeEqualsStagedBuild(t *testing.T) {
+	reg := func(name, body string, mode int64) tarEntry {
+		return tarEntry{hdr: tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode}, body: body}
+	}
+	members := []tarEntry{
+		{hdr: tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755}},
+		reg("bin/a", strings.Repeat("alpha ", 40000), 0o755),
+		reg("bin/b", strings.Repeat("beta ", 30), 0o755),
+		{hdr: tar.Header{Name: "bin/c", Typeflag: tar.TypeSymlink, Linkname: "a"}},
+		reg("bin/d", strings.Repeat("alpha ", 40000), 0o755),
+		{hdr: tar.Header{Name: "bin/e", Typeflag: tar.TypeLink, Linkname: "bin/b"}},
+		reg("bin/empty", "", 0o644),
+		{hdr: tar.Header{Name: "bin/locked/", Typeflag: tar.TypeDir, Mode: 0o500}},
+		reg("bin/locked/f", "in a directory its owner cannot write", 0o644),
+		reg("bin/sparse", strings.Repeat("\x00", 1<<20)+"end", 0o644),
+		reg("share/doc", "docs", 0o644),
+	}
+	// bin/a after bin/d, when bin/b, handed out for bin/d, is already in
+	// the image
+	swapped := slices.Concat(members[:1], members[2:5], members[1:2], members[5:])
+	for _, name := range []string{"squashfs", "erofs", "ddi"} {
+		format, _ := formats.ByName(name)
+		builder := format.Builders()[0]
+		t.Run(name, func(t *testing.T) {
+			for i, order := range [][]tarEntry{members, swapped} {
+				archive := tarGz(t, order...)
+				srv := fixture.Serve(t, map[string][]byte{"/a.tar.gz": archive})
+				r := writeRecipe(t, fmt.Sprintf(`name: order
+version: "1"
+arches: [x86-64]
+sources:
+  - url: %s/a.tar.gz
+    sha256: %s
+    extract: {to: /usr}
+  - files: files/
+`, srv.URL, sha256Hex(archive)), map[string]string{"files/usr/lib/systemd/system/order.service": "[Unit]\n"})
+				var steps stepRecorder
+				opts := bakeOptions(t, t.TempDir(), builder, format)
+				opts.Build.AllRoot = false
+				opts.Progress = &steps
+				res, err := Bake(bakeCtx, r, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, streams := builder.(sysext.StreamBuilder)
+				again := slices.ContainsFunc(steps, func(s string) bool { return strings.Contains(s, "not in walk order") })
+				if want := streams && i == 1; again != want {
+					t.Errorf("built again: %v, want %v:\n%s", again, want, strings.Join(steps, "\n"))
+				}
+
+				build, err := r.Expand("", "x86-64")
+				if err != nil {
+					t.Fatal(err)
+				}
+				staged := t.TempDir()
+				os.Chmod(staged, 0o755)
+				if _, err := writeRelease(build, staged, tree.NewBuilder(staged, 0, 0)); err != nil {
+					t.Fatal(err)
+				}
+				if err := Stage(bakeCtx, build, staged, opts); err != nil {
+					t.Fatal(err)
+				}
+				out, err := WriteImage(bakeCtx, builder, staged, filepath.Join(t.TempDir(), "img.raw"), opts.Build)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if out.SHA256 != res.Images[0].SHA256 {
+					t.Errorf("order %d: baked %s, image create of the staged tree %s", i, res.Images[0].SHA256, out.SHA256)
+				}
+				out.Abort()
+			}
+		})
+	}
+}
+
+// TestBakeCancelled cancels a bake once the native squashfs builder runs
+// beside the staging: Bake fails with the cancellation, both stop (no
+// goroutine of either is left) and nothing is left in the output
+// directory.
+func TestBakeCancelled(t *testing.T) {
+	var files []tarEntry
+	for i := range 200 {
+		files = append(files, tarEntry{hdr: tar.Header{Name: fmt.Sprintf("share/f%03d", i), Typeflag: tar.TypeReg}, body: strings.Repeat(fmt.Sprint(i), 5000)})
+	}
+	archive := tarGz(t, files...)
+	srv := fixture.Serve(t, map[string][]byte{"/a.tar.gz": archive})
+	r := writeRecipe(t, fmt.Sprintf(`name: cancelled
+version: "1"
+arches: [x86-64]
+sources:
+  - url: %s/a.tar.gz
+    sha256: %s
+    extract: {to: /usr}
+`, srv.URL, sha256Hex(archive)), nil)
+	out := t.TempDir()
+	opts := bakeOptions(t, out, squashfs.Builder{}, squashfsFormat)
+	ctx, cancel := context.WithCancel(bakeCtx)
+	defer cancel()
+	opts.Progress = cancelAt{"as the sources are staged", cancel}
+	if _, err := Bake(ctx, r, opts); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Bake = %v, want it cancelled", err)
+	}
+	if left, _ := os.ReadDir(out); len(left) != 0 {
+		t.Errorf("the output directory holds %v", left)
+	}
+	buf := make([]byte, 1<<20)
+	for _, fn := range []string{"bakery.stageAndBuild", "squashfs.", "tree.(*Builder)"} {
+		if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, fn) {
+			t.Errorf("a goroutine in %s is left:\n%s", fn, stacks)
+		}
+	}
+}
+
+// cancelAt is a Progress that cancels when a step's detail holds its
+// text.
+type cancelAt struct {
+	text   string
+	cancel context.CancelFunc
+}
+
+func (c cancelAt) Step(arch, step, detail string) {
+	if strings.Contains(detail, c.text) {
+		c.cancel()
+	}
+}
+
+// TestSourceShippingTheReleaseIsRefused bakes an archive that ships the
+// extension-release file bakery writes.
+func TestSourceShippingTheReleaseIsRefused(t *testing.T) {
+	archive := tarGz(t, tarEntry{hdr: tar.Header{Name: "usr/lib/extension-release.d/extension-release.ships", Typeflag: tar.TypeReg}, body: "ID=_any\n"})
+	srv := fixture.Serve(t, map[string][]byte{"/a.tar.gz": archive})
+	r := writeRecipe(t, fmt.Sprintf(`name: ships
+version: "1"
+arches: [x86-64]
+sources:
+  - url: %s/a.tar.gz
+    sha256: %s
+    extract: {}
+`, srv.URL, sha256Hex(archive)), nil)
+	_, err := Bake(bakeCtx, r, bakeOptions(t, t.TempDir(), squashfs.Builder{}, squashfsFormat))
+	if want := "usr/lib/extension-release.d/extension-release.ships: a source already ships this file"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want one saying %q", err, want)
 	}
 }

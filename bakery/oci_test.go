@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/inspect"
 	"github.com/sysext-bakery/bakery/sysext/squashfs"
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
 // elfFor is a minimal executable for arch, x86-64 or arm64.
@@ -120,4 +122,68 @@ func openImage(t *testing.T, p string) fs.FS {
 		t.Fatal(err)
 	}
 	return fsys
+}
+
+// TestStreamedBakeOfLayers bakes images whose upper layer whites out a
+// file of the lower one: the file held back when the layer ends (the
+// image is still written as the layers are staged) or one already in the
+// image being written (written again from the staged tree). Both equal
+// what image create writes of the staged tree.
+func TestStreamedBakeOfLayers(t *testing.T) {
+	reg := fixture.ServeRegistry(t)
+	lower := fixture.Layer(t, false, []fixture.LayerEntry{
+		{Name: "usr/share/tool/a", Mode: 0o644, Body: []byte("a")},
+		{Name: "usr/share/tool/b", Mode: 0o644, Body: []byte("b")},
+		{Name: "usr/share/tool/c", Mode: 0o644, Body: []byte("c")},
+	})
+	for _, tt := range []struct {
+		name, whiteout string
+		again          bool
+	}{
+		{"held", "usr/share/tool/.wh.c", false},
+		{"handed out", "usr/share/tool/.wh.a", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			upper := fixture.Layer(t, true, []fixture.LayerEntry{{Name: tt.whiteout}, {Name: "usr/share/tool/d", Mode: 0o644, Body: []byte("d")}})
+			ref := reg.PushImage(t, "ns/"+strings.ReplaceAll(tt.name, " ", "-"), fixture.Image(t, "amd64", lower, upper))
+			r := writeRecipe(t, fmt.Sprintf(`name: layers
+version: "1"
+arches: [x86-64]
+sources:
+  - oci: %s
+    extract: {to: /}
+`, ref), nil)
+			var steps stepRecorder
+			opts := bakeOptions(t, t.TempDir(), squashfs.Builder{}, squashfsFormat)
+			opts.Progress = &steps
+			res, err := Bake(bakeCtx, r, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again := slices.ContainsFunc(steps, func(s string) bool { return strings.Contains(s, "not in walk order") })
+			if again != tt.again {
+				t.Errorf("built again: %v, want %v:\n%s", again, tt.again, strings.Join(steps, "\n"))
+			}
+			build, err := r.Expand("", "x86-64")
+			if err != nil {
+				t.Fatal(err)
+			}
+			staged := t.TempDir()
+			os.Chmod(staged, 0o755)
+			if _, err := writeRelease(build, staged, tree.NewBuilder(staged, 0, 0)); err != nil {
+				t.Fatal(err)
+			}
+			if err := Stage(bakeCtx, build, staged, opts); err != nil {
+				t.Fatal(err)
+			}
+			out, err := WriteImage(bakeCtx, squashfs.Builder{}, staged, filepath.Join(t.TempDir(), "img.raw"), opts.Build)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Abort()
+			if out.SHA256 != res.Images[0].SHA256 {
+				t.Errorf("baked %s, image create of the staged tree %s", res.Images[0].SHA256, out.SHA256)
+			}
+		})
+	}
 }

@@ -28,12 +28,20 @@ type Output struct {
 // the sidecars NAME.verity, NAME.roothash and NAME.roothash.p7s (package
 // sysext/sidecar) beside it.
 func WriteImage(ctx context.Context, b sysext.Builder, srcDir, dst string, opts sysext.BuildOptions) (*Output, error) {
+	return writeOutput(ctx, dst, opts, func(tmp string) error { return b.Build(ctx, srcDir, tmp, opts) })
+}
+
+// writeOutput has build write an image into tmp, a temporary file beside
+// dst, then reads it back for its digest and, as WriteImage says, its
+// sidecars: the native writers seek back to write their headers, so the
+// digest cannot be taken as they write.
+func writeOutput(ctx context.Context, dst string, opts sysext.BuildOptions, build func(tmp string) error) (*Output, error) {
 	tmp, err := atomicfile.Create(dst)
 	if err != nil {
 		return nil, err
 	}
 	o := &Output{files: []*atomicfile.File{tmp}}
-	if err := b.Build(ctx, srcDir, tmp.Name(), opts); err != nil {
+	if err := build(tmp.Name()); err != nil {
 		o.Abort()
 		return nil, err
 	}

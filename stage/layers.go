@@ -258,7 +258,10 @@ func (s *stager) clear(p string, self bool) error {
 		return fmt.Errorf("removing /%s: %w", p, err)
 	}
 	s.forget(p)
-	return nil
+	if err != nil {
+		return nil
+	}
+	return s.sink.Remove(p)
 }
 
 // forget drops what the stager kept about the removed entry p.

@@ -136,11 +136,15 @@ func TestLayers(t *testing.T) {
 		for _, format := range []Format{Tar, TarGzip, TarZstd} {
 			t.Run(tt.name+"/"+format.String(), func(t *testing.T) {
 				sb := newSandbox(t)
-				if _, err := Layers(testCtx, sb.root, layerFiles(t, format, tt.layers...), tt.opts); err != nil {
+				r := &replay{dir: sb.dir, seen: map[string]string{}}
+				if _, err := Layers(WithSink(testCtx, r), sb.root, layerFiles(t, format, tt.layers...), tt.opts); err != nil {
 					t.Fatal(err)
 				}
 				if got := listing(t, sb.dir); !maps.Equal(got, tt.want) {
 					t.Errorf("tree:\n got %q\nwant %q", got, tt.want)
+				}
+				if !maps.Equal(r.seen, tt.want) {
+					t.Errorf("a Sink was told of\n%q\nwant %q", r.seen, tt.want)
 				}
 				sb.checkJail(t)
 			})

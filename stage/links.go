@@ -17,7 +17,10 @@ func (s *stager) symlink(full string, m *member) error {
 	if err := checkName(target); err != nil {
 		return refused(ErrBadName, "symbolic link target %q: %v", target, err)
 	}
-	return s.replace(full, func(d *os.Root, tmp string) error { return d.Symlink(target, tmp) })
+	if err := s.replace(full, func(d *os.Root, tmp string) error { return d.Symlink(target, tmp) }); err != nil {
+		return err
+	}
+	return s.sink.Symlink(full, target)
 }
 
 // recordWritten records the file f as written by this stager.
@@ -50,9 +53,13 @@ func (s *stager) hardlink(full string, existing fs.FileInfo, m *member) error {
 	if existing != nil && os.SameFile(ti, existing) {
 		return nil // already this file
 	}
-	return s.replace(full, func(_ *os.Root, tmp string) error {
+	err = s.replace(full, func(_ *os.Root, tmp string) error {
 		return s.root.Link(target, path.Join(path.Dir(full), tmp))
 	})
+	if err != nil {
+		return err
+	}
+	return s.sink.Link(full, target)
 }
 
 // wrote reports whether fi is a file this stager wrote. Every file in the

@@ -45,6 +45,7 @@ type stager struct {
 	// not stop later members; other directory modes are applied at once.
 	lockedDirs map[string]fs.FileMode
 	result     Result
+	sink       Sink // told of every entry written
 	// layers is set when applying an image's layers (layers.go): what
 	// they wrote, for whiteouts.
 	layers *layerState
@@ -75,6 +76,7 @@ func newStager(ctx context.Context, root *os.Root, origin string, opts Options) 
 		entries:    opts.MaxEntries,
 		written:    map[uint64]struct{}{},
 		lockedDirs: map[string]fs.FileMode{},
+		sink:       sinkOf(ctx),
 	}
 	if opts.Mode != 0 {
 		s.mode = normalMode(opts.Mode)
@@ -238,6 +240,9 @@ func (s *stager) parents(dir string) error {
 			return err
 		}
 		s.layers.record(dir, false)
+		if err := s.sink.Dir(dir, 0o755); err != nil {
+			return err
+		}
 	case err != nil:
 		return err
 	case info.Mode()&fs.ModeSymlink != 0:
@@ -261,10 +266,13 @@ func (s *stager) dir(d *os.Root, full string, existing fs.FileInfo, mode fs.File
 	}
 	if mode.Perm()&0o700 != 0o700 {
 		s.lockedDirs[full] = mode
-		return nil
+		return s.sink.Dir(full, mode)
 	}
 	delete(s.lockedDirs, full)
-	return d.Chmod(base, mode)
+	if err := d.Chmod(base, mode); err != nil {
+		return err
+	}
+	return s.sink.Dir(full, mode)
 }
 
 // at returns a Root open on the directory of full, and full's last

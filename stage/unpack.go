@@ -12,17 +12,18 @@
 // same way, with OCI whiteouts confined to what the image itself wrote.
 //
 // Owners are left as the process's and modification times are not kept:
-// the image builder sets both. Regular files are written to a temporary
-// name and renamed into place, so no file is ever visible half-written under
-// its final name; they are not fsynced, because a staging root is scratch
-// that is rebuilt from the verified cache after any failure.
+// the image builder sets both. A [Sink] (see [WithSink]) is told of every
+// entry once it is in place, for a caller that builds the tree as it is
+// staged. Regular files are written to a temporary name and renamed into
+// place, so no file is ever visible half-written under its final name;
+// they are not fsynced, because a staging root is scratch that is rebuilt
+// from the verified cache after any failure.
 package stage
 
 import (
 	"archive/tar"
 	"archive/zip"
 	"compress/bzip2"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 )

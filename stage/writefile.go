@@ -31,7 +31,7 @@ func (s *stager) file(full string, m *member) error {
 	}
 	s.limit -= n
 	s.result.Bytes += n
-	return nil
+	return s.sink.File(full, mode, n)
 }
 
 // writeFile writes exactly size bytes of r (all of r when size is -1,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
 // Compression names the block compressor of an image.
@@ -63,3 +65,22 @@ type Builder interface {
 // ErofsUUID is the file-system UUID of every erofs image bakery builds,
 // natively or with mkfs.erofs, so that equal trees give equal bytes.
 var ErofsUUID = [16]byte{0xd7, 0xa5, 0xc6, 0xf0, 0x5a, 0x1e, 0x4b, 0x3a, 0x9c, 0x1d}
+
+// TreeBuilder is a Builder that also writes the image of a tree held in
+// memory, so that bake, which builds the tree as it stages it, does not
+// walk the staging directory again.
+type TreeBuilder interface {
+	Builder
+	// BuildTree writes the image of t to dst, as Build does.
+	BuildTree(ctx context.Context, t *tree.Tree, dst string, opts BuildOptions) error
+}
+
+// StreamBuilder is a TreeBuilder that also writes the image of a tree as a
+// tree.Stream hands its files out, compressing them while the tree is
+// still being staged.
+type StreamBuilder interface {
+	TreeBuilder
+	// BuildStream writes the image of the tree s hands out to dst, as
+	// Build does; it fails with tree.ErrOrder when the stream does.
+	BuildStream(ctx context.Context, s tree.Stream, dst string, opts BuildOptions) error
+}

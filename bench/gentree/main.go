@@ -1,8 +1,9 @@
 // Command gentree writes a deterministic tree of files for benchmarks: a mix
 // of incompressible and text-like content in nested directories, of a given
-// total size.
+// total size or of a given number of small files.
 //
 //	go run ./bench/gentree -size 1G DIR
+//	go run ./bench/gentree -files 500000 DIR
 package main
 
 import (
@@ -18,10 +19,11 @@ import (
 
 func main() {
 	size := flag.String("size", "1G", "total bytes of file content (suffix K, M or G)")
+	files := flag.Int("files", 0, "when not 0, write this many small files (64 B to 8 KiB) instead of -size bytes")
 	seed := flag.Uint64("seed", 1, "random seed; the same seed gives the same tree")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: gentree [-size 1G] [-seed N] DIR")
+		fmt.Fprintln(os.Stderr, "usage: gentree [-size 1G | -files N] [-seed N] DIR")
 		os.Exit(2)
 	}
 	total, err := parseSize(*size)
@@ -29,7 +31,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gentree:", err)
 		os.Exit(2)
 	}
-	if err := generate(flag.Arg(0), total, rand.New(rand.NewPCG(*seed, *seed))); err != nil {
+	rng := rand.New(rand.NewPCG(*seed, *seed))
+	if *files > 0 {
+		err = generateFiles(flag.Arg(0), *files, rng)
+	} else {
+		err = generate(flag.Arg(0), total, rng)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "gentree:", err)
 		os.Exit(1)
 	}
@@ -80,12 +88,33 @@ func generate(dir string, total int64, rng *rand.Rand) error {
 	return nil
 }
 
+// generateFiles writes n files of 64 B to 8 KiB, a third random bytes, the
+// rest text, in directories of about 64 files: a tree whose cost is in its
+// file count, not its bytes.
+func generateFiles(dir string, n int, rng *rand.Rand) error {
+	dirs := max(1, n/64)
+	for i := range n {
+		d := filepath.Join(dir, fmt.Sprintf("d%03d", i%dirs%997), fmt.Sprintf("s%05d", i%dirs))
+		if i < dirs {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+		}
+		size := int64(64) << rng.IntN(7) // 64 B … 4 KiB
+		size += rng.Int64N(size)
+		if err := writeFile(filepath.Join(d, fmt.Sprintf("f%07d", i)), size, i%3 == 0, rng); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func writeFile(p string, size int64, random bool, rng *rand.Rand) error {
 	f, err := os.Create(p)
 	if err != nil {
 		return err
 	}
-	w := bufio.NewWriterSize(f, 1<<20)
+	w := bufio.NewWriterSize(f, int(min(max(size, 4096), 1<<20)))
 	var buf [8]byte
 	for n := int64(0); n < size; {
 		var chunk []byte

@@ -7,18 +7,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/urfave/cli/v3"
 )
 
 func main() {
-	// Image writers stream gigabytes through a small, pooled heap (tens of
-	// MB); the default GC target would collect it several times a second.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newApp().Run(ctx, os.Args)
 	stop()

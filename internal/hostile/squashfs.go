@@ -101,8 +101,18 @@ func (m *memImage) WriteAt(p []byte, off int64) (int, error) {
 // the same too.
 func squashfsRelease(rel *tree.Node) ([]byte, error) {
 	img := &memImage{}
-	_, err := squashfs.Write(context.Background(), img, sqRoot(rel), squashfs.Options{Compression: sysext.Gzip, BlockSize: 1 << 20})
+	err := writeSquashfs(img, sqRoot(rel), squashfs.Options{Compression: sysext.Gzip, BlockSize: 1 << 20})
 	return img.b, err
+}
+
+// writeSquashfs writes the squashfs image of the tree rooted at root.
+func writeSquashfs(img io.WriterAt, root *tree.Node, opts squashfs.Options) error {
+	t, err := tree.FromNode(root)
+	if err != nil {
+		return err
+	}
+	_, err = squashfs.Write(context.Background(), img, t, opts)
+	return err
 }
 
 // sqImage is an uncompressed squashfs image whose inode table is one
@@ -129,7 +139,7 @@ const (
 // newSqImage writes root uncompressed and indexes its inodes.
 func newSqImage(root *tree.Node) (*sqImage, error) {
 	img := &memImage{}
-	if _, err := squashfs.Write(context.Background(), img, root, squashfs.Options{Compression: sysext.None, BlockSize: sqBlockSize}); err != nil {
+	if err := writeSquashfs(img, root, squashfs.Options{Compression: sysext.None, BlockSize: sqBlockSize}); err != nil {
 		return nil, err
 	}
 	s := &sqImage{b: img.b, inodes: map[uint32]int{}}

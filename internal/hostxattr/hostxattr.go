@@ -21,6 +21,9 @@ func Read(path string) (map[string][]byte, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "listxattr", Path: path, Err: err}
 	}
+	if len(names) == 0 {
+		return nil, nil
+	}
 	var xattrs map[string][]byte
 	for _, name := range strings.Split(string(names), "\x00") {
 		if name == "" {

@@ -22,7 +22,7 @@
 //     FLAT_INLINE) when it fits in the inode's metadata block; inodes are
 //     packed best fit into the metadata blocks so that these tails fill
 //     them;
-//   - files with holes (tree.Node.Holes, as SEEK_HOLE reports them on the
+//   - files with holes (tree.Tree.Holes, as SEEK_HOLE reports them on the
 //     host) as chunk-based files whose block map marks the holes, with the
 //     largest chunk the holes are aligned to, so that a hole takes no
 //     block.
@@ -72,17 +72,33 @@ func (b Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.Buil
 	if err := b.Check(opts); err != nil {
 		return err
 	}
-	root, err := tree.Read(ctx, srcDir)
+	t, err := tree.Read(ctx, srcDir)
 	if err != nil {
 		return fmt.Errorf("erofs: %w", err)
 	}
+	return b.build(ctx, t, dst, " from "+srcDir, opts)
+}
+
+var _ sysext.TreeBuilder = Builder{}
+
+// BuildTree writes the erofs image of t to dst, as Build does.
+func (b Builder) BuildTree(ctx context.Context, t *tree.Tree, dst string, opts sysext.BuildOptions) error {
+	if err := b.Check(opts); err != nil {
+		return err
+	}
+	return b.build(ctx, t, dst, "", opts)
+}
+
+// build writes the image of t to dst, naming it and where it is from in
+// errors.
+func (b Builder) build(ctx context.Context, t *tree.Tree, dst, from string, opts sysext.BuildOptions) error {
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("erofs: create image: %w", err)
 	}
 	defer f.Close()
-	if err := Write(ctx, f, root, Options{Epoch: opts.Epoch, AllRoot: opts.AllRoot}); err != nil {
-		return fmt.Errorf("erofs: write %s from %s: %w", dst, srcDir, err)
+	if err := Write(ctx, f, t, Options{Epoch: opts.Epoch, AllRoot: opts.AllRoot}); err != nil {
+		return fmt.Errorf("erofs: write %s%s: %w", dst, from, err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("erofs: close %s: %w", dst, err)

@@ -68,7 +68,7 @@ func plan(inodes []*inode) (layout, error) {
 	var lastInode int64
 	for i, n := range inodes {
 		if err := n.arrange(index); err != nil {
-			return layout{}, fmt.Errorf("%s: %w", n.rel, err)
+			return layout{}, fmt.Errorf("%s: %w", n.rel(), err)
 		}
 		off := meta.place(n.recordSize())
 		n.nid = uint64(off / slotSize)

@@ -157,17 +157,17 @@ func TestPlan(t *testing.T) {
 		starts []uint32 // first data block of each inode (flat layouts)
 	}{
 		{"inline only", func() []*inode {
-			f := &inode{rel: "f", mode: sIFREG | 0o644, nlink: 1, size: 10}
+			f := &inode{mode: sIFREG | 0o644, nlink: 1, size: 10}
 			return []*inode{dirInode(nil, dirent{"f", f}), f}
 		}, 1, 1, 0, []uint32{1, 1}},
 		{"data blocks after the metadata", func() []*inode {
-			a := &inode{rel: "a", mode: sIFREG | 0o644, nlink: 1, size: 2*blockSize + 5}
-			b := &inode{rel: "b", mode: sIFREG | 0o644, nlink: 1, size: blockSize - 1}
+			a := &inode{mode: sIFREG | 0o644, nlink: 1, size: 2*blockSize + 5}
+			b := &inode{mode: sIFREG | 0o644, nlink: 1, size: blockSize - 1}
 			return []*inode{dirInode(nil, dirent{"a", a}, dirent{"b", b}), a, b}
 		}, 4, 1, 0, []uint32{1, 1, 3}},
 		{"shared xattr, read a block at a time", func() []*inode {
-			a := &inode{rel: "a", mode: sIFREG | 0o644, nlink: 1, xattrs: label}
-			b := &inode{rel: "b", mode: sIFREG | 0o644, nlink: 1, xattrs: label}
+			a := &inode{mode: sIFREG | 0o644, nlink: 1, xattrs: label}
+			b := &inode{mode: sIFREG | 0o644, nlink: 1, xattrs: label}
 			return []*inode{dirInode(nil, dirent{"a", a}, dirent{"b", b}), a, b}
 		}, 2, 1, 1, []uint32{1, 1, 1}},
 	}
@@ -192,12 +192,12 @@ func TestPlan(t *testing.T) {
 			if !slices.Equal(starts, tt.starts) {
 				t.Errorf("start blocks %v, want %v", starts, tt.starts)
 			}
-			seen := map[uint64]string{}
-			for _, n := range inodes {
+			seen := map[uint64]int{}
+			for i, n := range inodes {
 				if other, ok := seen[n.nid]; ok {
-					t.Errorf("%s and %s share nid %d", n.rel, other, n.nid)
+					t.Errorf("inodes %d and %d share nid %d", i, other, n.nid)
 				}
-				seen[n.nid] = n.rel
+				seen[n.nid] = i
 			}
 		})
 	}
@@ -206,8 +206,8 @@ func TestPlan(t *testing.T) {
 // TestPlanChunks checks the blocks a file with holes gets: one run per
 // chunk holding data, none for its holes.
 func TestPlanChunks(t *testing.T) {
-	f := &inode{rel: "f", mode: sIFREG | 0o644, nlink: 1, size: 10*blockSize + 1, data: []extent{{0, 2}, {6, 8}, {10, 11}}}
-	g := &inode{rel: "g", mode: sIFREG | 0o644, nlink: 1, size: 2 * blockSize}
+	f := &inode{mode: sIFREG | 0o644, nlink: 1, size: 10*blockSize + 1, data: []extent{{0, 2}, {6, 8}, {10, 11}}}
+	g := &inode{mode: sIFREG | 0o644, nlink: 1, size: 2 * blockSize}
 	inodes := []*inode{dirInode(nil, dirent{"f", f}, dirent{"g", g}), f, g}
 	l, err := plan(inodes)
 	if err != nil {

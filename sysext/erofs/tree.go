@@ -2,7 +2,6 @@ package erofs
 
 import (
 	"fmt"
-	"io"
 	"io/fs"
 	"slices"
 	"strings"
@@ -12,7 +11,8 @@ import (
 
 // inode is one file of the image, however many names it has.
 type inode struct {
-	rel      string // slash path of its first name ("/" for the root)
+	t        *tree.Tree
+	ino      tree.Ino
 	mode     uint16 // unix type and permission bits
 	uid, gid uint32
 	nlink    uint32
@@ -22,46 +22,44 @@ type inode struct {
 	xattrs   []xattr  // sorted by name
 	entries  []dirent // directory: ".", ".." and its entries, sorted by name
 	data     []extent // regular file with holes: the blocks holding data; nil when it has none
-	// open opens a regular file's content; nil for an empty file without
-	// content.
-	open func() (io.ReadCloser, error)
 	placement
 }
+
+// rel is the slash path of the inode's first name ("/" for the root), for
+// messages.
+func (n *inode) rel() string { return n.t.Path(n.ino) }
 
 // maxNameLen is erofs's limit on a file name (EROFS_NAME_LEN).
 const maxNameLen = 255
 
-// scan turns the tree rooted at root into the image's inodes, in the
-// tree's walk order (the root first), and applies erofs's metadata rules:
-// owners are kept or made root, a file with several names in the tree is
-// one inode with their number as its link count, a directory's link count
-// is 2 plus its subdirectories, device numbers take erofs's encoding and
-// only the xattrs erofs images carry are kept. Times are set when the
-// inodes are written.
-func scan(root *tree.Node, allRoot bool) ([]*inode, error) {
-	s, err := tree.Scan(root)
-	if err != nil {
-		return nil, err
-	}
-	inodes := make([]*inode, len(s.Nodes))
-	of := make(map[*tree.Node]*inode, len(s.Nodes))
-	for i, node := range s.Nodes {
-		if inodes[i], err = newInode(node, s.Paths[node], s.Nlink[node], allRoot); err != nil {
+// scan turns the tree t into the image's inodes, in the tree's walk
+// order (the root first), and applies erofs's metadata rules: owners are
+// kept or made root, a file with several names in the tree is one inode
+// with their number as its link count, a directory's link count is 2
+// plus its subdirectories, device numbers take erofs's encoding and only
+// the xattrs erofs images carry are kept. Times are set when the inodes
+// are written.
+func scan(t *tree.Tree, allRoot bool) ([]*inode, error) {
+	inodes := make([]*inode, t.Len())
+	for i := range inodes {
+		var err error
+		if inodes[i], err = newInode(t, tree.Ino(i), allRoot); err != nil {
 			return nil, err
 		}
-		of[node] = inodes[i]
 	}
 	for i, n := range inodes {
 		if n.mode&sIFMT != sIFDIR {
 			continue
 		}
-		node := s.Nodes[i]
-		n.entries = []dirent{{".", n}, {"..", of[s.Parents[node]]}}
-		for _, e := range s.Entries[node] {
-			if len(e.Name) > maxNameLen {
-				return nil, fmt.Errorf("%s/%s: name is %d bytes, erofs allows %d: shorten it", strings.TrimSuffix(n.rel, "/"), e.Name, len(e.Name), maxNameLen)
+		dir := tree.Ino(i)
+		n.entries = make([]dirent, 0, 2+t.NumEntries(dir))
+		n.entries = append(n.entries, dirent{".", n}, dirent{"..", inodes[t.Parent(dir)]})
+		for k := range t.NumEntries(dir) {
+			name, c := t.Entry(dir, k)
+			if len(name) > maxNameLen {
+				return nil, fmt.Errorf("%s/%s: name is %d bytes, erofs allows %d: shorten it", strings.TrimSuffix(n.rel(), "/"), name, len(name), maxNameLen)
 			}
-			n.entries = append(n.entries, dirent{e.Name, of[e.Node]})
+			n.entries = append(n.entries, dirent{name, inodes[c]})
 		}
 		// "." and ".." sort among the names: a name may start with a byte
 		// below '.'.
@@ -70,28 +68,28 @@ func scan(root *tree.Node, allRoot bool) ([]*inode, error) {
 	return inodes, nil
 }
 
-// newInode is the inode of node, first named rel, with nlink names.
-func newInode(node *tree.Node, rel string, nlink uint32, allRoot bool) (*inode, error) {
-	mode, err := unixMode(node.Mode)
+// newInode is the inode i of t.
+func newInode(t *tree.Tree, i tree.Ino, allRoot bool) (*inode, error) {
+	mode, err := unixMode(t.Mode(i))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", rel, err)
+		return nil, fmt.Errorf("%s: %w", t.Path(i), err)
 	}
-	n := &inode{rel: rel, mode: mode, uid: node.UID, gid: node.GID, nlink: nlink, xattrs: copiedXattrs(node.Xattrs)}
-	if allRoot {
-		n.uid, n.gid = 0, 0
+	n := &inode{t: t, ino: i, mode: mode, nlink: t.Nlink(i), xattrs: copiedXattrs(t.Xattrs(i))}
+	if !allRoot {
+		n.uid, n.gid = t.Owner(i)
 	}
 	switch n.mode & sIFMT {
 	case sIFREG:
-		n.size, n.open = node.Size, node.Open
-		if n.data, err = dataBlocks(node.Holes, n.size); err != nil {
-			return nil, fmt.Errorf("%s: %w", rel, err)
+		n.size = t.Size(i)
+		if n.data, err = dataBlocks(t.Holes(i), n.size); err != nil {
+			return nil, fmt.Errorf("%s: %w", t.Path(i), err)
 		}
 	case sIFLNK:
-		n.target = node.Target
+		n.target = t.Target(i)
 		n.size = int64(len(n.target))
 	case sIFCHR, sIFBLK:
-		if n.rdev, err = encodeDev(node.Major, node.Minor); err != nil {
-			return nil, fmt.Errorf("%s: %w", rel, err)
+		if n.rdev, err = encodeDev(t.Device(i)); err != nil {
+			return nil, fmt.Errorf("%s: %w", t.Path(i), err)
 		}
 	}
 	return n, nil

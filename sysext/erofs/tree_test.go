@@ -63,7 +63,7 @@ func TestWriteAnyContent(t *testing.T) {
 	if err := writeSparse(sparse, sparseFile{"sparse", 4 << 20, [][2]int64{{0, 100}, {2 << 20, 2<<20 + blockSize}}}); err != nil {
 		t.Fatal(err)
 	}
-	write := func(root *tree.Node) []byte {
+	write := func(tr *tree.Tree) []byte {
 		t.Helper()
 		img := filepath.Join(t.TempDir(), "img.raw")
 		f, err := os.Create(img)
@@ -71,7 +71,7 @@ func TestWriteAnyContent(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		if err := Write(context.Background(), f, root, Options{Epoch: testEpoch, AllRoot: true}); err != nil {
+		if err := Write(context.Background(), f, tr, Options{Epoch: testEpoch, AllRoot: true}); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(img)
@@ -80,33 +80,46 @@ func TestWriteAnyContent(t *testing.T) {
 		}
 		return b
 	}
-	root, err := tree.Read(context.Background(), dir)
+	host, err := tree.Read(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hasHoles := false
-	var stream func(n *tree.Node)
-	stream = func(n *tree.Node) {
-		for _, e := range n.Entries {
-			stream(e.Node)
+	// The same tree as Nodes whose content cannot seek.
+	nodes := map[tree.Ino]*tree.Node{}
+	var node func(i tree.Ino) *tree.Node
+	node = func(i tree.Ino) *tree.Node {
+		if n, ok := nodes[i]; ok {
+			return n
 		}
-		if n.Open == nil {
-			return
-		}
+		uid, gid := host.Owner(i)
+		n := &tree.Node{Mode: host.Mode(i), UID: uid, GID: gid, Mtime: host.Mtime(i), Xattrs: host.Xattrs(i),
+			Target: host.Target(i), Size: host.Size(i), Holes: host.Holes(i)}
+		n.Major, n.Minor = host.Device(i)
 		hasHoles = hasHoles || n.Holes != nil
-		open := n.Open
-		n.Open = func() (io.ReadCloser, error) {
-			rc, err := open()
-			if err != nil {
-				return nil, err
+		if host.Mode(i).IsRegular() {
+			n.Open = func() (io.ReadCloser, error) {
+				rc, err := host.Open(i)
+				if err != nil {
+					return nil, err
+				}
+				defer rc.Close()
+				b, err := io.ReadAll(rc)
+				return io.NopCloser(bytes.NewReader(b)), err // io.NopCloser hides Seek
 			}
-			defer rc.Close()
-			b, err := io.ReadAll(rc)
-			return io.NopCloser(bytes.NewReader(b)), err // io.NopCloser hides Seek
 		}
+		nodes[i] = n
+		for k := range host.NumEntries(i) {
+			name, c := host.Entry(i, k)
+			n.Entries = append(n.Entries, tree.Entry{Name: name, Node: node(c)})
+		}
+		return n
 	}
-	want := write(root)
-	stream(root)
+	want := write(host)
+	root, err := tree.FromNode(node(tree.Root))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !hasHoles {
 		t.Skip("the file system keeps no holes")
 	}

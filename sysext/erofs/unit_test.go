@@ -326,11 +326,11 @@ func TestWriteCancelled(t *testing.T) {
 
 // scanDir reads the host tree dir and scans it into inodes.
 func scanDir(ctx context.Context, dir string) ([]*inode, error) {
-	root, err := tree.Read(ctx, dir)
+	t, err := tree.Read(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
-	return scan(root, false)
+	return scan(t, false)
 }
 
 // TestWriteChangedFile changes a file between the scan and the write: the

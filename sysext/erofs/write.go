@@ -21,15 +21,15 @@ type Options struct {
 	AllRoot bool
 }
 
-// Write writes the uncompressed erofs image of the tree rooted at root to
+// Write writes the uncompressed erofs image of the tree t to
 // img, an empty file: the data blocks in inode order, streamed from the
 // files' contents, then the metadata blocks, built in memory, at the
 // start.
-func Write(ctx context.Context, img *os.File, root *tree.Node, opts Options) error {
+func Write(ctx context.Context, img *os.File, t *tree.Tree, opts Options) error {
 	if err := checkEpoch(opts.Epoch); err != nil {
 		return err
 	}
-	inodes, err := scan(root, opts.AllRoot)
+	inodes, err := scan(t, opts.AllRoot)
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func write(ctx context.Context, img *os.File, inodes []*inode, epoch int64) erro
 		}
 		header := meta[n.nid*slotSize:]
 		if err := d.inode(n, header[n.headerSize():]); err != nil {
-			return fmt.Errorf("%s: %w", n.rel, err)
+			return fmt.Errorf("%s: %w", n.rel(), err)
 		}
 		n.encode(header, uint32(i), uint64(epoch), l.shared)
 	}
@@ -142,10 +142,7 @@ func (d *dataWriter) inode(n *inode, after []byte) error {
 	case sIFLNK:
 		r = strings.NewReader(n.target)
 	case sIFREG:
-		if n.open == nil {
-			return nil // empty, as tree.Scan checked
-		}
-		rc, err := n.open()
+		rc, err := n.t.Open(n.ino)
 		if err != nil {
 			return err
 		}
@@ -242,6 +239,12 @@ const copyPiece = 64 << 20
 // zeros pads data to whole blocks.
 var zeros [blockSize]byte
 
+// fileCopier copies from a host file inside the kernel (tree.Tree.Open's
+// files do).
+type fileCopier interface {
+	CopyTo(dst *os.File, n int64) (int64, error)
+}
+
 // copy copies size bytes at off in src to the next blocks and pads them
 // with zeros to a whole block. From a host file, the copy stays in the
 // kernel (copy_file_range).
@@ -253,7 +256,13 @@ func (d *dataWriter) copy(src *content, off, size int64) error {
 		if err := d.ctx.Err(); err != nil {
 			return err
 		}
-		n, err := io.CopyN(d.img, src.r, min(left, copyPiece))
+		var n int64
+		var err error
+		if fc, ok := src.r.(fileCopier); ok {
+			n, err = fc.CopyTo(d.img, min(left, copyPiece))
+		} else {
+			n, err = io.CopyN(d.img, src.r, min(left, copyPiece))
+		}
 		src.pos += n
 		if err != nil {
 			return changed(err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sysext-bakery/bakery/sysext"
+	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
 // discard is an io.WriterAt that keeps nothing.
@@ -52,7 +53,10 @@ func BenchmarkBuild(b *testing.B) {
 // incompressible) with the settings the benchmarks compare to mksquashfs.
 func BenchmarkWrite(b *testing.B) {
 	const size = 64 << 20
-	root := bigTree(2000, size)
+	root, err := tree.FromNode(bigTree(2000, size))
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, tc := range benchSettings {
 		b.Run(fmt.Sprintf("%s-%d", tc.comp, tc.level), func(b *testing.B) {
 			b.SetBytes(size)

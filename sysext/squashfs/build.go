@@ -15,8 +15,6 @@ type Builder struct {
 	Workers int
 }
 
-var _ sysext.Builder = Builder{}
-
 // Name is "native", as --builder spells it.
 func (Builder) Name() string { return "native" }
 
@@ -35,18 +33,36 @@ func (Builder) Check(opts sysext.BuildOptions) error {
 	return nil
 }
 
+var _ sysext.StreamBuilder = Builder{}
+
 // Build writes the squashfs image of srcDir to dst with every inode's time
-// set to opts.Epoch.
+// set to opts.Epoch. The data of the files is compressed while the walk
+// of srcDir goes on (tree.ReadStream).
 func (b Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.BuildOptions) error {
-	root, err := tree.Read(ctx, srcDir)
-	if err != nil {
-		return err
-	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	return b.build(ctx, tree.ReadStream(ctx, srcDir), dst, " from "+srcDir, opts)
+}
+
+// BuildTree writes the squashfs image of t to dst.
+func (b Builder) BuildTree(ctx context.Context, t *tree.Tree, dst string, opts sysext.BuildOptions) error {
+	return b.BuildStream(ctx, t.Files(), dst, opts)
+}
+
+// BuildStream writes the squashfs image of the tree s hands out to dst,
+// compressing the files as they come.
+func (b Builder) BuildStream(ctx context.Context, s tree.Stream, dst string, opts sysext.BuildOptions) error {
+	return b.build(ctx, s, dst, "", opts)
+}
+
+// build writes the image of s to dst, naming it and where it is from in
+// errors.
+func (b Builder) build(ctx context.Context, s tree.Stream, dst, from string, opts sysext.BuildOptions) error {
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("create image: %w", err)
 	}
-	_, err = Write(ctx, f, root, Options{
+	_, err = WriteStream(ctx, f, s, Options{
 		Compression: opts.Compression, Level: opts.Level, AllRoot: opts.AllRoot,
 		Epoch: opts.Epoch, Workers: b.Workers,
 	})
@@ -54,7 +70,7 @@ func (b Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.Buil
 		err = fmt.Errorf("close image: %w", cerr)
 	}
 	if err != nil {
-		return fmt.Errorf("write squashfs %s from %s: %w", dst, srcDir, err)
+		return fmt.Errorf("write squashfs %s%s: %w", dst, from, err)
 	}
 	return nil
 }

@@ -2,9 +2,9 @@ package squashfs
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 
 	"github.com/sysext-bakery/bakery/sysext/tree"
@@ -19,22 +19,30 @@ type block struct {
 	disk uint32 // on-disk size word: length, uncompressed bit, 0 = sparse
 	err  error
 
-	file  *fileLayout // data block of this file, nil for a fragment
-	index int         // block index in file, or fragment index
+	run   int // index in writer.runs of the file this is a block of, -1 for a fragment
+	index int // block index in file, or fragment index
+	// filesBefore counts the files whose data was all read before this
+	// block: once it is written, their inodes can be.
+	filesBefore int
+}
+
+// treeResult is a stream's complete tree, or why there is none.
+type treeResult struct {
+	t   *tree.Tree
+	err error
 }
 
 // writeData writes every regular file's blocks and the fragment blocks.
-// One goroutine reads files in tree order, Workers goroutines compress, and
-// the caller's goroutine writes blocks in read order. A fixed number of
-// blocks is in flight, so memory does not depend on file sizes.
-func (w *writer) writeData(ctx context.Context) error {
-	bySize := w.sharedSizes()
-	dups, err := w.findDuplicates(ctx, bySize)
-	if err != nil {
-		return err
-	}
+// One goroutine reads files in walk order as the stream hands them out,
+// Workers goroutines compress, and the caller's goroutine writes blocks in
+// read order and, once the tree is complete and as the data of each file
+// is written, its inode and the listings of the directories that are
+// complete. A fixed number of blocks is in flight, so memory does not
+// depend on file sizes.
+func (w *writer) writeData(ctx context.Context, s tree.Stream) error {
 	comps := make([]compressor, w.opts.Workers)
 	for i := range comps {
+		var err error
 		if comps[i], err = w.codec.newDataCompressor(); err != nil {
 			return err
 		}
@@ -50,13 +58,18 @@ func (w *writer) writeData(ctx context.Context) error {
 	outPool := sync.Pool{New: func() any { return make([]byte, 0, bs+bs/8+4096) }}
 	jobs := make(chan *block, w.opts.Workers)
 	results := make(chan *block, w.opts.Workers)
+	trees := make(chan treeResult, 1)
+	go func() {
+		t, err := s.Tree(ctx)
+		trees <- treeResult{t, err}
+	}()
 
 	var readErr error
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
 		defer close(jobs)
-		readErr = w.readFiles(ctx, dups, bySize, slots, &pool, jobs)
+		readErr = w.readFiles(ctx, s, slots, &pool, jobs)
 	}()
 	var wg sync.WaitGroup
 	for _, c := range comps {
@@ -72,36 +85,59 @@ func (w *writer) writeData(ctx context.Context) error {
 	}()
 
 	pending := map[int]*block{}
-	next := 0
+	next, ready := 0, 0
 	var werr error
-	for b := range results {
-		if werr != nil {
-			continue
-		}
-		if b.err != nil {
-			werr = b.err
+	fail := func(err error) {
+		if werr == nil {
+			werr = err
 			cancel()
+		}
+	}
+	for results != nil {
+		var b *block
+		select {
+		case r := <-trees:
+			trees = nil
+			if err := w.prepare(r); err != nil {
+				fail(err)
+			} else if err := w.walk.advance(w, ready); err != nil {
+				fail(err)
+			}
+			continue
+		case b = <-results:
+		}
+		switch {
+		case b == nil:
+			results = nil
+			continue
+		case werr != nil:
+			continue
+		case b.err != nil:
+			fail(b.err)
 			continue
 		}
 		pending[b.seq] = b
-		for p := pending[next]; p != nil; p = pending[next] {
+		for p := pending[next]; p != nil && werr == nil; p = pending[next] {
 			delete(pending, next)
 			next++
 			if err := w.emitBlock(p); err != nil {
-				werr = fmt.Errorf("write data: %w", err)
-				cancel()
-				break
+				fail(fmt.Errorf("write data: %w", err))
 			}
 			if p.out != nil && &p.out[:1][0] != &p.in[:1][0] {
 				outPool.Put(p.out[:0])
 			}
 			pool.Put(p.in[:cap(p.in)])
 			<-slots
+			if ready = p.filesBefore; w.t != nil && werr == nil {
+				if err := w.walk.advance(w, ready); err != nil {
+					fail(err)
+				}
+			}
 		}
 	}
 	<-readDone
-	for dup, orig := range dups {
-		w.layout[dup] = w.layout[orig]
+	if werr == nil && trees != nil {
+		werr = w.prepare(<-trees)
 	}
 	if werr != nil {
 		return werr
@@ -111,18 +147,20 @@ func (w *writer) writeData(ctx context.Context) error {
 
 // emitBlock writes one compressed block at the end of the data so far.
 func (w *writer) emitBlock(b *block) error {
-	if b.file == nil {
+	if b.run < 0 {
 		w.frags = le.AppendUint64(w.frags, uint64(w.pos))
 		w.frags = le.AppendUint32(w.frags, b.disk)
 		w.frags = le.AppendUint32(w.frags, 0)
 	} else {
+		w.mu.Lock()
+		r := &w.runs[b.run]
 		if b.index == 0 {
-			b.file.start = uint64(w.pos)
+			r.start = uint64(w.pos)
 		}
-		b.file.sizes[b.index] = b.disk
+		w.sizes[r.sizes+uint32(b.index)] = b.disk
+		w.mu.Unlock()
 		if b.disk == 0 {
-			b.file.sparse += uint64(len(b.in))
-			return nil
+			return nil // sparse
 		}
 	}
 	return w.put(b.out)
@@ -132,7 +170,7 @@ func (w *writer) emitBlock(b *block) error {
 func compressBlocks(ctx context.Context, c compressor, outPool *sync.Pool, jobs <-chan *block, results chan<- *block) {
 	for b := range jobs {
 		switch {
-		case b.file != nil && isZero(b.in):
+		case b.run >= 0 && isZero(b.in):
 			b.disk = 0
 		default:
 			out, ok, err := c.compress(outPool.Get().([]byte), b.in)
@@ -170,11 +208,13 @@ func isZero(p []byte) bool {
 	return true
 }
 
-// readFiles reads every file with content in tree order, cuts it into
-// blocks and packs tails into fragments, and sends the blocks to jobs.
-func (w *writer) readFiles(ctx context.Context, dups map[*tree.Node]*tree.Node, bySize map[int64]int, slots chan struct{}, pool *sync.Pool, jobs chan<- *block) error {
+// readFiles reads every file with content in walk order, as s hands
+// them out, cuts it into blocks and packs tails into fragments, and sends
+// the blocks to jobs. A file whose content equals an earlier one's (see
+// dedup) is not read again.
+func (w *writer) readFiles(ctx context.Context, s tree.Stream, slots chan struct{}, pool *sync.Pool, jobs chan<- *block) error {
 	bs := w.opts.BlockSize
-	seq := 0
+	seq, rank := 0, 0
 	acquire := func() ([]byte, error) {
 		select {
 		case slots <- struct{}{}:
@@ -184,7 +224,7 @@ func (w *writer) readFiles(ctx context.Context, dups map[*tree.Node]*tree.Node, 
 		}
 	}
 	send := func(b *block) error {
-		b.seq = seq
+		b.seq, b.filesBefore = seq, rank
 		seq++
 		select {
 		case jobs <- b:
@@ -195,27 +235,42 @@ func (w *writer) readFiles(ctx context.Context, dups map[*tree.Node]*tree.Node, 
 	}
 	var frag []byte
 	nfrags := 0
-	// small maps the content of files smaller than a block that share
-	// their size with another file to where it was packed.
-	small := map[contentKey]*fileLayout{}
 	tailBuf := make([]byte, bs)
 	sealFragment := func() error {
 		if len(frag) == 0 {
 			return nil
 		}
-		b := &block{in: frag, index: nfrags}
+		b := &block{in: frag, run: -1, index: nfrags}
 		nfrags++
 		frag = nil
 		return send(b)
 	}
-	for _, f := range w.tree.files {
-		if dups[f] != nil {
-			continue
+	dups := newDedup(s)
+	for {
+		f, err := s.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
 		}
 		full, tail := f.Size/int64(bs), int(f.Size%int64(bs))
-		l := &fileLayout{sizes: make([]uint32, full), frag: invalidFragment}
-		w.layout[f] = l
-		err := readContent(f, func(r io.Reader) error {
+		err = readContent(s, f, func(r io.Reader) error {
+			var small []byte
+			if full == 0 {
+				small = tailBuf[:tail]
+				if _, err := io.ReadFull(r, small); err != nil {
+					return fmt.Errorf("read tail: %w (did the file change while writing?)", err)
+				}
+			}
+			orig, err := dups.original(f, int32(rank), small)
+			if err != nil {
+				return err
+			}
+			l, run, err := w.addLayout(orig, full)
+			if err != nil || orig >= 0 {
+				return err
+			}
 			for i := range int(full) {
 				buf, err := acquire()
 				if err != nil {
@@ -224,7 +279,7 @@ func (w *writer) readFiles(ctx context.Context, dups map[*tree.Node]*tree.Node, 
 				if _, err := io.ReadFull(r, buf); err != nil {
 					return fmt.Errorf("read block %d: %w (did the file change while writing?)", i, err)
 				}
-				if err := send(&block{in: buf, file: l, index: i}); err != nil {
+				if err := send(&block{in: buf, run: run, index: i}); err != nil {
 					return err
 				}
 			}
@@ -232,17 +287,10 @@ func (w *writer) readFiles(ctx context.Context, dups map[*tree.Node]*tree.Node, 
 				return nil
 			}
 			t := tailBuf[:tail]
-			if _, err := io.ReadFull(r, t); err != nil {
-				return fmt.Errorf("read tail: %w (did the file change while writing?)", err)
-			}
-			var key contentKey
-			if full == 0 && bySize[f.Size] > 1 {
-				key = contentKey{f.Size, sha256.Sum256(t)}
-				if o := small[key]; o != nil {
-					l.frag, l.fragOffset = o.frag, o.fragOffset
-					return nil
+			if full > 0 {
+				if _, err := io.ReadFull(r, t); err != nil {
+					return fmt.Errorf("read tail: %w (did the file change while writing?)", err)
 				}
-				small[key] = l
 			}
 			if len(frag)+tail > bs {
 				if err := sealFragment(); err != nil {
@@ -256,13 +304,40 @@ func (w *writer) readFiles(ctx context.Context, dups map[*tree.Node]*tree.Node, 
 				}
 				frag = buf[:0]
 			}
-			l.frag, l.fragOffset = uint32(nfrags), uint32(len(frag))
+			w.mu.Lock()
+			fl := w.layouts.At(l)
+			fl.frag, fl.fragOffset = uint32(nfrags), uint32(len(frag))
+			w.mu.Unlock()
 			frag = append(frag, t...)
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("%s: %w", w.tree.Paths[f], err)
+			return fmt.Errorf("%s: %w", s.Path(f), err)
 		}
+		rank++
 	}
 	return sealFragment()
+}
+
+// addLayout records the layout of the next file, of full blocks, a
+// duplicate of the file of rank orig when orig is not -1, and returns its
+// rank and the index of its blocks in runs (-1 when it has none).
+func (w *writer) addLayout(orig int32, full int64) (rank, run int, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.layouts.Len() >= math.MaxInt32 || int64(len(w.sizes))+full > math.MaxUint32 {
+		return 0, 0, fmt.Errorf("more than %d files or %d blocks: too many for squashfs", math.MaxInt32, uint32(math.MaxUint32))
+	}
+	l := fileLayout{frag: invalidFragment, data: noBlocks}
+	run = -1
+	switch {
+	case orig >= 0:
+		l.data = dupOf(orig)
+	case full > 0:
+		run = len(w.runs)
+		l.data = int32(run)
+		w.runs = append(w.runs, blockRun{sizes: uint32(len(w.sizes))})
+		w.sizes = append(w.sizes, make([]uint32, full)...)
+	}
+	return w.layouts.Append(l), run, nil
 }

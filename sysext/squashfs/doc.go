@@ -12,8 +12,13 @@
 // from a staged directory) and keeps squashfs's layout and limits alone.
 // It compresses blocks in parallel with a bounded pipeline and
 // writes them in a fixed order, so its output is byte-identical across runs
-// and GOMAXPROCS values, and its memory use does not grow with file sizes
-// (metadata tables are kept in memory, as mksquashfs does).
+// and GOMAXPROCS values. Its memory use does not grow with file sizes and
+// grows with the file count by a few dozen bytes per file: the inode and
+// directory tables are written, compressed, as the data of their files
+// is (so their compression overlaps the data's), and kept in memory until
+// the data ends, as mksquashfs does. Files with equal content share their
+// data; only files of a size another file has are hashed, and equal
+// hashes are confirmed byte for byte.
 //
 // Compression: built with cgo (the default where a C compiler is
 // present), zstd blocks are compressed by libzstd (bundled by

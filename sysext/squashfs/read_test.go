@@ -51,7 +51,7 @@ func smallTree() *tree.Node {
 func writeMem(t testing.TB, root *tree.Node, opts Options) *memFile {
 	t.Helper()
 	img := &memFile{}
-	if _, err := Write(context.Background(), img, root, opts); err != nil {
+	if _, err := writeNodes(context.Background(), img, root, opts); err != nil {
 		t.Fatal(err)
 	}
 	return img

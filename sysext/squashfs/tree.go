@@ -3,56 +3,58 @@ package squashfs
 import (
 	"fmt"
 	"io/fs"
+	"math"
 
 	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
-// treeInfo is what a validating walk learns about a tree.
-type treeInfo struct {
-	*tree.Shape
-	// files lists regular files with content, in walk order.
-	files []*tree.Node
+// shape is what the writer learns of a complete tree: how many regular
+// files with content it has.
+type shape struct {
+	files int
 }
 
-// scanTree validates a tree, generally and against squashfs's limits, and
-// records its shape.
-func scanTree(root *tree.Node) (*treeInfo, error) {
-	s, err := tree.Scan(root)
-	if err != nil {
-		return nil, err
+// checkTree checks every inode of t against squashfs's limits and counts
+// the files with content.
+func checkTree(t *tree.Tree) (shape, error) {
+	if t.Len() >= math.MaxUint32 {
+		return shape{}, fmt.Errorf("tree of %d inodes: too large for squashfs", t.Len())
 	}
-	t := &treeInfo{Shape: s}
-	for _, n := range s.Nodes {
-		if err := checkNode(n, s.Paths[n]); err != nil {
-			return nil, err
+	var s shape
+	for i := range t.Len() {
+		n := tree.Ino(i)
+		if err := checkNode(t, n); err != nil {
+			return shape{}, fmt.Errorf("%s: %w", t.Path(n), err)
 		}
-		for _, e := range s.Entries[n] {
-			if len(e.Name) > maxNameLen {
-				return nil, fmt.Errorf("%s: invalid name %q: squashfs names are at most %d bytes", s.Paths[n], e.Name, maxNameLen)
+		for k := range t.NumEntries(n) {
+			if name, _ := t.Entry(n, k); len(name) > maxNameLen {
+				return shape{}, fmt.Errorf("%s: invalid name %q: squashfs names are at most %d bytes", t.Path(n), name, maxNameLen)
 			}
 		}
-		if n.Mode.Type() == 0 && n.Size > 0 {
-			t.files = append(t.files, n)
+		if t.HasContent(n) {
+			s.files++
 		}
 	}
-	return t, nil
+	return s, nil
 }
 
-// checkNode checks one node against squashfs's limits.
-func checkNode(n *tree.Node, path string) error {
-	if _, err := inodeType(n.Mode); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+// checkNode checks one inode against squashfs's limits.
+func checkNode(t *tree.Tree, n tree.Ino) error {
+	mode := t.Mode(n)
+	if _, err := inodeType(mode); err != nil {
+		return err
 	}
-	for name := range n.Xattrs {
+	for name := range t.Xattrs(n) {
 		if _, _, err := xattrKey(name); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return err
 		}
 	}
+	major, minor := t.Device(n)
 	switch {
-	case n.Mode.Type() == fs.ModeSymlink && len(n.Target) > 4096:
-		return fmt.Errorf("%s: symlink target must be 1..4096 bytes", path)
-	case n.Mode&fs.ModeDevice != 0 && (n.Major > 0xfff || n.Minor > 0xfffff):
-		return fmt.Errorf("%s: device %d:%d does not fit squashfs (major < 4096, minor < 1048576)", path, n.Major, n.Minor)
+	case mode.Type() == fs.ModeSymlink && len(t.Target(n)) > 4096:
+		return fmt.Errorf("symlink target must be 1..4096 bytes")
+	case mode&fs.ModeDevice != 0 && (major > 0xfff || minor > 0xfffff):
+		return fmt.Errorf("device %d:%d does not fit squashfs (major < 4096, minor < 1048576)", major, minor)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package squashfs
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/sysext-bakery/bakery/internal/chunked"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/tree"
 )
@@ -40,37 +40,85 @@ type Options struct {
 	Workers int
 }
 
-// fileLayout is where a regular file's data landed.
+// fileLayout is where a regular file's data landed: the fragment holding
+// its tail, and its full blocks.
 type fileLayout struct {
-	start      uint64
-	sizes      []uint32
-	frag       uint32
-	fragOffset uint32
-	sparse     uint64
+	frag, fragOffset uint32
+	// data is the index in writer.runs of the file's blocks, noBlocks
+	// when it has none, or dupOf(rank) when the file shares the data of
+	// the earlier file of that rank.
+	data int32
+}
+
+// noBlocks is the fileLayout.data of a file without full blocks.
+const noBlocks = -1
+
+// dupOf is the fileLayout.data of a file sharing the data of the file of
+// the given rank.
+func dupOf(rank int32) int32 { return -2 - rank }
+
+// blockRun is where the full blocks of a file landed.
+type blockRun struct {
+	start uint64
+	sizes uint32 // where the blocks' size words start in writer.sizes
+}
+
+// fileData is where a file's data is, for its inode.
+type fileData struct {
+	start            uint64
+	frag, fragOffset uint32
+	sizes            []uint32
 }
 
 // writer holds the state of one Write call.
 type writer struct {
-	opts   Options
-	codec  *codec
-	out    io.WriterAt
-	pos    int64
-	tree   *treeInfo
-	layout map[*tree.Node]*fileLayout
-	frags  []byte // fragment table entries
+	opts  Options
+	codec *codec
+	out   io.WriterAt
+	pos   int64
+	// t is the tree, once the stream has completed it.
+	t     *tree.Tree
+	shape shape
+	// mu guards layouts, runs and sizes, which the reading goroutine
+	// adds to while the writing one fills them in and reads them.
+	mu sync.Mutex
+	// layouts holds the layout of each file with content, by its rank in
+	// walk order.
+	layouts chunked.Slice[fileLayout]
+	runs    []blockRun
+	sizes   []uint32 // block size words, file after file
+	frags   []byte   // fragment table entries
 
 	// metadata state
 	meta     compressor
+	walk     *metaWalk
 	inodes   *metaStream
 	dirs     *metaStream
-	ino      map[*tree.Node]uint32
-	refs     map[*tree.Node]uint64
-	exports  []uint64
+	ino      []uint32 // inode numbers by tree.Ino
+	exports  []uint64 // inode references by inode number - 1
 	ids      []uint32
 	idIndex  map[uint32]uint16
 	xattrs   *metaStream
 	xattrIDs []byte
 	xattrSet map[string]uint32
+	scratch  []byte // the inode being encoded
+}
+
+// fileData is where the data of the file with content of the given rank,
+// all written, is.
+func (w *writer) fileData(rank int) fileData {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	l := *w.layouts.At(rank)
+	if l.data < noBlocks {
+		l = *w.layouts.At(int(-2 - l.data))
+	}
+	d := fileData{frag: l.frag, fragOffset: l.fragOffset}
+	if l.data >= 0 {
+		r := w.runs[l.data]
+		d.start, d.sizes = r.start, w.sizes[r.sizes:]
+	}
+	return d
 }
 
 // codec checks the options, setting the default block size, and returns
@@ -88,9 +136,20 @@ func (opts *Options) codec() (*codec, error) {
 	return newCodec(opts.Compression, opts.Level, opts.BlockSize)
 }
 
-// Write writes the squashfs image of the tree rooted at root to w, starting
-// at offset 0, and returns the image's length (a multiple of 4 KiB).
-func Write(ctx context.Context, w io.WriterAt, root *tree.Node, opts Options) (int64, error) {
+// Write writes the squashfs image of the tree t to w, starting at offset
+// 0, and returns the image's length (a multiple of 4 KiB).
+func Write(ctx context.Context, w io.WriterAt, t *tree.Tree, opts Options) (int64, error) {
+	return WriteStream(ctx, w, t.Files(), opts)
+}
+
+// WriteStream is Write of the tree s hands out: the data of its files is
+// compressed and written as they come, the rest once the tree is
+// complete. The inode and directory tables are written into memory,
+// compressed, as the data of their files is, and hold a few bytes per
+// inode; the rest of what WriteStream keeps grows with the tree's inodes
+// by a few dozen bytes each (tree.Tree holds the tree itself), and not
+// with file sizes.
+func WriteStream(ctx context.Context, w io.WriterAt, s tree.Stream, opts Options) (int64, error) {
 	k, err := opts.codec()
 	if err != nil {
 		return 0, err
@@ -98,45 +157,64 @@ func Write(ctx context.Context, w io.WriterAt, root *tree.Node, opts Options) (i
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	info, err := scanTree(root)
-	if err != nil {
-		return 0, err
-	}
 	mc, err := k.newMetadataCompressor()
 	if err != nil {
 		return 0, err
 	}
-	wr := &writer{opts: opts, codec: k, out: w, tree: info, layout: map[*tree.Node]*fileLayout{}, meta: mc,
-		ino: map[*tree.Node]uint32{}, refs: map[*tree.Node]uint64{}, idIndex: map[uint32]uint16{}, xattrSet: map[string]uint32{}}
-	return wr.write(ctx, root)
+	uncompressed := k.name == sysext.None
+	wr := &writer{opts: opts, codec: k, out: w, meta: mc, walk: newMetaWalk(),
+		inodes: &metaStream{c: mc, raw: uncompressed}, dirs: &metaStream{c: mc, raw: uncompressed},
+		xattrs: &metaStream{c: mc, raw: uncompressed}, idIndex: map[uint32]uint16{}, xattrSet: map[string]uint32{}}
+	return wr.write(ctx, s)
 }
 
-func (w *writer) write(ctx context.Context, root *tree.Node) (int64, error) {
+// prepare checks the complete tree against squashfs's limits and numbers
+// its inodes, so that they can be written.
+func (w *writer) prepare(r treeResult) error {
+	if r.err != nil {
+		return r.err
+	}
+	sh, err := checkTree(r.t)
+	if err != nil {
+		return err
+	}
+	w.t, w.shape = r.t, sh
+	w.ino = make([]uint32, w.t.Len())
+	w.exports = make([]uint64, w.t.Len())
+	for i := range w.exports {
+		w.exports[i] = unwritten
+	}
+	next := uint32(1)
+	w.number(tree.Root, &next)
+	return nil
+}
+
+func (w *writer) write(ctx context.Context, s tree.Stream) (int64, error) {
 	w.pos = superblockSize
 	if w.codec.options != nil {
 		w.pos += 2 + int64(len(w.codec.options))
 	}
-	if err := w.writeData(ctx); err != nil {
+	if err := w.writeData(ctx, s); err != nil {
 		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	uncompressed := w.codec.name == sysext.None
-	w.inodes = &metaStream{c: w.meta, raw: uncompressed}
-	w.dirs = &metaStream{c: w.meta, raw: uncompressed}
-	w.xattrs = &metaStream{c: w.meta, raw: uncompressed}
-	w.number(root)
-	w.exports = make([]uint64, len(w.ino))
-	rootRef, err := w.writeDir(root, uint32(len(w.ino))+1)
-	if err != nil {
+	if w.layouts.Len() != w.shape.files {
+		return 0, fmt.Errorf("internal error: %d files with content read, the tree has %d", w.layouts.Len(), w.shape.files)
+	}
+	if err := w.walk.advance(w, w.shape.files); err != nil {
 		return 0, err
 	}
+	if !w.walk.done() {
+		return 0, fmt.Errorf("internal error: inodes left unwritten")
+	}
+	uncompressed := w.codec.name == sysext.None
 	sb := superblock{
-		Inodes: uint32(len(w.ino)), MkfsTime: uint32(w.opts.Epoch), BlockSize: uint32(w.opts.BlockSize),
+		Inodes: uint32(w.t.Len()), MkfsTime: uint32(w.opts.Epoch), BlockSize: uint32(w.opts.BlockSize),
 		Fragments: uint32(len(w.frags) / fragmentEntry), Compression: w.codec.id,
 		BlockLog: uint16(bitsLen(w.opts.BlockSize)), Flags: flagAlwaysFragments | flagDuplicates | flagExportable,
-		IDs: uint16(len(w.ids)), Major: 4, RootInode: rootRef,
+		IDs: uint16(len(w.ids)), Major: 4, RootInode: w.walk.root,
 	}
 	if uncompressed {
 		sb.Flags |= flagUncompressedInodes | flagUncompressedData | flagUncompressedFragments | flagUncompressedXattrs | flagUncompressedIDs
@@ -317,104 +395,20 @@ func (m *metaStream) finish() []byte {
 	return m.out
 }
 
-// number assigns inode numbers in the order writeDir writes inodes:
-// children before their directory, the root last.
-func (w *writer) number(dir *tree.Node) {
-	for _, e := range w.tree.Entries[dir] {
-		if e.Node.Mode.IsDir() {
-			w.number(e.Node)
-		} else if _, ok := w.ino[e.Node]; !ok {
-			w.ino[e.Node] = uint32(len(w.ino)) + 1
+// number assigns inode numbers from *next in the order metaWalk writes
+// inodes: a directory's entries before the directory, the root last.
+func (w *writer) number(dir tree.Ino, next *uint32) {
+	for k := range w.t.NumEntries(dir) {
+		_, c := w.t.Entry(dir, k)
+		if w.t.Mode(c).IsDir() {
+			w.number(c, next)
+		} else if w.ino[c] == 0 {
+			w.ino[c] = *next
+			*next++
 		}
 	}
-	w.ino[dir] = uint32(len(w.ino)) + 1
-}
-
-// sharedSizes counts the regular files of each size.
-func (w *writer) sharedSizes() map[int64]int {
-	bySize := map[int64]int{}
-	for _, f := range w.tree.files {
-		bySize[f.Size]++
-	}
-	return bySize
-}
-
-// findDuplicates maps each file of at least one block whose content equals
-// an earlier file's to that file. Only files sharing a size are read (in
-// parallel); smaller files are checked as they are packed into fragments.
-func (w *writer) findDuplicates(ctx context.Context, bySize map[int64]int) (map[*tree.Node]*tree.Node, error) {
-	var cands []*tree.Node
-	for _, f := range w.tree.files {
-		if bySize[f.Size] > 1 && f.Size >= int64(w.opts.BlockSize) {
-			cands = append(cands, f)
-		}
-	}
-	sums := make([][sha256.Size]byte, len(cands))
-	errs := make([]error, len(cands))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(w.opts.Workers, len(cands)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				h := sha256.New()
-				f := cands[i]
-				errs[i] = readContent(f, func(r io.Reader) error {
-					n, err := io.Copy(h, r)
-					if err == nil && n != f.Size {
-						err = fmt.Errorf("read %d bytes, expected %d (did the file change while writing?)", n, f.Size)
-					}
-					return err
-				})
-				sums[i] = [sha256.Size]byte(h.Sum(nil))
-			}
-		}()
-	}
-	for i := range cands {
-		if ctx.Err() != nil {
-			break
-		}
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	first := map[contentKey]*tree.Node{}
-	dups := map[*tree.Node]*tree.Node{}
-	for i, f := range cands {
-		if errs[i] != nil {
-			return nil, fmt.Errorf("%s: %w", w.tree.Paths[f], errs[i])
-		}
-		k := contentKey{f.Size, sums[i]}
-		if o, ok := first[k]; ok {
-			dups[f] = o
-		} else {
-			first[k] = f
-		}
-	}
-	return dups, nil
-}
-
-// contentKey identifies file content.
-type contentKey struct {
-	size int64
-	sum  [sha256.Size]byte
-}
-
-// readContent opens a file's content, hands it to fn and closes it.
-func readContent(n *tree.Node, fn func(io.Reader) error) error {
-	rc, err := n.Open()
-	if err != nil {
-		return err
-	}
-	err = fn(rc)
-	if cerr := rc.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	w.ino[dir] = *next
+	*next++
 }
 
 // idOf gives the id table index of a uid or gid (0 with AllRoot).

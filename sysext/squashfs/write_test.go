@@ -42,30 +42,42 @@ func dir(entries ...tree.Entry) *tree.Node {
 	return &tree.Node{Mode: fs.ModeDir | 0o755, Entries: entries}
 }
 
+// writeNodes writes the image of a tree built in memory.
+func writeNodes(ctx context.Context, w io.WriterAt, root *tree.Node, opts Options) (int64, error) {
+	t, err := tree.FromNode(root)
+	if err != nil {
+		return 0, err
+	}
+	return Write(ctx, w, t, opts)
+}
+
 // dumpNodes describes an in-memory tree the way dumpImage describes an
 // image written from it with KeepMtimes.
 func dumpNodes(root *tree.Node) []string {
-	info, err := scanTree(root)
+	t, err := tree.FromNode(root)
 	if err != nil {
 		panic(err)
 	}
 	var facts []fileFacts
-	var walk func(p string, n *tree.Node)
-	walk = func(p string, n *tree.Node) {
-		f := fileFacts{path: p, typ: typeLetter(n.Mode), perm: uint32(unixMode(n.Mode)), uid: n.UID, gid: n.GID,
-			nlink: info.Nlink[n], size: fmt.Sprint(n.Size), mtime: n.Mtime, dev: "-", sum: "-",
-			inodeKey: fmt.Sprintf("%p", n), xattrs: n.Xattrs}
+	var walk func(p string, n tree.Ino)
+	walk = func(p string, n tree.Ino) {
+		mode := t.Mode(n)
+		uid, gid := t.Owner(n)
+		f := fileFacts{path: p, typ: typeLetter(mode), perm: uint32(unixMode(mode)), uid: uid, gid: gid,
+			nlink: t.Nlink(n), size: fmt.Sprint(t.Size(n)), mtime: t.Mtime(n), dev: "-", sum: "-",
+			inodeKey: fmt.Sprint(n), xattrs: t.Xattrs(n)}
 		switch f.typ {
 		case "d":
 			f.size = "-"
 		case "l":
-			f.target, f.size = n.Target, fmt.Sprint(len(n.Target))
+			f.target, f.size = t.Target(n), fmt.Sprint(len(t.Target(n)))
 		case "b", "c":
-			f.dev = fmt.Sprintf("%d:%d", n.Major, n.Minor)
+			major, minor := t.Device(n)
+			f.dev = fmt.Sprintf("%d:%d", major, minor)
 		case "f":
 			f.sum = "e3b0c44298fc1c14" // sha256 of nothing
-			if n.Size > 0 {
-				rc, _ := n.Open()
+			if t.Size(n) > 0 {
+				rc, _ := t.Open(n)
 				f.sum, _ = sumOf(rc)
 			}
 		}
@@ -73,11 +85,12 @@ func dumpNodes(root *tree.Node) []string {
 			f.xattrs = nil
 		}
 		facts = append(facts, f)
-		for _, e := range info.Entries[n] {
-			walk(strings.TrimPrefix(p+"/"+e.Name, "./"), e.Node)
+		for k := range t.NumEntries(n) {
+			name, c := t.Entry(n, k)
+			walk(strings.TrimPrefix(p+"/"+name, "./"), c)
 		}
 	}
-	walk(".", root)
+	walk(".", tree.Root)
 	return dumpLines(facts)
 }
 
@@ -156,7 +169,7 @@ func FuzzRoundTrip(f *testing.F) {
 		comp := compressions[int(s.next())%len(compressions)]
 		root := genTree(s, 0)
 		img := &memFile{}
-		if _, err := Write(context.Background(), img, root, Options{Compression: comp, BlockSize: 4096, KeepMtimes: true, Workers: 2}); err != nil {
+		if _, err := writeNodes(context.Background(), img, root, Options{Compression: comp, BlockSize: 4096, KeepMtimes: true, Workers: 2}); err != nil {
 			t.Fatalf("write (%s): %v", comp, err)
 		}
 		r, err := Open(img)
@@ -214,7 +227,7 @@ func TestDeterministic(t *testing.T) {
 			runtime.GOMAXPROCS(procs)
 			for _, workers := range []int{0, 3} {
 				img := &memFile{}
-				if _, err := Write(context.Background(), img, root, Options{Compression: comp, Workers: workers, Epoch: 42}); err != nil {
+				if _, err := writeNodes(context.Background(), img, root, Options{Compression: comp, Workers: workers, Epoch: 42}); err != nil {
 					t.Fatal(err)
 				}
 				if first == nil {
@@ -238,7 +251,7 @@ func TestDuplicatesAndSparse(t *testing.T) {
 		tree.Entry{Name: "s1", Node: content([]byte("small twin"), 0o644)}, tree.Entry{Name: "s2", Node: content([]byte("other size"), 0o644)},
 		tree.Entry{Name: "s3", Node: content([]byte("small twin"), 0o755)})
 	img := &memFile{}
-	n, err := Write(context.Background(), img, root, Options{Compression: sysext.None})
+	n, err := writeNodes(context.Background(), img, root, Options{Compression: sysext.None})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +356,7 @@ func TestWriteErrors(t *testing.T) {
 		{"irregular", dir(tree.Entry{Name: "f", Node: &tree.Node{Mode: fs.ModeIrregular}}), Options{}, "/f: file type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Write(context.Background(), &memFile{}, tc.root, tc.opts)
+			_, err := writeNodes(context.Background(), &memFile{}, tc.root, tc.opts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
@@ -355,7 +368,7 @@ func TestWriteErrors(t *testing.T) {
 func TestWriteCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Write(ctx, &memFile{}, bigTree(20, 4<<20), Options{}); !errors.Is(err, context.Canceled) {
+	if _, err := writeNodes(ctx, &memFile{}, bigTree(20, 4<<20), Options{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("error %v, want context.Canceled", err)
 	}
 }
@@ -414,6 +427,44 @@ func TestBuilder(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestWriteStream writes a host tree as tree.ReadStream hands it out,
+// while the walk goes on, and as tree.Read gives it whole: the images
+// must be byte-identical.
+func TestWriteStream(t *testing.T) {
+	src := t.TempDir()
+	big := bytes.Repeat([]byte("stream "), 60000)
+	for i := range 300 {
+		p := filepath.Join(src, fmt.Sprintf("usr/d%02d/f%03d", i%17, i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		data := big[:(i*7919)%len(big)]
+		if i%5 == 0 {
+			data = big[:1000] // duplicates, small
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	whole, err := tree.Read(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, comp := range []sysext.Compression{sysext.Zstd, sysext.None} {
+		opts := Options{Compression: comp, BlockSize: 16 << 10, Workers: 3}
+		want, got := &memFile{}, &memFile{}
+		if _, err := Write(context.Background(), want, whole, opts); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := WriteStream(context.Background(), got, tree.ReadStream(context.Background(), src), opts); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.b, want.b) {
+			t.Errorf("%s: the streamed image differs from the one of the whole tree", comp)
 		}
 	}
 }

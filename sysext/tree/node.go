@@ -1,8 +1,11 @@
-// Package tree is the file tree an image writer writes: one Node per inode,
-// read from a staged host directory in one walk (Read) or built in memory.
+// Package tree is the file tree an image writer writes: a Tree, read from
+// a staged host directory in one walk (Read) or built in memory as Nodes
+// and validated (FromNode).
 //
-// A Node holds everything any image format stores about a file; each
-// writer (sysext/squashfs, sysext/erofs) takes a tree and keeps only its
+// A Tree holds everything any image format stores about a file, in a
+// compact form (a few dozen bytes per inode, no pointer per inode), so
+// that a tree of half a million files costs tens of MB; each writer
+// (sysext/squashfs, sysext/erofs) takes a Tree and keeps only its
 // format's layout and limits: which xattr namespaces, how long a name,
 // how many bits for a device number.
 package tree
@@ -12,9 +15,9 @@ import (
 	"io/fs"
 )
 
-// Node is one inode of a tree. The same *Node referenced from several
-// directory entries is one hard-linked inode (directories cannot be
-// hard-linked).
+// Node is one inode of a tree built in memory (FromNode makes it a Tree).
+// The same *Node referenced from several directory entries is one
+// hard-linked inode (directories cannot be hard-linked).
 type Node struct {
 	// Mode holds the file type (fs.ModeDir, fs.ModeSymlink, fs.ModeDevice,
 	// fs.ModeDevice|fs.ModeCharDevice, fs.ModeNamedPipe, fs.ModeSocket,

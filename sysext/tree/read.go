@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"slices"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -18,18 +18,33 @@ import (
 // symlinks, as lstat, the xattr calls and SEEK_DATA/SEEK_HOLE report it:
 // modes, owners, mtimes, every xattr, device numbers, symlink targets,
 // sizes and the holes of sparse files. A file with several names in the
-// tree is one Node. File contents are read later, through Node.Open,
+// tree is one inode. File contents are read later, through Tree.Open,
 // which refuses to follow a symlink put in a file's place since.
-func Read(ctx context.Context, dir string) (*Node, error) {
-	w := walker{ctx: ctx, links: map[fileID]*Node{}}
-	root, err := w.node(dir)
-	if err != nil {
+func Read(ctx context.Context, dir string) (*Tree, error) {
+	t := &Tree{dir: dir}
+	if err := read(ctx, t, &sync.Mutex{}, func(Ino) {}); err != nil {
 		return nil, err
 	}
-	if !root.Mode.IsDir() {
-		return nil, fmt.Errorf("%s is not a directory: give the staged tree's root", dir)
+	return t, nil
+}
+
+// read fills t, empty, with the host tree at t.dir, changing t only
+// while holding mu, and calls file, holding mu, with each regular file
+// with content as it is added.
+func read(ctx context.Context, t *Tree, mu *sync.Mutex, file func(Ino)) error {
+	w := walker{ctx: ctx, a: appender{t: t}, mu: mu, file: file, links: map[fileID]Ino{}}
+	var st unix.Stat_t
+	if err := unix.Lstat(t.dir, &st); err != nil {
+		return &fs.PathError{Op: "lstat", Path: t.dir, Err: err}
 	}
-	return root, nil
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fmt.Errorf("%s is not a directory: give the staged tree's root", t.dir)
+	}
+	root, err := w.node(t.dir, &st)
+	if err != nil {
+		return err
+	}
+	return w.dir(t.dir, root)
 }
 
 // fileID identifies a host inode.
@@ -38,91 +53,123 @@ type fileID struct{ dev, ino uint64 }
 // walker holds the state of one Read.
 type walker struct {
 	ctx   context.Context
-	links map[fileID]*Node // multiply linked files met so far
+	a     appender
+	mu    *sync.Mutex    // held while the tree changes
+	file  func(Ino)      // told of each file with content
+	links map[fileID]Ino // multiply linked files met so far
 }
 
-// node describes the file at path and, for a directory, everything below
-// it.
-func (w *walker) node(path string) (*Node, error) {
+// node appends the file at path, whose lstat is st.
+func (w *walker) node(path string, st *unix.Stat_t) (Ino, error) {
 	if err := w.ctx.Err(); err != nil {
-		return nil, err
-	}
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		return nil, &fs.PathError{Op: "lstat", Path: path, Err: err}
+		return 0, err
 	}
 	typ := st.Mode & unix.S_IFMT
-	id := fileID{st.Dev, st.Ino}
-	linked := typ != unix.S_IFDIR && st.Nlink > 1
-	if n := w.links[id]; linked && n != nil {
-		return n, nil
-	}
-	n := &Node{Mode: fs.FileMode(st.Mode & 0o777), UID: st.Uid, GID: st.Gid, Mtime: st.Mtim.Sec}
+	n := inode{mode: fs.FileMode(st.Mode & 0o777), uid: st.Uid, gid: st.Gid, mtime: st.Mtim.Sec}
 	for _, b := range []struct {
 		unix uint32
 		mode fs.FileMode
 	}{{unix.S_ISUID, fs.ModeSetuid}, {unix.S_ISGID, fs.ModeSetgid}, {unix.S_ISVTX, fs.ModeSticky}} {
 		if st.Mode&b.unix != 0 {
-			n.Mode |= b.mode
+			n.mode |= b.mode
 		}
 	}
+	var x extra
 	var err error
-	if n.Xattrs, err = hostxattr.Read(path); err != nil {
-		return nil, err
+	if x.xattrs, err = hostxattr.Read(path); err != nil {
+		return 0, err
 	}
 	switch typ {
 	case unix.S_IFDIR:
-		n.Mode |= fs.ModeDir
-		if n.Entries, err = w.dir(path); err != nil {
-			return nil, err
-		}
+		n.mode |= fs.ModeDir
 	case unix.S_IFREG:
-		n.Size = st.Size
-		n.Open = func() (io.ReadCloser, error) { return os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0) }
+		n.size = st.Size
 		if st.Blocks*512 < st.Size {
-			if n.Holes, err = Holes(path, st.Size); err != nil {
-				return nil, fmt.Errorf("%s: find holes: %w", path, err)
+			if x.holes, err = Holes(path, st.Size); err != nil {
+				return 0, fmt.Errorf("%s: find holes: %w", path, err)
 			}
 		}
 	case unix.S_IFLNK:
-		n.Mode |= fs.ModeSymlink
-		if n.Target, err = os.Readlink(path); err != nil {
-			return nil, err
+		n.mode |= fs.ModeSymlink
+		if x.target, err = os.Readlink(path); err != nil {
+			return 0, err
 		}
 	case unix.S_IFBLK:
-		n.Mode |= fs.ModeDevice
-		n.Major, n.Minor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
+		n.mode |= fs.ModeDevice
+		x.major, x.minor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
 	case unix.S_IFCHR:
-		n.Mode |= fs.ModeDevice | fs.ModeCharDevice
-		n.Major, n.Minor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
+		n.mode |= fs.ModeDevice | fs.ModeCharDevice
+		x.major, x.minor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
 	case unix.S_IFIFO:
-		n.Mode |= fs.ModeNamedPipe
+		n.mode |= fs.ModeNamedPipe
 	case unix.S_IFSOCK:
-		n.Mode |= fs.ModeSocket
+		n.mode |= fs.ModeSocket
 	default:
-		return nil, fmt.Errorf("%s: unknown file type %#o", path, typ)
+		return 0, fmt.Errorf("%s: unknown file type %#o", path, typ)
 	}
-	if linked {
-		w.links[id] = n
+	w.mu.Lock()
+	i, err := w.a.add(n, x)
+	w.mu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
 	}
-	return n, nil
+	return i, nil
 }
 
-// dir describes the entries of the directory at path, sorted by name.
-func (w *walker) dir(path string) ([]Entry, error) {
-	ents, err := os.ReadDir(path)
+// dir appends the entries of the directory i at path, sorted by name,
+// and everything below them.
+func (w *walker) dir(path string, i Ino) error {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	entries := make([]Entry, 0, len(ents))
-	for _, e := range ents {
-		c, err := w.node(filepath.Join(path, e.Name()))
-		if err != nil {
-			return nil, err
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return &fs.PathError{Op: "readdir", Path: path, Err: err}
+	}
+	slices.Sort(names)
+	w.mu.Lock()
+	err = w.a.reserve(i, names)
+	w.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	dirfd := int(f.Fd())
+	for k, name := range names {
+		var st unix.Stat_t
+		p := path + "/" + name
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &fs.PathError{Op: "lstat", Path: p, Err: err}
 		}
-		entries = append(entries, Entry{Name: e.Name(), Node: c})
+		id := fileID{st.Dev, st.Ino}
+		linked := st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1
+		if c, ok := w.links[id]; linked && ok {
+			w.mu.Lock()
+			w.a.link(i, k, c, false)
+			w.mu.Unlock()
+			continue
+		}
+		c, err := w.node(p, &st)
+		if err != nil {
+			return err
+		}
+		if linked {
+			w.links[id] = c
+		}
+		w.mu.Lock()
+		w.a.link(i, k, c, true)
+		if w.a.t.HasContent(c) {
+			w.file(c)
+		}
+		w.mu.Unlock()
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			if err := w.dir(p, c); err != nil {
+				return err
+			}
+		}
 	}
-	return entries, nil
+	return nil
 }
 
 // Holes returns the holes of the host file p (size bytes long) as

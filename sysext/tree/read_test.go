@@ -48,53 +48,53 @@ func TestRead(t *testing.T) {
 
 	tr, err := Read(context.Background(), dir)
 	must(err)
-	s, err := Scan(tr)
-	must(err)
-	byPath := map[string]*Node{}
-	for _, n := range s.Nodes {
-		byPath[s.Paths[n]] = n
-	}
+	byPath := paths(tr)
 	tests := []struct {
 		path     string
 		mode     fs.FileMode
 		needRoot bool
-		check    func(n *Node) string
+		check    func(i Ino) string
 	}{
-		{"/", fs.ModeDir | 0o755, false, nil},
-		{"/usr/bin/alias", 0o755 | fs.ModeSetuid | fs.ModeSetgid, false, func(n *Node) string {
-			if s.Nlink[n] != 2 || byPath["/usr/bin/tool"] != nil {
-				return "the two names of one file are not one node"
+		{"/", fs.ModeDir | 0o755, false, func(i Ino) string {
+			if tr.Nlink(i) != 3 || tr.Parent(i) != Root {
+				return "nlink or parent"
 			}
-			if n.Size != 4 || content(t, n) != "tool" {
+			return ""
+		}},
+		{"/usr/bin/alias", 0o755 | fs.ModeSetuid | fs.ModeSetgid, false, func(i Ino) string {
+			if tr.Nlink(i) != 2 || byPath["/usr/bin/tool"] != i || tr.Path(i) != "/usr/bin/alias" {
+				return "the two names of one file are not one inode"
+			}
+			if tr.Size(i) != 4 || content(t, tr, i) != "tool" {
 				return "content"
 			}
-			if string(n.Xattrs["user.note"]) != "v" {
+			if string(tr.Xattrs(i)["user.note"]) != "v" {
 				return "xattr user.note"
 			}
 			return ""
 		}},
-		{"/usr/bin/link", fs.ModeSymlink | 0o777, false, func(n *Node) string {
-			if n.Target != "tool" || root && (n.UID != 1000 || n.GID != 1001) {
+		{"/usr/bin/link", fs.ModeSymlink | 0o777, false, func(i Ino) string {
+			if uid, gid := tr.Owner(i); tr.Target(i) != "tool" || root && (uid != 1000 || gid != 1001) {
 				return "target or owners"
 			}
 			return ""
 		}},
 		{"/usr/tmp", fs.ModeDir | fs.ModeSticky | 0o777, false, nil},
-		{"/usr/fifo", fs.ModeNamedPipe | 0o600, false, func(n *Node) string {
-			if n.Mtime != 1234 {
+		{"/usr/fifo", fs.ModeNamedPipe | 0o600, false, func(i Ino) string {
+			if tr.Mtime(i) != 1234 {
 				return "mtime"
 			}
 			return ""
 		}},
 		{"/usr/sock", fs.ModeSocket, false, nil},
-		{"/usr/null", fs.ModeDevice | fs.ModeCharDevice | 0o666, true, func(n *Node) string {
-			if n.Major != 1 || n.Minor != 3 {
+		{"/usr/null", fs.ModeDevice | fs.ModeCharDevice | 0o666, true, func(i Ino) string {
+			if major, minor := tr.Device(i); major != 1 || minor != 3 {
 				return "device number"
 			}
 			return ""
 		}},
-		{"/usr/disk", fs.ModeDevice | 0o660, true, func(n *Node) string {
-			if n.Major != 259 || n.Minor != 70000 {
+		{"/usr/disk", fs.ModeDevice | 0o660, true, func(i Ino) string {
+			if major, minor := tr.Device(i); major != 259 || minor != 70000 {
 				return "device number"
 			}
 			return ""
@@ -105,29 +105,46 @@ func TestRead(t *testing.T) {
 			if tt.needRoot && !root {
 				t.Skip("device nodes need root")
 			}
-			n := byPath[tt.path]
-			if n == nil {
-				t.Fatalf("no node; have %v", s.Paths)
+			i, ok := byPath[tt.path]
+			if !ok {
+				t.Fatalf("no inode; have %v", byPath)
 			}
 			if tt.mode.Type() == fs.ModeSocket {
-				tt.mode |= n.Mode.Perm() // as the umask left it
+				tt.mode |= tr.Mode(i).Perm() // as the umask left it
 			}
-			if n.Mode != tt.mode {
-				t.Errorf("mode %v, want %v", n.Mode, tt.mode)
+			if tr.Mode(i) != tt.mode {
+				t.Errorf("mode %v, want %v", tr.Mode(i), tt.mode)
 			}
 			if tt.check != nil {
-				if what := tt.check(n); what != "" {
-					t.Errorf("%s is wrong: %+v", what, n)
+				if what := tt.check(i); what != "" {
+					t.Errorf("%s is wrong: %+v", what, tr.in(i))
 				}
 			}
 		})
 	}
 }
 
-// content reads a regular file node's content.
-func content(t *testing.T, n *Node) string {
+// paths maps the path of every name in tr to its inode.
+func paths(tr *Tree) map[string]Ino {
+	m := map[string]Ino{"/": Root}
+	var walk func(dir Ino, p string)
+	walk = func(dir Ino, p string) {
+		for k := range tr.NumEntries(dir) {
+			name, i := tr.Entry(dir, k)
+			m[p+name] = i
+			if tr.Mode(i).IsDir() {
+				walk(i, p+name+"/")
+			}
+		}
+	}
+	walk(Root, "/")
+	return m
+}
+
+// content reads a regular file's content.
+func content(t *testing.T, tr *Tree, i Ino) string {
 	t.Helper()
-	rc, err := n.Open()
+	rc, err := tr.Open(i)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,10 +229,8 @@ func TestHoles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, e := range tr.Entries {
-				if e.Name == tt.name && !reflect.DeepEqual(e.Node.Holes, tt.holes) {
-					t.Errorf("Read: holes %v, want %v", e.Node.Holes, tt.holes)
-				}
+			if i := paths(tr)["/"+tt.name]; !reflect.DeepEqual(tr.Holes(i), tt.holes) {
+				t.Errorf("Read: holes %v, want %v", tr.Holes(i), tt.holes)
 			}
 		})
 	}

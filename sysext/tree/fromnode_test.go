@@ -16,9 +16,9 @@ func file(data string) *Node {
 	}}
 }
 
-// TestScanShape checks the walk order, link counts, paths, parents and
-// sorted entries Scan records.
-func TestScanShape(t *testing.T) {
+// TestFromNodeShape checks the walk order, link counts, paths, parents and
+// sorted entries of the Tree FromNode builds.
+func TestFromNodeShape(t *testing.T) {
 	shared := file("x")
 	sub := dir(Entry{Name: "z", Node: file("z")})
 	root := dir(
@@ -27,43 +27,52 @@ func TestScanShape(t *testing.T) {
 		Entry{Name: "a", Node: shared},
 		Entry{Name: "-", Node: &Node{Mode: fs.ModeSymlink | 0o777, Target: "a"}},
 	)
-	s, err := Scan(root)
+	tr, err := FromNode(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var order []string
-	for _, n := range s.Nodes {
-		order = append(order, s.Paths[n])
+	for i := range tr.Len() {
+		order = append(order, tr.Path(Ino(i)))
 	}
 	if want := []string{"/", "/-", "/a", "/d", "/d/z"}; !reflect.DeepEqual(order, want) {
 		t.Errorf("walk order %v, want %v", order, want)
 	}
 	var names []string
-	for _, e := range s.Entries[root] {
-		names = append(names, e.Name)
+	for k := range tr.NumEntries(Root) {
+		name, _ := tr.Entry(Root, k)
+		names = append(names, name)
 	}
 	if want := []string{"-", "a", "b", "d"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("entries %v, want %v", names, want)
 	}
 	for _, tt := range []struct {
-		node  *Node
-		nlink uint32
-	}{{root, 3}, {sub, 2}, {shared, 2}} {
-		if s.Nlink[tt.node] != tt.nlink {
-			t.Errorf("%s: nlink %d, want %d", s.Paths[tt.node], s.Nlink[tt.node], tt.nlink)
+		path       string
+		nlink      uint32
+		parent     string
+		size       int64
+		hasContent bool
+		numEntries int
+	}{{"/", 3, "/", 0, false, 4}, {"/d", 2, "/", 0, false, 1}, {"/a", 2, "/", 1, true, 0}, {"/d/z", 1, "/d", 1, true, 0}, {"/-", 1, "/", 0, false, 0}} {
+		i := paths(tr)[tt.path]
+		if tr.Nlink(i) != tt.nlink || tr.Path(tr.Parent(i)) != tt.parent || tr.Size(i) != tt.size || tr.HasContent(i) != tt.hasContent || tr.NumEntries(i) != tt.numEntries {
+			t.Errorf("%s: nlink %d, parent %s, size %d, content %v, %d entries; want %+v", tt.path, tr.Nlink(i), tr.Path(tr.Parent(i)), tr.Size(i), tr.HasContent(i), tr.NumEntries(i), tt)
 		}
 	}
-	if s.Parents[sub] != root || s.Parents[root] != root {
-		t.Errorf("parents %v", s.Parents)
+	if got := content(t, tr, paths(tr)["/b"]); got != "x" {
+		t.Errorf("content of /b: %q", got)
+	}
+	if tr.Target(paths(tr)["/-"]) != "a" {
+		t.Errorf("target of /-: %q", tr.Target(paths(tr)["/-"]))
 	}
 	if len(root.Entries) != 4 || root.Entries[0].Name != "b" {
-		t.Error("Scan reordered the tree's own entries")
+		t.Error("FromNode reordered the tree's own entries")
 	}
 }
 
-// TestScanErrors checks that what no image can hold is refused with an
+// TestFromNodeErrors checks that what no image can hold is refused with an
 // error naming the path and the problem.
-func TestScanErrors(t *testing.T) {
+func TestFromNodeErrors(t *testing.T) {
 	sub := dir()
 	for _, tt := range []struct {
 		name string
@@ -87,8 +96,8 @@ func TestScanErrors(t *testing.T) {
 		{"deep", dir(Entry{Name: "d", Node: dir(Entry{Name: "f", Node: &Node{Size: 1}})}), "/d/f: regular file"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := Scan(tt.root); err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Scan = %v, want an error containing %q", err, tt.want)
+			if _, err := FromNode(tt.root); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("FromNode = %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}
