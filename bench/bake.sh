@@ -8,19 +8,26 @@
 #   bake warm    bakery bake with the source cached (nothing downloaded)
 #   image create bakery image create of the pipeline's staged tree
 # Runs are interleaved (the four, then again), RUNS times (default 5); the
-# table shows medians and the ratios issue 14 sets targets for. Prints a
-# Markdown section on stdout.
+# table shows medians and the ratios issue 14 sets targets for. Each run
+# stages everything on one file system: the whole benchmark runs once in
+# each of BENCH_DIRS (default "/var/tmp /dev/shm": the disk, then a tmpfs;
+# bakery stages under $TMPDIR, set to it). Prints a Markdown section per
+# directory on stdout.
 set -euo pipefail
 bakery=$(realpath "${1:?usage: bench/bake.sh path/to/bakery}")
 runs=${RUNS:-5}
-work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/bakery-bake.XXXXXX")
+cd "$(dirname "$0")/.."
+# bench_on DIR: the whole benchmark with its files in DIR, in a subshell
+# that removes them.
+bench_on() (
+work=$(mktemp -d "$1/bakery-bake.XXXXXX")
 server_pid=
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
-cd "$(dirname "$0")/.."
+export TMPDIR=$work
 
 # The fixture and its checksum list, on a loopback web server.
 goroot=$(go env GOROOT)
@@ -106,9 +113,10 @@ read -r wi ci ri <<<"$(medians "$work/create")"
 size=$(du -m "$work/www/go.tar.gz" | cut -f1)
 files=$(find "$work/pipe/root" | wc -l)
 
-echo "### Bake vs the shell pipeline (RUNS=$runs, medians of interleaved runs)"
+fstype=$(stat -f -c %T "$work")
+echo "### Bake vs the shell pipeline, staged on $fstype (RUNS=$runs, medians of interleaved runs)"
 echo
-echo "Command: \`RUNS=$runs bench/bake.sh bin/bakery\`. Fixture: a ${size} MB .tar.gz of"
+echo "Command: \`BENCH_DIRS=$1 RUNS=$runs bench/bake.sh bin/bakery\`. Fixture: a ${size} MB .tar.gz of"
 echo "the Go toolchain ($files entries) with its SHA256SUMS on a loopback web server;"
 echo "zstd 3 everywhere. The pipeline is what Flatcar's sysext-bakery runs (curl,"
 echo "sha256sum -c, tar x, extension-release, mksquashfs); image create builds the"
@@ -123,3 +131,9 @@ row "shell pipeline (curl, sha256sum, tar, mksquashfs)" "$wp" "$cp" "$rp"
 row "bakery bake, cold cache" "$wc" "$cc" "$rc"
 row "bakery bake, warm cache" "$ww" "$cw" "$rw"
 row "bakery image create (staged tree)" "$wi" "$ci" "$ri"
+)
+
+for dir in ${BENCH_DIRS:-/var/tmp /dev/shm}; do
+  bench_on "$dir"
+  echo
+done

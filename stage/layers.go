@@ -104,7 +104,7 @@ func (l *layerSource) open(f *os.File) error {
 	if format == Zip {
 		return refused(ErrFormat, "a zip archive is not an image layer (want tar, tar.gz or tar.zst)")
 	}
-	r, closeFn, err := decompress(format, io.NewSectionReader(f, 0, info.Size()))
+	r, closeFn, err := decompressAhead(format, io.NewSectionReader(f, 0, info.Size()))
 	if err != nil {
 		return refused(ErrFormat, "opening the %s stream: %v", format, err)
 	}

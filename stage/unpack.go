@@ -120,7 +120,7 @@ func Archive(ctx context.Context, root *os.Root, src *os.File, opts Options) (Re
 		}
 		members = &zipSource{files: zr.File}
 	} else {
-		r, closeFn, err := decompress(format, io.NewSectionReader(src, 0, info.Size()))
+		r, closeFn, err := decompressAhead(format, io.NewSectionReader(src, 0, info.Size()))
 		if err != nil {
 			return Result{}, withFix(name, refused(ErrFormat, "opening the %s stream: %v", format, err))
 		}
@@ -131,6 +131,18 @@ func Archive(ctx context.Context, root *os.Root, src *os.File, opts Options) (Re
 		return Result{}, err
 	}
 	return st.result, nil
+}
+
+// decompressAhead is decompress with the tar stream read ahead in its own
+// goroutine when it is compressed (readAhead), for reading it whole; call
+// the returned function once done with it.
+func decompressAhead(format Format, r io.Reader) (io.Reader, func(), error) {
+	zr, closeFn, err := decompress(format, r)
+	if err != nil || format == Tar {
+		return zr, closeFn, err
+	}
+	ahead, stop := readAhead(zr)
+	return ahead, func() { stop(); closeFn() }, nil
 }
 
 // decompress returns the tar stream inside a stream of the given format.
