@@ -25,7 +25,12 @@ bench_on() (
 work=$(mktemp -d "$1/bakery-bake.XXXXXX")
 server_pid=
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  # Not a && list: under set -e its failing wait (the server dies of the
+  # signal) would end the trap before the rm.
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -36,9 +36,8 @@ row() {
 
 echo "### dm-verity and DDIs (RUNS=$runs, medians of interleaved runs)"
 echo
-echo "Command: \`RUNS=$runs bench/ddi.sh bin/bakery\`. The machine's 2 cores were shared with other"
-echo "engineers' builds and tests while it ran (load average $(cut -d' ' -f1-3 /proc/loadavg) at the end):"
-echo "CPU time is the steadier figure."
+echo "Command: \`RUNS=$runs bench/ddi.sh bin/bakery\` (load average $(cut -d' ' -f1-3 /proc/loadavg) when it"
+echo "started; where other work shares the cores, CPU time is the steadier figure)."
 echo
 echo "| job | tool | wall s | CPU s | wall vs ref | CPU vs ref |"
 echo "|---|---|---:|---:|---:|---:|"
