@@ -54,8 +54,8 @@ server_pid=$!
 for _ in $(seq 100); do curl -sf "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
 
 # The same artifact as an OCI layout, for crane push and skopeo copy.
-"$bakery" push "$work/out" "$reg/bench/seed" --insecure --no-catalog >/dev/null 2>&1
-crane pull --insecure --format oci "$reg/bench/seed:1.0" "$work/layout" 2>/dev/null
+"$bakery" push "$work/out" "$reg/seed/big" --insecure --no-catalog >/dev/null 2>"$work/err" || { echo "bench/registry.sh: bakery push of the seed failed:" >&2; cat "$work/err" >&2; exit 1; }
+crane pull --insecure --format oci "$reg/seed/big:1.0" "$work/layout" 2>/dev/null
 
 # time_cmd NAME CMD…: run CMD, append its wall time in seconds to $work/NAME.
 # The registry shares this file system: sync first, so that no command
@@ -72,22 +72,22 @@ time_cmd() {
 }
 
 for i in $(seq "$rounds"); do
-  time_cmd "bakery push" "$bakery" push "$work/out" "$reg/bench/bakery$i" --insecure --no-catalog
-  time_cmd "bakery push (no SHA256SUMS)" "$bakery" push "$work/out-nosums" "$reg/bench/nosums$i" --insecure --no-catalog
+  time_cmd "bakery push" "$bakery" push "$work/out" "$reg/bakery$i/big" --insecure --no-catalog
+  time_cmd "bakery push (no SHA256SUMS)" "$bakery" push "$work/out-nosums" "$reg/nosums$i/big" --insecure --no-catalog
   time_cmd "crane push" crane push --insecure --index "$work/layout" "$reg/bench/crane$i:1.0"
   # skopeo remembers which blobs a registry has (blob-info cache) and would
   # mount them from an earlier round's repository instead of uploading.
   rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb "${XDG_DATA_HOME:-$HOME/.local/share}/containers/cache/blob-info-cache-v1.boltdb"
   time_cmd "skopeo copy (push)" skopeo copy --dest-tls-verify=false "oci:$work/layout" "docker://$reg/bench/skopeo$i:1.0"
   rm -rf "$work/pull"; mkdir "$work/pull"
-  time_cmd "bakery pull" "$bakery" pull "$reg/bench/bakery$i:1.0" --arch x86-64 --out "$work/pull" --insecure
+  time_cmd "bakery pull" "$bakery" pull "$reg/bakery$i/big:1.0" --arch x86-64 --out "$work/pull" --insecure
   rm -rf "$work/pull"; mkdir "$work/pull"
-  time_cmd "crane pull" crane pull --insecure --format oci "$reg/bench/bakery$i:1.0" "$work/pull/oci"
+  time_cmd "crane pull" crane pull --insecure --format oci "$reg/bakery$i/big:1.0" "$work/pull/oci"
   rm -rf "$work/pull"; mkdir "$work/pull"
   digest=$(sha256sum "$work/out/big-1.0-x86-64.raw" | cut -d' ' -f1)
-  time_cmd "crane blob" sh -c "crane blob --insecure '$reg/bench/bakery$i@sha256:$digest' >'$work/pull/blob'"
+  time_cmd "crane blob" sh -c "crane blob --insecure '$reg/bakery$i/big@sha256:$digest' >'$work/pull/blob'"
   rm -rf "$work/pull"; mkdir "$work/pull"
-  time_cmd "skopeo copy (pull)" skopeo copy --src-tls-verify=false "docker://$reg/bench/bakery$i:1.0" "oci:$work/pull/oci"
+  time_cmd "skopeo copy (pull)" skopeo copy --src-tls-verify=false "docker://$reg/bakery$i/big:1.0" "oci:$work/pull/oci"
   rm -rf "$work/pull"
 done
 

@@ -139,7 +139,9 @@ Sources are fetched once into $XDG_CACHE_HOME/bakery and verified by sha256 befo
 the same recipe and inputs give byte-identical images. Each image's inputs digest
 (the recipe file, version, arch, OS release, image options and every source's
 digest) is printed and listed in DIR/INPUTS, which bakery push publishes as the
-org.bakery.sysext.inputs-digest annotation.
+org.bakery.sysext.inputs-digest annotation. Sources are staged in a directory
+under $TMPDIR (default /tmp), removed afterwards; a tmpfs there stages many small
+files much faster than a disk file system.
 
 A kernel-bound recipe (one using {{.OSID}} or {{.OSVersion}}) is baked for one OS
 release, given with --os and --os-version. --mirror FROM=TO rewrites source URLs
