@@ -14,7 +14,7 @@ root=$work/root
 mkdir -p "$root/usr/lib" "$root/usr/bin" "$root/var/lib/extensions" "$root/var/lib/bakery"
 printf 'ID=debian\nVERSION_ID=12\n' >"$root/usr/lib/os-release"
 echo host >"$root/usr/bin/host"
-state='{"extensions":{'
+state='{"schema":2,"extensions":{'
 for i in $(seq 0 9); do
   src=$work/src$i
   mkdir -p "$src/usr/lib/extension-release.d" "$src/usr/share/ext$i"
@@ -22,7 +22,7 @@ for i in $(seq 0 9); do
   head -c 1048576 /dev/urandom >"$src/usr/share/ext$i/data"
   mksquashfs "$src" "$root/var/lib/extensions/ext$i.raw" -all-root -noappend -quiet -no-progress >/dev/null
   sum=$(sha256sum "$root/var/lib/extensions/ext$i.raw" | cut -d' ' -f1)
-  state+="$([ "$i" = 0 ] || echo ,)\"ext$i\":{\"ref\":\"bench\",\"digest\":\"sha256:$sum\",\"verified\":\"2026-01-01T00:00:00Z\"}"
+  state+="$([ "$i" = 0 ] || echo ,)\"ext$i\":{\"ref\":\"bench\",\"digest\":\"sha256:$sum\",\"installed\":\"2026-01-01T00:00:00Z\",\"verification\":{\"at\":\"2026-01-01T00:00:00Z\",\"signature\":\"sha256:0000000000000000000000000000000000000000000000000000000000000000\",\"key\":\"/etc/bakery/keys/bench.pub\"}}"
 done
 echo "$state}}" >"$root/var/lib/bakery/state.json"
 exec unshare -m --propagation private bash -s "$bakery" "$root" "$runs" <<'INNER'

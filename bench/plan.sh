@@ -28,7 +28,9 @@ cleanup() {
 trap cleanup EXIT
 
 bakery=${1:-}
-if [ -z "$bakery" ]; then
+if [ -n "$bakery" ]; then
+  bakery=$(realpath "$bakery")
+else
   (cd "$repo_root" && go build -o "$work/bakery" ./cmd/bakery)
   bakery="$work/bakery"
 fi
@@ -77,7 +79,9 @@ git -C "$work/catalog" -c user.name=bench -c user.email=bench@localhost commit -
 
 export XDG_CACHE_HOME="$work/cache"
 cd "$work/catalog"
-jobs=$("$bakery" plan ./* --json 2>/dev/null | grep -c '"inputs_digest"')
+plan=$("$bakery" plan ./* --json 2>"$work/err") || { cat "$work/err" >&2; exit 1; }
+jobs=$(grep -c '"inputsDigest"' <<<"$plan" || true)
+[ "$jobs" -gt 0 ] || { echo "bench/plan.sh: the plan lists no jobs" >&2; exit 1; }
 times=()
 for _ in $(seq "$rounds"); do
   start=$(date +%s.%N)
