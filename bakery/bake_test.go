@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sysext-bakery/bakery/internal/fixture"
+	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sources"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/formats"
@@ -92,18 +93,7 @@ func TestMountedImageShowsStagedTree(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, img := range res.Images {
-				build, err := r.Expand("", img.Architecture)
-				if err != nil {
-					t.Fatal(err)
-				}
-				staged := t.TempDir()
-				os.Chmod(staged, 0o755)
-				if _, err := writeRelease(build, staged, tree.NewBuilder(staged, 0, 0)); err != nil {
-					t.Fatal(err)
-				}
-				if err := Stage(bakeCtx, build, staged, opts); err != nil {
-					t.Fatal(err)
-				}
+				staged := stageLikeBake(t, r, img.Architecture, opts)
 				want := listTree(t, staged) + "owners 0:0\n"
 				got := listImage(t, img.Path, tb.format.KernelType())
 				if got != want {
@@ -446,18 +436,7 @@ sources:
 					t.Errorf("built again: %v, want %v:\n%s", again, want, strings.Join(steps, "\n"))
 				}
 
-				build, err := r.Expand("", "x86-64")
-				if err != nil {
-					t.Fatal(err)
-				}
-				staged := t.TempDir()
-				os.Chmod(staged, 0o755)
-				if _, err := writeRelease(build, staged, tree.NewBuilder(staged, 0, 0)); err != nil {
-					t.Fatal(err)
-				}
-				if err := Stage(bakeCtx, build, staged, opts); err != nil {
-					t.Fatal(err)
-				}
+				staged := stageLikeBake(t, r, "x86-64", opts)
 				out, err := WriteImage(bakeCtx, builder, staged, filepath.Join(t.TempDir(), "img.raw"), opts.Build)
 				if err != nil {
 					t.Fatal(err)
@@ -539,4 +518,24 @@ sources:
 	if want := "usr/lib/extension-release.d/extension-release.ships: a source already ships this file"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("err = %v, want one saying %q", err, want)
 	}
+}
+
+// stageLikeBake stages r's build for arch into a new directory as bake
+// does (release file first, then the sources) and returns it, for tests
+// that compare an image with what image create makes of the staged tree.
+func stageLikeBake(t *testing.T, r *recipes.Recipe, arch string, opts Options) string {
+	t.Helper()
+	build, err := r.Expand("", arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staged := t.TempDir()
+	os.Chmod(staged, 0o755)
+	if _, err := writeRelease(build, staged, tree.NewBuilder(staged, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Stage(bakeCtx, build, staged, opts); err != nil {
+		t.Fatal(err)
+	}
+	return staged
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/inspect"
 	"github.com/sysext-bakery/bakery/sysext/squashfs"
-	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
 // elfFor is a minimal executable for arch, x86-64 or arm64.
@@ -164,18 +163,7 @@ sources:
 			if again != tt.again {
 				t.Errorf("built again: %v, want %v:\n%s", again, tt.again, strings.Join(steps, "\n"))
 			}
-			build, err := r.Expand("", "x86-64")
-			if err != nil {
-				t.Fatal(err)
-			}
-			staged := t.TempDir()
-			os.Chmod(staged, 0o755)
-			if _, err := writeRelease(build, staged, tree.NewBuilder(staged, 0, 0)); err != nil {
-				t.Fatal(err)
-			}
-			if err := Stage(bakeCtx, build, staged, opts); err != nil {
-				t.Fatal(err)
-			}
+			staged := stageLikeBake(t, r, "x86-64", opts)
 			out, err := WriteImage(bakeCtx, squashfs.Builder{}, staged, filepath.Join(t.TempDir(), "img.raw"), opts.Build)
 			if err != nil {
 				t.Fatal(err)
