@@ -289,15 +289,7 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			archive := tarGz(t, c.entries...)
-			srv := fixture.Serve(t, map[string][]byte{"/a.tar.gz": archive})
-			r := writeRecipe(t, fmt.Sprintf(`name: evil
-version: "1"
-arches: [x86-64]
-sources:
-  - url: %s/a.tar.gz
-    sha256: %s
-    extract: {}
-`, srv.URL, sha256Hex(archive)), nil)
+			r := archiveRecipe(t, "evil", archive, "{}", "", nil)
 			parent := t.TempDir()
 			out := filepath.Join(parent, "out")
 			os.MkdirAll(out, 0o755)
@@ -312,7 +304,7 @@ sources:
 			if !strings.Contains(err.Error(), c.want) {
 				t.Errorf("error %q does not name %q", err, c.want)
 			}
-			if origin := srv.URL + "/a.tar.gz: member"; !strings.Contains(err.Error(), origin) || strings.Contains(err.Error(), opts.Fetcher.Cache.Dir) {
+			if origin := r.Sources[0].URL + ": member"; !strings.Contains(err.Error(), origin) || strings.Contains(err.Error(), opts.Fetcher.Cache.Dir) {
 				t.Errorf("error %q does not start the archive's part with %q, or names the cache", err, origin)
 			}
 			if after := snapshot(t, parent); !slices.Equal(before, after) {
@@ -412,16 +404,7 @@ func TestStreamedBakeEqualsStagedBuild(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			for i, order := range [][]tarEntry{members, swapped} {
 				archive := tarGz(t, order...)
-				srv := fixture.Serve(t, map[string][]byte{"/a.tar.gz": archive})
-				r := writeRecipe(t, fmt.Sprintf(`name: order
-version: "1"
-arches: [x86-64]
-sources:
-  - url: %s/a.tar.gz
-    sha256: %s
-    extract: {to: /usr}
-  - files: files/
-`, srv.URL, sha256Hex(archive)), map[string]string{"files/usr/lib/systemd/system/order.service": "[Unit]\n"})
+				r := archiveRecipe(t, "order", archive, "{to: /usr}", "  - files: files/\n", map[string]string{"files/usr/lib/systemd/system/order.service": "[Unit]\n"})
 				var steps stepRecorder
 				opts := bakeOptions(t, t.TempDir(), builder, format)
 				opts.Build.AllRoot = false
@@ -460,15 +443,7 @@ func TestBakeCancelled(t *testing.T) {
 		files = append(files, tarEntry{hdr: tar.Header{Name: fmt.Sprintf("share/f%03d", i), Typeflag: tar.TypeReg}, body: strings.Repeat(fmt.Sprint(i), 5000)})
 	}
 	archive := tarGz(t, files...)
-	srv := fixture.Serve(t, map[string][]byte{"/a.tar.gz": archive})
-	r := writeRecipe(t, fmt.Sprintf(`name: cancelled
-version: "1"
-arches: [x86-64]
-sources:
-  - url: %s/a.tar.gz
-    sha256: %s
-    extract: {to: /usr}
-`, srv.URL, sha256Hex(archive)), nil)
+	r := archiveRecipe(t, "cancelled", archive, "{to: /usr}", "", nil)
 	out := t.TempDir()
 	opts := bakeOptions(t, out, squashfs.Builder{}, squashfsFormat)
 	ctx, cancel := context.WithCancel(bakeCtx)
@@ -505,15 +480,7 @@ func (c cancelAt) Step(arch, step, detail string) {
 // extension-release file bakery writes.
 func TestSourceShippingTheReleaseIsRefused(t *testing.T) {
 	archive := tarGz(t, tarEntry{hdr: tar.Header{Name: "usr/lib/extension-release.d/extension-release.ships", Typeflag: tar.TypeReg}, body: "ID=_any\n"})
-	srv := fixture.Serve(t, map[string][]byte{"/a.tar.gz": archive})
-	r := writeRecipe(t, fmt.Sprintf(`name: ships
-version: "1"
-arches: [x86-64]
-sources:
-  - url: %s/a.tar.gz
-    sha256: %s
-    extract: {}
-`, srv.URL, sha256Hex(archive)), nil)
+	r := archiveRecipe(t, "ships", archive, "{}", "", nil)
 	_, err := Bake(bakeCtx, r, bakeOptions(t, t.TempDir(), squashfs.Builder{}, squashfsFormat))
 	if want := "usr/lib/extension-release.d/extension-release.ships: a source already ships this file"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("err = %v, want one saying %q", err, want)

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/sysext-bakery/bakery/internal/fixture"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sources"
 	"github.com/sysext-bakery/bakery/sysext"
@@ -250,3 +251,21 @@ func snapshot(t *testing.T, dir string) []string {
 
 // bakeCtx is the context tests bake with.
 var bakeCtx = context.Background()
+
+// archiveRecipe serves archive on a loopback server and writes a recipe
+// NAME, version 1, for x86-64, whose first source is that archive pinned
+// by its sha256 and extracted with extract (a YAML flow map such as
+// "{to: /usr}"); more holds further source entries and files the files
+// the recipe's folder holds, as for writeRecipe.
+func archiveRecipe(t *testing.T, name string, archive []byte, extract, more string, files map[string]string) *recipes.Recipe {
+	t.Helper()
+	srv := fixture.Serve(t, map[string][]byte{"/a.tar.gz": archive})
+	return writeRecipe(t, fmt.Sprintf(`name: %s
+version: "1"
+arches: [x86-64]
+sources:
+  - url: %s/a.tar.gz
+    sha256: %s
+    extract: %s
+%s`, name, srv.URL, sha256Hex(archive), extract, more), files)
+}
