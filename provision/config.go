@@ -94,66 +94,74 @@ func (c Config) check() error {
 	return nil
 }
 
-// Butane renders the config as Butane YAML (Flatcar variant): inline text
-// as inline:, binary data and fetched files as source: with the hash
-// pinned.
-func (c Config) Butane() ([]byte, error) {
-	if err := c.check(); err != nil {
-		return nil, err
+// The parts of a Butane and an Ignition config bakery writes: the same
+// tree, told apart only by how a file's mode and contents are spelled.
+type (
+	verification struct {
+		Hash string `yaml:"hash" json:"hash"`
 	}
-	type verification struct {
-		Hash string `yaml:"hash"`
+	contents struct {
+		Inline       string        `yaml:"inline,omitempty" json:"-"`
+		Source       string        `yaml:"source,omitempty" json:"source"`
+		Verification *verification `yaml:"verification,omitempty" json:"verification,omitempty"`
 	}
-	type contents struct {
-		Inline       string        `yaml:"inline,omitempty"`
-		Source       string        `yaml:"source,omitempty"`
-		Verification *verification `yaml:"verification,omitempty"`
+	file struct {
+		Path     string   `yaml:"path" json:"path"`
+		Mode     octal    `yaml:"mode" json:"mode"`
+		Contents contents `yaml:"contents" json:"contents"`
 	}
-	type file struct {
-		Path     string    `yaml:"path"`
-		Mode     yaml.Node `yaml:"mode"`
-		Contents contents  `yaml:"contents"`
+	link struct {
+		Path   string `yaml:"path" json:"path"`
+		Target string `yaml:"target" json:"target"`
+		Hard   bool   `yaml:"hard" json:"hard"`
 	}
-	type link struct {
-		Path   string `yaml:"path"`
-		Target string `yaml:"target"`
-		Hard   bool   `yaml:"hard"`
+	dropin struct {
+		Name     string `yaml:"name" json:"name"`
+		Contents string `yaml:"contents" json:"contents"`
 	}
-	type dropin struct {
-		Name     string `yaml:"name"`
-		Contents string `yaml:"contents"`
+	unit struct {
+		Name    string   `yaml:"name" json:"name"`
+		Enabled *bool    `yaml:"enabled,omitempty" json:"enabled,omitempty"`
+		Dropins []dropin `yaml:"dropins,omitempty" json:"dropins,omitempty"`
 	}
-	type unit struct {
-		Name    string   `yaml:"name"`
-		Enabled *bool    `yaml:"enabled,omitempty"`
-		Dropins []dropin `yaml:"dropins,omitempty"`
+	storage struct {
+		Files []file `yaml:"files,omitempty" json:"files,omitempty"`
+		Links []link `yaml:"links,omitempty" json:"links,omitempty"`
 	}
-	var doc struct {
-		Variant string `yaml:"variant"`
-		Version string `yaml:"version"`
-		Storage struct {
-			Files []file `yaml:"files,omitempty"`
-			Links []link `yaml:"links,omitempty"`
-		} `yaml:"storage"`
-		Systemd struct {
-			Units []unit `yaml:"units,omitempty"`
-		} `yaml:"systemd,omitempty"`
+	systemd struct {
+		Units []unit `yaml:"units,omitempty" json:"units,omitempty"`
 	}
-	doc.Variant, doc.Version = ButaneVariant, ButaneVersion
+)
+
+// octal is a file mode: an octal literal in YAML, as Butane's examples
+// write it, a number in JSON.
+type octal int
+
+// MarshalYAML writes the mode as an octal integer (0644).
+func (m octal) MarshalYAML() (any, error) {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: fmt.Sprintf("%#o", int(m))}, nil
+}
+
+// sections returns the storage and systemd sections of the config; with
+// inline, text files are written inline (Butane), otherwise every file
+// given as data is a data URL (Ignition, as Butane translates them).
+func (c Config) sections(inline bool) (storage, systemd) {
+	var st storage
+	var sd systemd
 	for _, f := range c.Files {
-		bf := file{Path: f.Path, Mode: yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: fmt.Sprintf("%#o", fileMode)}}
+		bf := file{Path: f.Path, Mode: fileMode}
 		switch {
 		case f.Source != "":
 			bf.Contents = contents{Source: f.Source, Verification: &verification{Hash: "sha512-" + f.SHA512}}
-		case isText(f.Data):
+		case inline && isText(f.Data):
 			bf.Contents = contents{Inline: string(f.Data)}
 		default:
 			bf.Contents = contents{Source: dataURL(f.Data)}
 		}
-		doc.Storage.Files = append(doc.Storage.Files, bf)
+		st.Files = append(st.Files, bf)
 	}
 	for _, l := range c.Links {
-		doc.Storage.Links = append(doc.Storage.Links, link{Path: l.Path, Target: l.Target})
+		st.Links = append(st.Links, link{Path: l.Path, Target: l.Target})
 	}
 	for _, u := range c.Units {
 		bu := unit{Name: u.Name}
@@ -163,8 +171,26 @@ func (c Config) Butane() ([]byte, error) {
 		for _, d := range u.Dropins {
 			bu.Dropins = append(bu.Dropins, dropin(d))
 		}
-		doc.Systemd.Units = append(doc.Systemd.Units, bu)
+		sd.Units = append(sd.Units, bu)
 	}
+	return st, sd
+}
+
+// Butane renders the config as Butane YAML (Flatcar variant): inline text
+// as inline:, binary data and fetched files as source: with the hash
+// pinned.
+func (c Config) Butane() ([]byte, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Variant string  `yaml:"variant"`
+		Version string  `yaml:"version"`
+		Storage storage `yaml:"storage"`
+		Systemd systemd `yaml:"systemd,omitempty"`
+	}
+	doc.Variant, doc.Version = ButaneVariant, ButaneVersion
+	doc.Storage, doc.Systemd = c.sections(true)
 	var out bytes.Buffer
 	out.WriteString("# Butane config (Flatcar) written by bakery butane; translate with butane --strict.\n")
 	enc := yaml.NewEncoder(&out)
@@ -184,65 +210,15 @@ func (c Config) Ignition() ([]byte, error) {
 	if err := c.check(); err != nil {
 		return nil, err
 	}
-	type verification struct {
-		Hash string `json:"hash"`
-	}
-	type contents struct {
-		Source       string        `json:"source"`
-		Verification *verification `json:"verification,omitempty"`
-	}
-	type file struct {
-		Path     string   `json:"path"`
-		Mode     int      `json:"mode"`
-		Contents contents `json:"contents"`
-	}
-	type link struct {
-		Path   string `json:"path"`
-		Target string `json:"target"`
-		Hard   bool   `json:"hard"`
-	}
-	type dropin struct {
-		Name     string `json:"name"`
-		Contents string `json:"contents"`
-	}
-	type unit struct {
-		Name    string   `json:"name"`
-		Enabled *bool    `json:"enabled,omitempty"`
-		Dropins []dropin `json:"dropins,omitempty"`
-	}
 	var doc struct {
 		Ignition struct {
 			Version string `json:"version"`
 		} `json:"ignition"`
-		Storage struct {
-			Files []file `json:"files,omitempty"`
-			Links []link `json:"links,omitempty"`
-		} `json:"storage"`
-		Systemd struct {
-			Units []unit `json:"units,omitempty"`
-		} `json:"systemd"`
+		Storage storage `json:"storage"`
+		Systemd systemd `json:"systemd"`
 	}
 	doc.Ignition.Version = IgnitionSpec
-	for _, f := range c.Files {
-		jf := file{Path: f.Path, Mode: fileMode, Contents: contents{Source: dataURL(f.Data)}}
-		if f.Source != "" {
-			jf.Contents = contents{Source: f.Source, Verification: &verification{Hash: "sha512-" + f.SHA512}}
-		}
-		doc.Storage.Files = append(doc.Storage.Files, jf)
-	}
-	for _, l := range c.Links {
-		doc.Storage.Links = append(doc.Storage.Links, link{Path: l.Path, Target: l.Target})
-	}
-	for _, u := range c.Units {
-		ju := unit{Name: u.Name}
-		if u.Enabled {
-			ju.Enabled = &u.Enabled
-		}
-		for _, d := range u.Dropins {
-			ju.Dropins = append(ju.Dropins, dropin(d))
-		}
-		doc.Systemd.Units = append(doc.Systemd.Units, ju)
-	}
+	doc.Storage, doc.Systemd = c.sections(false)
 	out, err := json.MarshalIndent(&doc, "", "  ")
 	if err != nil {
 		return nil, err
