@@ -71,54 +71,14 @@ func TestButaneMatchesIgnition(t *testing.T) {
 			ij, _ := c.Ignition()
 			var b struct {
 				Variant, Version string
-				Storage          struct {
-					Files []struct {
-						Path     string
-						Mode     int
-						Contents struct {
-							Inline, Source string
-							Verification   struct{ Hash string }
-						}
-					}
-					Links []struct {
-						Path, Target string
-						Hard         bool
-					}
-				}
-				Systemd struct {
-					Units []struct {
-						Name    string
-						Enabled *bool
-						Dropins []struct{ Name, Contents string }
-					}
-				}
+				decodedSections  `yaml:",inline"`
 			}
 			if err := yaml.Unmarshal(by, &b); err != nil {
 				t.Fatalf("Butane YAML: %v\n%s", err, by)
 			}
 			var i struct {
 				Ignition struct{ Version string }
-				Storage  struct {
-					Files []struct {
-						Path     string
-						Mode     int
-						Contents struct {
-							Source       string
-							Verification struct{ Hash string }
-						}
-					}
-					Links []struct {
-						Path, Target string
-						Hard         bool
-					}
-				}
-				Systemd struct {
-					Units []struct {
-						Name    string
-						Enabled *bool
-						Dropins []struct{ Name, Contents string }
-					}
-				}
+				decodedSections
 			}
 			if err := json.Unmarshal(ij, &i); err != nil {
 				t.Fatal(err)
@@ -202,6 +162,33 @@ func TestNodeRefusals(t *testing.T) {
 	for _, c := range cases {
 		if c.err == nil || !strings.Contains(c.err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.name, c.err, c.want)
+		}
+	}
+}
+
+// decodedSections is what a test reads back of a Butane or an Ignition
+// config's storage and systemd sections, by their documented names,
+// independently of the types that wrote them.
+type decodedSections struct {
+	Storage struct {
+		Files []struct {
+			Path     string
+			Mode     int
+			Contents struct {
+				Inline, Source string
+				Verification   struct{ Hash string }
+			}
+		}
+		Links []struct {
+			Path, Target string
+			Hard         bool
+		}
+	}
+	Systemd struct {
+		Units []struct {
+			Name    string
+			Enabled *bool
+			Dropins []struct{ Name, Contents string }
 		}
 	}
 }
