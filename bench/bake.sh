@@ -19,21 +19,12 @@ set -euo pipefail
 bakery=$(realpath "${1:?usage: bench/bake.sh path/to/bakery}")
 runs=${RUNS:-5}
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 # bench_on DIR: the whole benchmark with its files in DIR, in a subshell
 # that removes them.
 bench_on() (
 work=$(mktemp -d "$1/bakery-bake.XXXXXX")
-server_pid=
-cleanup() {
-  # Not a && list: under set -e its failing wait (the server dies of the
-  # signal) would end the trap before the rm.
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 export TMPDIR=$work
 
 # The fixture and its checksum list, on a loopback web server.
@@ -45,16 +36,7 @@ mkdir -p "$work/www" "$work/recipe" "$work/warm-cache"
 tar --sort=name -C "$(dirname "$goroot")" -cf - "$(basename "$goroot")" | gzip -6 >"$work/www/go.tar.gz"
 tar -C "$(dirname "$goroot")" -cf - "$(basename "$goroot")" | gzip -6 >"$work/www/unsorted.tar.gz"
 (cd "$work/www" && sha256sum go.tar.gz unsorted.tar.gz >SHA256SUMS)
-python3 -m http.server 0 --bind 127.0.0.1 --directory "$work/www" >"$work/server.log" 2>&1 &
-server_pid=$!
-port=
-for _ in $(seq 50); do
-  port=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$work/server.log" | head -1)
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "$port" ] || { echo "bench/bake.sh: the web server did not start" >&2; exit 1; }
-base="http://127.0.0.1:$port"
+serve_dir "$work/www"
 
 mkdir -p "$work/unsorted-recipe"
 cat >"$work/recipe/recipe.yaml" <<RECIPE
@@ -104,13 +86,6 @@ measure() {
   /usr/bin/time -f '%e %U %S %M' -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
   read -r wall user sys rss <"$work/time"
   echo "$wall $(awk "BEGIN {print $user + $sys}") $rss" >>"$work/$label"
-}
-
-# medians FILE -> the median of each column
-medians() {
-  for col in 1 2 3; do
-    cut -d' ' -f$col "$1" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'
-  done | paste -sd' '
 }
 
 for ((i = 0; i < runs; i++)); do

@@ -15,8 +15,9 @@ bakery=$(realpath "${1:?usage: bench/images.sh path/to/bakery}")
 runs=${RUNS:-3}
 trees=${TREES:-go files100k files500k gen1g gen4g}
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/bakery-bench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 cd "$(dirname "$0")/.."
+. bench/lib.sh
+trap bench_cleanup EXIT
 
 prepare() { # NAME -> path of the tree
   case $1 in
@@ -36,13 +37,6 @@ measure() {
   /usr/bin/time -f '%e %U %S %M' -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
   read -r wall user sys rss <"$work/time"
   echo "$wall $(awk "BEGIN {print $user + $sys}") $rss $(stat -c %s "$out")"
-}
-
-# medians FILE -> the median of each column
-medians() {
-  for col in 1 2 3 4; do
-    cut -d' ' -f$col "$1" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'
-  done | paste -sd' '
 }
 
 # wanted TREE LABEL: whether the tree gets the setting.

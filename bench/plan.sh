@@ -15,17 +15,8 @@ recipes=${BENCH_RECIPES:-35}
 rounds=${BENCH_ROUNDS:-5}
 repo_root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
-server_pid=
-cleanup() {
-  # Not a && list: under set -e its failing wait (the server dies of the
-  # signal) would end the trap before the rm.
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. "$repo_root/bench/lib.sh"
+trap bench_cleanup EXIT
 
 bakery=${1:-}
 if [ -n "$bakery" ]; then
@@ -37,15 +28,7 @@ fi
 
 # The checksum documents, on a loopback web server.
 mkdir -p "$work/www" "$work/catalog"
-python3 -m http.server 0 --bind 127.0.0.1 --directory "$work/www" >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 50); do
-  port=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$work/server.log" | head -1)
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "$port" ] || { echo "bench/plan.sh: the web server did not start" >&2; exit 1; }
-base="http://127.0.0.1:$port"
+serve_dir "$work/www"
 
 for i in $(seq 1 "$recipes"); do
   name=$(printf 'tool%02d' "$i")

@@ -12,17 +12,8 @@ size_mb=${BENCH_SIZE_MB:-200}
 rounds=${BENCH_ROUNDS:-5}
 repo_root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
-server_pid=
-cleanup() {
-  # Not a && list: under set -e its failing wait (the server dies of the
-  # signal) would end the trap before the rm.
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. "$repo_root/bench/lib.sh"
+trap bench_cleanup EXIT
 
 need() { command -v "$1" >/dev/null || { echo "bench/registry.sh: $1 not found ($2)" >&2; exit 1; }; }
 need mksquashfs "apt-get install squashfs-tools"
