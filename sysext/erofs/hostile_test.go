@@ -2,11 +2,8 @@ package erofs_test
 
 import (
 	"bytes"
-	"io/fs"
-	"strings"
 	"testing"
 
-	"github.com/sysext-bakery/bakery/internal/bounded"
 	"github.com/sysext-bakery/bakery/internal/hostile"
 	"github.com/sysext-bakery/bakery/sysext/erofs"
 )
@@ -39,19 +36,7 @@ func TestWalkHostile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			n := 0
-			bounded.Run(t, bounded.Test, func() {
-				err = im.Walk(func(p string, d fs.DirEntry, err error) error {
-					n++
-					return err
-				})
-			})
-			if tc.err == "" && (err != nil || n != tc.entries) {
-				t.Fatalf("Walk = %v after %d entries, want no error after %d", err, n, tc.entries)
-			}
-			if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
-				t.Fatalf("Walk = %v after %d entries, want an error containing %q", err, n, tc.err)
-			}
+			hostile.CheckWalk(t, im.Walk, tc.entries, tc.err)
 		})
 	}
 }

@@ -3,7 +3,6 @@ package squashfs_test
 import (
 	"bytes"
 	"io"
-	"io/fs"
 	"strings"
 	"testing"
 
@@ -49,21 +48,7 @@ func TestWalkHostile(t *testing.T) {
 		{"fifo-release", "", 5},
 	} {
 		t.Run(tc.image, func(t *testing.T) {
-			r := hostileImage(t, tc.image)
-			var err error
-			n := 0
-			bounded.Run(t, bounded.Test, func() {
-				err = r.Walk(func(p string, d fs.DirEntry, err error) error {
-					n++
-					return err
-				})
-			})
-			if tc.err == "" && (err != nil || n != tc.entries) {
-				t.Fatalf("Walk = %v after %d entries, want no error after %d", err, n, tc.entries)
-			}
-			if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
-				t.Fatalf("Walk = %v after %d entries, want an error containing %q", err, n, tc.err)
-			}
+			hostile.CheckWalk(t, hostileImage(t, tc.image).Walk, tc.entries, tc.err)
 		})
 	}
 }
