@@ -25,32 +25,6 @@ import (
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
-// copyIndex copies the index src names, with everything it holds, to the
-// tag dst, and returns the repository and digest of src.
-func copyIndex(t *testing.T, src, dst string) (name.Repository, string) {
-	t.Helper()
-	from, err := name.ParseReference(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	to, err := name.NewTag(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := remote.Index(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(to, idx); err != nil {
-		t.Fatal(err)
-	}
-	d, err := idx.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return from.Context(), d.String()
-}
-
 // TestSubstitutionRefused plays an attacker who can write to the registry
 // but not sign: a signed index of another extension, or of another version,
 // served under the name or tag asked for, is refused by pull and verify,
@@ -78,7 +52,7 @@ func TestSubstitutionRefused(t *testing.T) {
 			// A genuine signature by the trusted key, but claiming another
 			// extension: only an unsigned copy of kubetools holds it.
 			unsigned := push("other", "2.0")
-			copyIndex(t, ns+"/other@"+unsigned.IndexDigest, reg.host+"/elsewhere/other:2.0")
+			fixture.Copy(t, ns+"/other@"+unsigned.IndexDigest, reg.host+"/elsewhere/other:2.0")
 			elsewhere, _ := name.NewRepository(reg.host + "/elsewhere/other")
 			attachSignature(t, elsewhere, unsigned.IndexDigest, unsigned.IndexDigest, sign.Claims{Kind: "sysext", Name: "evil", Version: "2.0"}, key, makeOptions(nil))
 
