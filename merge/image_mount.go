@@ -160,7 +160,7 @@ func mountImage(f *os.File, fstype string, attr uint64, offset, size int64) (int
 		return -1, err
 	}
 	defer unix.Close(loop)
-	return fsmount(fstype, map[string]string{"source": dev}, attr)
+	return fsmount(fstype, []fsOption{{"source", dev}}, attr)
 }
 
 // attachLoop binds size bytes of f from offset (all of it for size 0) to
@@ -199,20 +199,23 @@ func attachLoop(f *os.File, offset, size int64) (int, string, error) {
 	return -1, "", errors.New("no free loop device: every one was taken while we tried")
 }
 
+// fsOption is one string option of a file system being created.
+type fsOption struct{ key, value string }
+
 // fsmount creates a file system with the new mount API and returns it as a
 // detached mount with the mount attributes attr (MOUNT_ATTR_*; the file
-// system is created read-only when attr has MOUNT_ATTR_RDONLY).
-func fsmount(fstype string, opts map[string]string, attr uint64) (int, error) {
+// system is created read-only when attr has MOUNT_ATTR_RDONLY). The
+// options are set in order, and a key may repeat (overlayfs's lowerdir+);
+// the kernel takes at most 256 bytes per value.
+func fsmount(fstype string, opts []fsOption, attr uint64) (int, error) {
 	fsfd, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return -1, fmt.Errorf("fsopen %s: %w", fstype, err)
 	}
 	defer unix.Close(fsfd)
-	for _, k := range []string{"source", "mode", "lowerdir"} {
-		if v, ok := opts[k]; ok {
-			if err := unix.FsconfigSetString(fsfd, k, v); err != nil {
-				return -1, fmt.Errorf("%s option %s=%s: %w", fstype, k, v, err)
-			}
+	for _, o := range opts {
+		if err := unix.FsconfigSetString(fsfd, o.key, o.value); err != nil {
+			return -1, fmt.Errorf("%s option %s=%s: %w", fstype, o.key, o.value, err)
 		}
 	}
 	if attr&unix.MOUNT_ATTR_RDONLY != 0 {

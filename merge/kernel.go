@@ -109,7 +109,7 @@ func (k kernel) build(h string, exts []Extension, all []string) (io.Closer, []st
 	} else {
 		host = -1
 	}
-	fd, err := buildOverlay(layers, host, all, k.class)
+	fd, err := buildOverlay(layers, host, all, k.class, k.dir(h))
 	if err != nil {
 		return nil, nil, fmt.Errorf("merge /%s: %w", h, err)
 	}

@@ -17,12 +17,118 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestRefreshAtomic refreshes a merge over and over, swapping the image
+// TestRefreshAtomic refreshes a merge over and over, swapping an image
 // between two versions, while a reader loops on files in /usr: the reader
 // must never see a file vanish, must see both versions, and only one merge
-// may remain mounted. A refresh that fails (no host os-release) must leave
-// the previous merge in place.
+// may remain mounted. It does so with one extension and with 50 (the
+// other 49 unchanged), each way of mounting the overlay.
 func TestRefreshAtomic(t *testing.T) {
+	if !inNamespace(t) {
+		return
+	}
+	for _, tc := range []struct {
+		name   string
+		others int
+		ways   []overlayMount
+	}{
+		{"1 extension", 0, overlayMounts},
+		{"50 extensions", 49, overlayMounts},
+		{"50 extensions, mount(2)", 49, overlayMounts[1:]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func(all []overlayMount) { overlayMounts = all }(overlayMounts)
+			overlayMounts = tc.ways
+			base := t.TempDir()
+			root := filepath.Join(base, "root")
+			writeFiles(t, root, map[string]string{"etc/os-release": "ID=debian\nVERSION_ID=12\n", "usr/bin/host": "host\n"})
+			for _, img := range manyExts(sysext.Sysext, tc.others) {
+				buildImage(t, filepath.Join(root, img.at), false, false, img.files)
+			}
+			v1, v2 := filepath.Join(base, "v1.raw"), filepath.Join(base, "v2.raw")
+			buildImage(t, v1, false, false, anyExt("app", "usr/share/app/version", "v1\n"))
+			buildImage(t, v2, false, false, anyExt("app", "usr/share/app/version", "v2\n"))
+			install := installer(t, filepath.Join(root, "var/lib/extensions/app.raw"))
+			install(v1)
+			if _, err := Merge(Options{Root: root}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Merge(Options{Root: root}); !errors.Is(err, ErrAlreadyMerged) {
+				t.Errorf("second merge: err = %v, want ErrAlreadyMerged", err)
+			}
+			steady := []string{"usr/bin/host"}
+			if tc.others > 0 {
+				steady = append(steady, fmt.Sprintf("usr/many/ext%03d", tc.others), "usr/many/ext001")
+			}
+
+			var stop atomic.Bool
+			var wg sync.WaitGroup
+			var failures []string
+			seen := map[string]bool{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for !stop.Load() {
+					for _, f := range steady {
+						if _, err := os.ReadFile(filepath.Join(root, f)); err != nil {
+							failures = append(failures, err.Error())
+						}
+					}
+					data, err := os.ReadFile(filepath.Join(root, "usr/share/app/version"))
+					if err != nil {
+						failures = append(failures, err.Error())
+					}
+					seen[string(data)] = true
+				}
+			}()
+			for i := range 20 {
+				install([]string{v2, v1}[i%2])
+				if _, err := Refresh(Options{Root: root}); err != nil {
+					t.Errorf("refresh %d: %v", i, err)
+				}
+			}
+			stop.Store(true)
+			wg.Wait()
+			if len(failures) > 0 {
+				t.Errorf("the reader saw files vanish %d times, first: %s", len(failures), failures[0])
+			}
+			if !seen["v1\n"] || !seen["v2\n"] {
+				t.Errorf("the reader saw versions %v, want both v1 and v2", seen)
+			}
+			if m := mountsUnder(t, root); len(m) != 1 {
+				t.Errorf("mounts after refreshes: %q, want just the current merge", m)
+			}
+			if done, err := Unmerge(Options{Root: root}); err != nil || len(done.Unmerged) != 1 {
+				t.Errorf("unmerge = %v, %v", done, err)
+			}
+			checkClean(t, base)
+		})
+	}
+}
+
+// installer returns a function that installs an image at dst as sync
+// does: a copy renamed into place.
+func installer(t *testing.T, dst string) func(src string) {
+	return func(src string) {
+		data, err := os.ReadFile(src)
+		if err == nil {
+			err = os.MkdirAll(filepath.Dir(dst), 0o755)
+		}
+		if err == nil {
+			err = os.WriteFile(dst+".tmp", data, 0o644)
+		}
+		if err == nil {
+			err = os.Rename(dst+".tmp", dst)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRefreshFailure checks that a refresh that fails (no host
+// os-release) leaves the previous merge in place, and that a refresh with
+// no extension left unmerges, as systemd's does.
+func TestRefreshFailure(t *testing.T) {
 	if !inNamespace(t) {
 		return
 	}
@@ -33,66 +139,12 @@ func TestRefreshAtomic(t *testing.T) {
 	buildImage(t, v1, false, false, anyExt("app", "usr/share/app/version", "v1\n"))
 	buildImage(t, v2, false, false, anyExt("app", "usr/share/app/version", "v2\n"))
 	installed := filepath.Join(root, "var/lib/extensions/app.raw")
-	install := func(src string) {
-		data, err := os.ReadFile(src)
-		if err == nil {
-			err = os.MkdirAll(filepath.Dir(installed), 0o755)
-		}
-		if err == nil {
-			err = os.WriteFile(installed+".tmp", data, 0o644)
-		}
-		if err == nil {
-			err = os.Rename(installed+".tmp", installed)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	install := installer(t, installed)
 	install(v1)
 	if _, err := Merge(Options{Root: root}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Merge(Options{Root: root}); !errors.Is(err, ErrAlreadyMerged) {
-		t.Errorf("second merge: err = %v, want ErrAlreadyMerged", err)
-	}
 
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	var failures []string
-	seen := map[string]bool{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for !stop.Load() {
-			if _, err := os.ReadFile(filepath.Join(root, "usr/bin/host")); err != nil {
-				failures = append(failures, err.Error())
-			}
-			data, err := os.ReadFile(filepath.Join(root, "usr/share/app/version"))
-			if err != nil {
-				failures = append(failures, err.Error())
-			}
-			seen[string(data)] = true
-		}
-	}()
-	for i := range 20 {
-		install([]string{v2, v1}[i%2])
-		if _, err := Refresh(Options{Root: root}); err != nil {
-			t.Errorf("refresh %d: %v", i, err)
-		}
-	}
-	stop.Store(true)
-	wg.Wait()
-	if len(failures) > 0 {
-		t.Errorf("the reader saw files vanish %d times, first: %s", len(failures), failures[0])
-	}
-	if !seen["v1\n"] || !seen["v2\n"] {
-		t.Errorf("the reader saw versions %v, want both v1 and v2", seen)
-	}
-	if m := mountsUnder(t, root); len(m) != 1 {
-		t.Errorf("mounts after refreshes: %q, want just the current merge", m)
-	}
-
-	// A failed refresh keeps the previous merge.
 	install(v2)
 	osr := filepath.Join(root, "etc/os-release")
 	if err := os.Rename(osr, osr+".away"); err != nil {
@@ -112,7 +164,6 @@ func TestRefreshAtomic(t *testing.T) {
 		t.Errorf("unmerge = %v, %v", done, err)
 	}
 
-	// A refresh with no extension left unmerges, as systemd's does.
 	if err := os.Rename(osr+".away", osr); err != nil {
 		t.Fatal(err)
 	}
