@@ -449,3 +449,21 @@ func TestUnpackStopsWhenCancelled(t *testing.T) {
 		})
 	}
 }
+
+// TestTruncatedFileLeavesNothing cuts an archive off in the middle of a
+// file's content: the staging fails and the file written so far, made
+// in place under its own name, is removed.
+func TestTruncatedFileLeavesNothing(t *testing.T) {
+	body := strings.Repeat("content ", 4096)
+	archive := tarBytes(t, []tm{dir("./", 0o755), reg("./first", 0o644, "whole"), reg("./cut", 0o644, body)})
+	end := bytes.Index(archive, []byte(body)) + len(body)/2
+	sb := newSandbox(t)
+	_, err := Archive(testCtx, sb.root, writeSource(t, "cut.tar", archive[:end]), Options{})
+	if err == nil {
+		t.Fatal("a truncated archive was staged")
+	}
+	if got := listing(t, sb.dir); !maps.Equal(got, map[string]string{"first": fileEntry(0o644, "whole")}) {
+		t.Errorf("after the failure the root holds %q, want only the whole file before the cut", got)
+	}
+	sb.checkJail(t)
+}

@@ -293,12 +293,23 @@ func (s *stager) at(full string) (*os.Root, string, error) {
 	return s.cwdRoot, path.Base(full), nil
 }
 
-// replace makes a new entry under a free temporary name beside full with
-// mk, then renames it over full, so full is never seen half-made; on
-// failure the temporary entry is removed.
-func (s *stager) replace(full string, mk func(d *os.Root, tmp string) error) error {
+// replace makes a new entry at full with mk, which creates exclusively
+// (fs.ErrExist when the name is taken, and then nothing made). Where
+// nothing is yet, the usual case, it is made in place; else under a free
+// temporary name beside full, renamed over it, so that what was there is
+// replaced whole and never changed (hard links to an earlier file keep
+// its content). On failure the new entry is removed. A Sink hears of an
+// entry only once it is made, and a failed staging's root is thrown away
+// whole, so an entry made in place is never seen half-made.
+func (s *stager) replace(full string, mk func(d *os.Root, name string) error) error {
 	d, base, err := s.at(full)
 	if err != nil {
+		return err
+	}
+	if err := mk(d, base); !errors.Is(err, fs.ErrExist) {
+		if err != nil {
+			d.Remove(base)
+		}
 		return err
 	}
 	for range 10 {

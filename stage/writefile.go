@@ -9,9 +9,9 @@ import (
 	"os"
 )
 
-// file writes a regular file under a temporary name and renames it over
-// full, replacing any earlier file without reading or changing it (so hard
-// links to the old file keep the old content).
+// file writes a regular file at full, replacing any earlier file without
+// reading or changing it (so hard links to the old file keep the old
+// content).
 func (s *stager) file(full string, m *member) error {
 	if m.size > s.limit {
 		return refused(ErrTooLarge, "%d bytes declared, %d allowed (MaxBytes)", m.size, s.limit)
@@ -35,13 +35,12 @@ func (s *stager) file(full string, m *member) error {
 }
 
 // writeFile writes exactly size bytes of r (all of r when size is -1,
-// within the limit) to full with mode, via a temporary file in the same
-// directory, and records it as a hard link target. Runs of zeros become
-// holes.
+// within the limit) to full with mode, as replace makes entries, and
+// records it as a hard link target. Runs of zeros become holes.
 func (s *stager) writeFile(full string, r io.Reader, size int64, mode fs.FileMode) (int64, error) {
 	var n int64
-	err := s.replace(full, func(d *os.Root, tmp string) error {
-		f, err := d.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	err := s.replace(full, func(d *os.Root, name string) error {
+		f, err := d.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return err
 		}
