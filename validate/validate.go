@@ -13,8 +13,11 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/sysext-bakery/bakery/recipes"
@@ -67,10 +70,12 @@ func Tree(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) {
 			return nil, fmt.Errorf("%w: /%s: a %s may only hold %s; install it below %s", ErrInvalidTree, e.Name(), class.Noun, class.HierarchyList(), class.HierarchyList())
 		}
 	}
-	rules := r.Validate.ForeignELF
-	used := make([]bool, len(rules))
-	var allowed []AllowedELF
-	err = fs.WalkDir(tree, ".", func(p string, d fs.DirEntry, err error) error {
+	// The walk checks names and types; the files it lists are then read
+	// on every core (an open each: the bulk of the time), and their
+	// results taken in walk order, so the first failure in walk order is
+	// the one reported, as a single pass would.
+	var files []string
+	walkErr := fs.WalkDir(tree, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -82,39 +87,43 @@ func Tree(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) {
 			return fmt.Errorf("%w: /%s: an extension must not ship an os-release (it would replace the host's); remove it from the sources", ErrInvalidTree, p)
 		case d.Type()&(fs.ModeDevice|fs.ModeNamedPipe|fs.ModeSocket|fs.ModeIrregular) != 0:
 			return fmt.Errorf("%w: /%s: special file (%v) not allowed", ErrInvalidTree, p, d.Type())
-		case !d.Type().IsRegular():
-			return nil
+		case d.Type().IsRegular():
+			files = append(files, p)
 		}
-		if isUnitFile(p) {
-			if err := checkUnit(tree, p); err != nil {
-				return err
-			}
+		return nil
+	})
+	checks := checkFiles(tree, files, want)
+	rules := r.Validate.ForeignELF
+	used := make([]bool, len(rules))
+	var allowed []AllowedELF
+	for i, c := range checks {
+		p := files[i]
+		if c.err != nil {
+			return nil, c.err
 		}
-		ef, err := loadableELF(tree, p)
-		if ef == nil || err != nil {
-			return err
+		if c.elf == nil {
+			continue
 		}
 		rule := -1
-		for i := range rules {
-			if rules[i].Matches("/" + p) {
-				used[i] = true
+		for k := range rules {
+			if rules[k].Matches("/" + p) {
+				used[k] = true
 				if rule < 0 {
-					rule = i
+					rule = k
 				}
 			}
 		}
 		switch {
-		case want.MatchesELF(ef):
-			return nil
+		case c.elf.native:
 		case rule >= 0:
-			allowed = append(allowed, AllowedELF{Path: "/" + p, For: elfArch(ef), Rule: rules[rule]})
-			return nil
+			allowed = append(allowed, AllowedELF{Path: "/" + p, For: c.elf.arch, Rule: rules[rule]})
+		default:
+			return nil, fmt.Errorf("%w: /%s: ELF binary (%s) for %s, but this image is for %s; check the source URL uses {{.GoArch}} or {{.Arch}}, or, if the file belongs there, allow it under validate.foreign-elf with a reason",
+				ErrInvalidTree, p, c.elf.typ, c.elf.arch, want.Name)
 		}
-		return fmt.Errorf("%w: /%s: ELF binary (%s) for %s, but this image is for %s; check the source URL uses {{.GoArch}} or {{.Arch}}, or, if the file belongs there, allow it under validate.foreign-elf with a reason",
-			ErrInvalidTree, p, ef.Type, elfArch(ef), want.Name)
-	})
-	if err != nil {
-		return nil, err
+	}
+	if walkErr != nil {
+		return nil, walkErr
 	}
 	for i, rule := range rules {
 		if !used[i] {
@@ -122,6 +131,57 @@ func Tree(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) {
 		}
 	}
 	return allowed, nil
+}
+
+// fileCheck is what reading one regular file of the tree found.
+type fileCheck struct {
+	// err is a unit file that does not parse or an ELF file that does
+	// not, with the path and the fix.
+	err error
+	// elf describes a loadable ELF file (nil for any other file).
+	elf *elfCheck
+}
+
+// elfCheck is a loadable ELF file: its type, what it was built for, and
+// whether that is the image's architecture.
+type elfCheck struct {
+	typ    elf.Type
+	arch   string
+	native bool
+}
+
+// checkFiles reads the regular files at paths, on every core: units must
+// parse, and loadable ELF files are described against want. The results
+// are in the order of paths.
+func checkFiles(tree fs.FS, paths []string, want sysext.Arch) []fileCheck {
+	checks := make([]fileCheck, len(paths))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(paths)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(paths); i = int(next.Add(1) - 1) {
+				checks[i] = checkFile(tree, paths[i], want)
+			}
+		}()
+	}
+	wg.Wait()
+	return checks
+}
+
+// checkFile reads the regular file p of the tree.
+func checkFile(tree fs.FS, p string, want sysext.Arch) fileCheck {
+	if isUnitFile(p) {
+		if err := checkUnit(tree, p); err != nil {
+			return fileCheck{err: err}
+		}
+	}
+	ef, err := loadableELF(tree, p)
+	if ef == nil || err != nil {
+		return fileCheck{err: err}
+	}
+	return fileCheck{elf: &elfCheck{typ: ef.Type, arch: elfArch(ef), native: want.MatchesELF(ef)}}
 }
 
 // loadableELF returns the parsed ELF file at p when it is one a node would

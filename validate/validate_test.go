@@ -3,6 +3,7 @@ package validate
 import (
 	"debug/elf"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -74,6 +75,11 @@ func TestValidate(t *testing.T) {
 		{name: "unit without section", add: fstest.MapFS{"usr/lib/systemd/system/a.service": file("ExecStart=/bin/true\n")}, arch: "x86-64", error: "a.service:1: assignment outside of a section"},
 		{name: "unit with bad line", add: fstest.MapFS{"usr/lib/systemd/system/b.timer": file("[Timer]\nOnBoot 5\n")}, arch: "x86-64", error: "b.timer:2"},
 		{name: "unknown arch", arch: "mips", error: "mips"},
+		// Files are read on every core; the first failure in walk order
+		// is still the one reported.
+		{name: "first of two failures: a file's", add: fstest.MapFS{"usr/bin/arm": arm64Exec, "usr/fifo": &fstest.MapFile{Mode: fs.ModeNamedPipe}}, arch: "x86-64", error: "/usr/bin/arm: ELF binary"},
+		{name: "first of two failures: the walk's", add: fstest.MapFS{"usr/a-fifo": &fstest.MapFile{Mode: fs.ModeNamedPipe}, "usr/bin/arm": arm64Exec}, arch: "x86-64", error: "/usr/a-fifo: special file"},
+		{name: "first of many foreign files", add: manyFiles(200, arm64Exec), arch: "x86-64", error: "/usr/bin/f000: ELF binary"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -126,4 +132,13 @@ func TestValidateGoToolchainObjects(t *testing.T) {
 			t.Errorf("%s: %v", arch, err)
 		}
 	}
+}
+
+// manyFiles is n copies of f, usr/bin/f000 and on.
+func manyFiles(n int, f *fstest.MapFile) fstest.MapFS {
+	m := fstest.MapFS{}
+	for i := range n {
+		m[fmt.Sprintf("usr/bin/f%03d", i)] = f
+	}
+	return m
 }
