@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -68,5 +69,43 @@ func TestManyLayers(t *testing.T) {
 				checkClean(t, base)
 			})
 		}
+	}
+}
+
+// TestOverlayWaysAgree merges every oracle scenario each way
+// overlayMounts knows, alone, and compares the outcomes: the mount(2)
+// fallback of kernels before 6.8 must merge what lowerdir+ merges (a
+// host without /opt, confexts' mount options, directory images, masks).
+func TestOverlayWaysAgree(t *testing.T) {
+	oracle := oraclePath(t)
+	if oracle == "" {
+		t.Skip("needs ../shared/tools/sysext-oracle")
+	}
+	if !inNamespace(t, "mkfs.erofs") {
+		return
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			base := t.TempDir()
+			root := filepath.Join(base, "root")
+			buildRoot(t, root, sc)
+			// The fallback first, while the root is as built: a merge
+			// leaves the mount point of a hierarchy the host lacked.
+			ways := slices.Clone(overlayMounts)
+			slices.Reverse(ways)
+			var outcomes []outcome
+			for _, way := range ways {
+				func() {
+					defer func(all []overlayMount) { overlayMounts = all }(overlayMounts)
+					overlayMounts = []overlayMount{way}
+					outcomes = append(outcomes, mergeAndDescribe(t, oracle, sc.classOf(), root))
+				}()
+				checkClean(t, base)
+			}
+			if outcomes[0].status != outcomes[1].status {
+				t.Errorf("status: %s %q, %s %q", ways[0].name, outcomes[0].status, ways[1].name, outcomes[1].status)
+			}
+			sameOutcome(t, outcomes[1], outcomes[0], ways[0].name)
+		})
 	}
 }

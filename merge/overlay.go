@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -221,6 +222,13 @@ func overlayByMountData(lower []int, attr uint64, at string) (int, error) {
 	at, err := filepath.Abs(at)
 	if err != nil {
 		return -1, err
+	}
+	// The hierarchy may not exist yet (a host without /opt): swapIn
+	// makes it for the merge, this makes it for the moment it mounts.
+	if err := os.Mkdir(at, 0o755); err == nil {
+		defer os.Remove(at)
+	} else if !errors.Is(err, fs.ErrExist) {
+		return -1, fmt.Errorf("make a mount point: %w", err)
 	}
 	var flags uintptr
 	for a, f := range map[uint64]uintptr{unix.MOUNT_ATTR_RDONLY: unix.MS_RDONLY, unix.MOUNT_ATTR_NODEV: unix.MS_NODEV,
