@@ -71,6 +71,7 @@ func TestExitCodesAndErrors(t *testing.T) {
 		{"typo in recipe", []string{"bake", typo}, 1, typo + ":5"},
 		{"inspect garbage", []string{"image", "inspect", typo}, 1, "not a squashfs, erofs or ddi image"},
 		{"help has examples", []string{"bake", "--help"}, 0, "Examples:"},
+		{"merge help says how many extensions merge", []string{"merge", "--help"}, 0, "Up to 498 extensions"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

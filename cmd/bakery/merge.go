@@ -213,6 +213,10 @@ checked against the *.crt files in ROOT/etc/verity.d (and systemd's other
 verity.d directories) and sync.yaml's certificates; only the verified
 blocks are mounted.
 
+Up to 498 extensions with content in a hierarchy merge over a host's own
+(overlayfs stacks 500 layers, the marker and the host's among them);
+beyond, nothing changes and the error says so.
+
 Examples:
   bakery ` + name + `
   bakery ` + name + ` --class confext
