@@ -70,12 +70,47 @@ func Tree(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) {
 			return nil, fmt.Errorf("%w: /%s: a %s may only hold %s; install it below %s", ErrInvalidTree, e.Name(), class.Noun, class.HierarchyList(), class.HierarchyList())
 		}
 	}
-	// The walk checks names and types; the files it lists are then read
-	// on every core (an open each: the bulk of the time), and their
-	// results taken in walk order, so the first failure in walk order is
-	// the one reported, as a single pass would.
-	var files []string
-	walkErr := fs.WalkDir(tree, ".", func(p string, d fs.DirEntry, err error) error {
+	// The walk checks names and types; the regular files it meets are
+	// read in batches on every core (an open each: the bulk of the time),
+	// and their results taken in walk order, so the first failure in walk
+	// order is the one reported, as a single pass would.
+	rules := r.Validate.ForeignELF
+	used := make([]bool, len(rules))
+	var allowed []AllowedELF
+	var batch []string
+	flush := func() error {
+		checks := checkFiles(tree, batch, want)
+		files := batch
+		batch = batch[:0]
+		for i, c := range checks {
+			p := files[i]
+			if c.err != nil {
+				return c.err
+			}
+			if c.elf == nil {
+				continue
+			}
+			rule := -1
+			for k := range rules {
+				if rules[k].Matches("/" + p) {
+					used[k] = true
+					if rule < 0 {
+						rule = k
+					}
+				}
+			}
+			switch {
+			case c.elf.native:
+			case rule >= 0:
+				allowed = append(allowed, AllowedELF{Path: "/" + p, For: c.elf.arch, Rule: rules[rule]})
+			default:
+				return fmt.Errorf("%w: /%s: ELF binary (%s) for %s, but this image is for %s; check the source URL uses {{.GoArch}} or {{.Arch}}, or, if the file belongs there, allow it under validate.foreign-elf with a reason",
+					ErrInvalidTree, p, c.elf.typ, c.elf.arch, want.Name)
+			}
+		}
+		return nil
+	}
+	err = fs.WalkDir(tree, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -88,42 +123,18 @@ func Tree(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) {
 		case d.Type()&(fs.ModeDevice|fs.ModeNamedPipe|fs.ModeSocket|fs.ModeIrregular) != 0:
 			return fmt.Errorf("%w: /%s: special file (%v) not allowed", ErrInvalidTree, p, d.Type())
 		case d.Type().IsRegular():
-			files = append(files, p)
+			if batch = append(batch, p); len(batch) == checkBatch {
+				return flush()
+			}
 		}
 		return nil
 	})
-	checks := checkFiles(tree, files, want)
-	rules := r.Validate.ForeignELF
-	used := make([]bool, len(rules))
-	var allowed []AllowedELF
-	for i, c := range checks {
-		p := files[i]
-		if c.err != nil {
-			return nil, c.err
-		}
-		if c.elf == nil {
-			continue
-		}
-		rule := -1
-		for k := range rules {
-			if rules[k].Matches("/" + p) {
-				used[k] = true
-				if rule < 0 {
-					rule = k
-				}
-			}
-		}
-		switch {
-		case c.elf.native:
-		case rule >= 0:
-			allowed = append(allowed, AllowedELF{Path: "/" + p, For: c.elf.arch, Rule: rules[rule]})
-		default:
-			return nil, fmt.Errorf("%w: /%s: ELF binary (%s) for %s, but this image is for %s; check the source URL uses {{.GoArch}} or {{.Arch}}, or, if the file belongs there, allow it under validate.foreign-elf with a reason",
-				ErrInvalidTree, p, c.elf.typ, c.elf.arch, want.Name)
-		}
+	// The files met before a failure of the walk come first.
+	if ferr := flush(); ferr != nil {
+		return nil, ferr
 	}
-	if walkErr != nil {
-		return nil, walkErr
+	if err != nil {
+		return nil, err
 	}
 	for i, rule := range rules {
 		if !used[i] {
@@ -132,6 +143,10 @@ func Tree(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) {
 	}
 	return allowed, nil
 }
+
+// checkBatch is how many files Tree reads at a time: memory stays flat
+// in the file count.
+const checkBatch = 4096
 
 // fileCheck is what reading one regular file of the tree found.
 type fileCheck struct {

@@ -79,7 +79,8 @@ func TestValidate(t *testing.T) {
 		// is still the one reported.
 		{name: "first of two failures: a file's", add: fstest.MapFS{"usr/bin/arm": arm64Exec, "usr/fifo": &fstest.MapFile{Mode: fs.ModeNamedPipe}}, arch: "x86-64", error: "/usr/bin/arm: ELF binary"},
 		{name: "first of two failures: the walk's", add: fstest.MapFS{"usr/a-fifo": &fstest.MapFile{Mode: fs.ModeNamedPipe}, "usr/bin/arm": arm64Exec}, arch: "x86-64", error: "/usr/a-fifo: special file"},
-		{name: "first of many foreign files", add: manyFiles(200, arm64Exec), arch: "x86-64", error: "/usr/bin/f000: ELF binary"},
+		{name: "first of many foreign files", add: manyFiles(checkBatch+100, arm64Exec), arch: "x86-64", error: "/usr/bin/f00000: ELF binary"},
+		{name: "foreign file after a batch of native ones", add: with(manyFiles(checkBatch+1, x86), "usr/bin/z", arm64Exec), arch: "x86-64", error: "/usr/bin/z: ELF binary"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -134,11 +135,17 @@ func TestValidateGoToolchainObjects(t *testing.T) {
 	}
 }
 
-// manyFiles is n copies of f, usr/bin/f000 and on.
+// manyFiles is n copies of f, usr/bin/f00000 and on.
 func manyFiles(n int, f *fstest.MapFile) fstest.MapFS {
 	m := fstest.MapFS{}
 	for i := range n {
-		m[fmt.Sprintf("usr/bin/f%03d", i)] = f
+		m[fmt.Sprintf("usr/bin/f%05d", i)] = f
 	}
+	return m
+}
+
+// with is m with the file f at p.
+func with(m fstest.MapFS, p string, f *fstest.MapFile) fstest.MapFS {
+	m[p] = f
 	return m
 }
