@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sysext-bakery/bakery/internal/unixmode"
 	"github.com/sysext-bakery/bakery/sysext"
 )
 
@@ -319,17 +320,7 @@ func (d *decoder) mode(n *yaml.Node, label string) fs.FileMode {
 		d.errorf(line, "%s %s leaves the file unreadable to its owner; use e.g. \"0644\" or \"0755\"", label, n.Value)
 		return 0
 	}
-	m := fs.FileMode(u & 0o777)
-	if u&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if u&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if u&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	return m
+	return unixmode.FileMode(uint32(u))
 }
 
 // release decodes the release mapping of a recipe of class c into rel.

@@ -17,6 +17,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/sysext-bakery/bakery/internal/unixmode"
 )
 
 // testCtx is the context tests unpack with.
@@ -272,19 +274,7 @@ func listing(t testing.TB, dir string) map[string]string {
 }
 
 // octal returns m's permission and special bits as raw Unix octal.
-func octal(m fs.FileMode) uint32 {
-	o := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		o |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		o |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		o |= 0o1000
-	}
-	return o
-}
+func octal(m fs.FileMode) uint32 { return unixmode.Bits(m) }
 
 // fileEntry is the listing line of a regular file.
 func fileEntry(mode uint32, body string) string {

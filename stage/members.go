@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/sysext-bakery/bakery/internal/unixmode"
 )
 
 // kind is the type of a member.
@@ -43,27 +45,10 @@ type memberSource interface {
 	next() (*member, error)
 }
 
-// specialBits are the raw mode bits kept besides the permissions.
-const (
-	rawSetuid = 0o4000
-	rawSetgid = 0o2000
-	rawSticky = 0o1000
-)
-
 // normalMode returns the permission and setuid/setgid/sticky bits of m as
 // Go FileMode flags, accepting them either as flags or as raw octal bits.
 func normalMode(m fs.FileMode) fs.FileMode {
-	out := m & fs.ModePerm
-	if m&(fs.ModeSetuid|rawSetuid) != 0 {
-		out |= fs.ModeSetuid
-	}
-	if m&(fs.ModeSetgid|rawSetgid) != 0 {
-		out |= fs.ModeSetgid
-	}
-	if m&(fs.ModeSticky|rawSticky) != 0 {
-		out |= fs.ModeSticky
-	}
-	return out
+	return unixmode.FileMode(uint32(m&0o7777)) | m&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
 }
 
 // tarSource yields the members of a tar stream.

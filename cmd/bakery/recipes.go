@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/sysext-bakery/bakery/internal/unixmode"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/recipes/lint"
 )
@@ -240,13 +241,7 @@ func octalMode(m, def fs.FileMode) uint32 {
 	if m == 0 {
 		m = def
 	}
-	o := uint32(m.Perm())
-	for bit, raw := range map[fs.FileMode]uint32{fs.ModeSetuid: 0o4000, fs.ModeSetgid: 0o2000, fs.ModeSticky: 0o1000} {
-		if m&bit != 0 {
-			o |= raw
-		}
-	}
-	return o
+	return unixmode.Bits(m)
 }
 
 // printRecipe writes v for people.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sysext-bakery/bakery/internal/unixmode"
 	"github.com/sysext-bakery/bakery/sysext/tree"
 )
 
@@ -155,15 +156,7 @@ func copiedXattr(name string) bool {
 
 // unixMode is the unix type and permission bits of the file mode m.
 func unixMode(m fs.FileMode) (uint16, error) {
-	u := uint16(m.Perm())
-	for _, b := range []struct {
-		mode fs.FileMode
-		bit  uint16
-	}{{fs.ModeSetuid, 0o4000}, {fs.ModeSetgid, 0o2000}, {fs.ModeSticky, 0o1000}} {
-		if m&b.mode != 0 {
-			u |= b.bit
-		}
-	}
+	u := uint16(unixmode.Bits(m))
 	switch m.Type() {
 	case 0:
 		return u | sIFREG, nil

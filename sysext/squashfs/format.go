@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io/fs"
+
+	"github.com/sysext-bakery/bakery/internal/unixmode"
 )
 
 // On-disk constants of squashfs 4.0 (squashfs_fs.h).
@@ -159,32 +161,11 @@ func parseSuperblock(b []byte) (*superblock, error) {
 
 // unixMode converts an fs.FileMode to the permission and special bits
 // squashfs stores (the file type is the inode type).
-func unixMode(m fs.FileMode) uint16 {
-	u := uint16(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		u |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		u |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		u |= 0o1000
-	}
-	return u
-}
+func unixMode(m fs.FileMode) uint16 { return uint16(unixmode.Bits(m)) }
 
 // fileMode converts an inode type and stored mode bits to an fs.FileMode.
 func fileMode(typ uint16, mode uint16) fs.FileMode {
-	m := fs.FileMode(mode & 0o777)
-	if mode&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if mode&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if mode&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
+	m := unixmode.FileMode(uint32(mode))
 	switch basicType(typ) {
 	case typeDir:
 		m |= fs.ModeDir

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sysext-bakery/bakery/internal/hostxattr"
+	"github.com/sysext-bakery/bakery/internal/unixmode"
 )
 
 // Read describes the host directory tree rooted at dir, not following
@@ -65,15 +66,7 @@ func (w *walker) node(path string, st *unix.Stat_t) (Ino, error) {
 		return 0, err
 	}
 	typ := st.Mode & unix.S_IFMT
-	n := inode{mode: fs.FileMode(st.Mode & 0o777), uid: st.Uid, gid: st.Gid, mtime: st.Mtim.Sec}
-	for _, b := range []struct {
-		unix uint32
-		mode fs.FileMode
-	}{{unix.S_ISUID, fs.ModeSetuid}, {unix.S_ISGID, fs.ModeSetgid}, {unix.S_ISVTX, fs.ModeSticky}} {
-		if st.Mode&b.unix != 0 {
-			n.mode |= b.mode
-		}
-	}
+	n := inode{mode: unixmode.FileMode(st.Mode), uid: st.Uid, gid: st.Gid, mtime: st.Mtim.Sec}
 	var x extra
 	var err error
 	if x.xattrs, err = hostxattr.Read(path); err != nil {
