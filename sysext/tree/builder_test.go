@@ -112,15 +112,7 @@ func describe(t *testing.T, tr *Tree) []string {
 		d := fmt.Sprintf("%s %v nlink %d", p, tr.Mode(i), tr.Nlink(i))
 		switch m := tr.Mode(i); {
 		case m.IsRegular():
-			rc, err := tr.Open(i)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data, err := io.ReadAll(rc)
-			rc.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			data := content(t, tr, i)
 			if len(data) > 32 {
 				data = data[len(data)-32:]
 			}
@@ -210,16 +202,7 @@ func TestBuilder(t *testing.T) {
 				if f, err = s.Next(context.Background()); err != nil {
 					break
 				}
-				rc, err := s.Open(f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				data, err := io.ReadAll(rc)
-				rc.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
-				got = append(got, s.Path(f)+"="+string(data))
+				got = append(got, s.Path(f)+"="+readAll(t, func() (io.ReadCloser, error) { return s.Open(f) }))
 			}
 			if !reflect.DeepEqual(got, tt.streams) {
 				t.Errorf("handed out %v, want %v", got, tt.streams)

@@ -2,6 +2,7 @@ package tree
 
 import (
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -144,7 +145,13 @@ func paths(tr *Tree) map[string]Ino {
 // content reads a regular file's content.
 func content(t *testing.T, tr *Tree, i Ino) string {
 	t.Helper()
-	rc, err := tr.Open(i)
+	return readAll(t, func() (io.ReadCloser, error) { return tr.Open(i) })
+}
+
+// readAll reads and closes what open opens.
+func readAll(t *testing.T, open func() (io.ReadCloser, error)) string {
+	t.Helper()
+	rc, err := open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +163,9 @@ func content(t *testing.T, tr *Tree, i Ino) string {
 	return string(b)
 }
 
-// TestReadErrors checks that what is not a tree is refused, naming it.
+// TestReadErrors checks that what is not a tree is refused, naming it, by
+// Read and by ReadStream's Next and Tree alike, and that a walk stopped
+// by its context fails.
 func TestReadErrors(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
@@ -178,7 +187,19 @@ func TestReadErrors(t *testing.T) {
 			if _, err := Read(tt.ctx, tt.dir); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Read = %v, want an error containing %q", err, tt.want)
 			}
+			s := ReadStream(tt.ctx, tt.dir)
+			if _, err := s.Next(context.Background()); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ReadStream: Next = %v, want an error containing %q", err, tt.want)
+			}
+			if _, err := s.Tree(context.Background()); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ReadStream: Tree = %v, want an error containing %q", err, tt.want)
+			}
 		})
+	}
+	// A consumer that stops waiting.
+	s := ReadStream(context.Background(), t.TempDir())
+	if _, err := s.Next(cancelled); !errors.Is(err, context.Canceled) && err != io.EOF {
+		t.Errorf("ReadStream: Next with a cancelled context = %v", err)
 	}
 }
 

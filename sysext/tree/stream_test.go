@@ -2,12 +2,10 @@ package tree
 
 import (
 	"context"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"testing/fstest"
 )
@@ -24,16 +22,11 @@ func streamed(t *testing.T, s Stream) ([]string, *Tree) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rc, err := s.Open(f)
-		if err != nil {
-			t.Fatal(err)
+		b := readAll(t, func() (io.ReadCloser, error) { return s.Open(f) })
+		if int64(len(b)) != f.Size {
+			t.Fatalf("%s: read %d bytes, size %d", s.Path(f), len(b), f.Size)
 		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil || int64(len(b)) != f.Size {
-			t.Fatalf("%s: read %d bytes (%v), size %d", s.Path(f), len(b), err, f.Size)
-		}
-		got = append(got, s.Path(f)+"="+string(b))
+		got = append(got, s.Path(f)+"="+b)
 	}
 	tr, err := s.Tree(context.Background())
 	if err != nil {
@@ -88,37 +81,6 @@ func TestStreams(t *testing.T) {
 				t.Errorf("tree differs from Read's: %v", paths(tr))
 			}
 		})
-	}
-}
-
-// TestReadStreamErrors checks that a walk that fails or is stopped fails
-// Next and Tree alike.
-func TestReadStreamErrors(t *testing.T) {
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
-	for _, tt := range []struct {
-		name string
-		ctx  context.Context
-		dir  string
-		want string
-	}{
-		{"missing", context.Background(), filepath.Join(t.TempDir(), "nope"), "no such file"},
-		{"cancelled", cancelled, t.TempDir(), context.Canceled.Error()},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			s := ReadStream(tt.ctx, tt.dir)
-			if _, err := s.Next(context.Background()); err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Next = %v, want an error containing %q", err, tt.want)
-			}
-			if _, err := s.Tree(context.Background()); err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Tree = %v, want an error containing %q", err, tt.want)
-			}
-		})
-	}
-	// A consumer that stops waiting.
-	s := ReadStream(context.Background(), t.TempDir())
-	if _, err := s.Next(cancelled); !errors.Is(err, context.Canceled) && err != io.EOF {
-		t.Errorf("Next with a cancelled context = %v", err)
 	}
 }
 
