@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sysext-bakery/bakery/internal/smallfile"
 	"github.com/sysext-bakery/bakery/sign"
 )
 
@@ -68,8 +69,9 @@ func LoadCertificates(root string, cfg *Config) ([]*x509.Certificate, []string) 
 }
 
 // readCertificate reads a PEM certificate file: a regular file (a
-// symlink is followed, as systemd does) of at most maxCertSize bytes; an
-// empty file or a link to /dev/null masks.
+// symlink is followed, as systemd does) of at most maxCertSize bytes, read
+// by smallfile.Read (which a fifo or a file swapped in after the Stat
+// cannot block or outgrow); an empty file or a link to /dev/null masks.
 func readCertificate(p string) (*x509.Certificate, bool, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -78,10 +80,7 @@ func readCertificate(p string) (*x509.Certificate, bool, error) {
 	if fi.Mode()&fs.ModeCharDevice != 0 || fi.Mode().IsRegular() && fi.Size() == 0 {
 		return nil, true, nil
 	}
-	if !fi.Mode().IsRegular() || fi.Size() > maxCertSize {
-		return nil, false, fmt.Errorf("not a regular file of at most %d bytes", maxCertSize)
-	}
-	data, err := os.ReadFile(p)
+	data, err := smallfile.Read(p, maxCertSize)
 	if err != nil {
 		return nil, false, err
 	}

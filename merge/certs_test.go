@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sysext-bakery/bakery/sign"
 )
 
@@ -40,6 +42,11 @@ func TestLoadCertificates(t *testing.T) {
 		"etc/bakery/release.crt":        pem("config"),
 		"usr/local/lib/verity.d/c.crt/": "",
 	})
+	// A fifo is refused without blocking; an oversized file unread.
+	if err := unix.Mkfifo(filepath.Join(root, "etc/verity.d/fifo.crt"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, root, map[string]string{"etc/verity.d/big.crt": strings.Repeat("x", maxCertSize+1)})
 	certs, warnings := LoadCertificates(root, &Config{Certificates: []string{"/etc/bakery/release.crt", "/etc/bakery/missing.crt"}})
 	var names []string
 	for _, c := range certs {
@@ -48,9 +55,10 @@ func TestLoadCertificates(t *testing.T) {
 	if want := []string{"usr a", "etc b", "config"}; !slices.Equal(names, want) {
 		t.Errorf("certificates %q, want %q", names, want)
 	}
-	if len(warnings) != 3 || !strings.Contains(strings.Join(warnings, "\n"), "/usr/local/lib/verity.d/z.crt") ||
-		!strings.Contains(strings.Join(warnings, "\n"), "/etc/bakery/missing.crt") || !strings.Contains(strings.Join(warnings, "\n"), "c.crt") {
-		t.Errorf("warnings %q, want z.crt, c.crt (a directory) and missing.crt", warnings)
+	all := strings.Join(warnings, "\n")
+	if len(warnings) != 5 || !strings.Contains(all, "/usr/local/lib/verity.d/z.crt") || !strings.Contains(all, "/etc/bakery/missing.crt") ||
+		!strings.Contains(all, "c.crt") || !strings.Contains(all, "fifo.crt") || !strings.Contains(all, "big.crt") {
+		t.Errorf("warnings %q, want z.crt, c.crt (a directory), fifo.crt, big.crt and missing.crt", warnings)
 	}
 	if certs, warnings := LoadCertificates(t.TempDir(), nil); len(certs) != 0 || len(warnings) != 0 {
 		t.Errorf("a root without verity.d: %v, %q", certs, warnings)
