@@ -33,6 +33,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 
 	"github.com/google/uuid"
@@ -233,20 +234,36 @@ func hashBlocks(ctx context.Context, src io.ReaderAt, n uint64, dst []byte, salt
 
 // eachChunk reads the first n blocks of src in runs of chunkBlocks blocks
 // (the last one shorter) and calls fn with each run's index and bytes, on
-// every core at once; fn must not keep b. Memory is read in place.
+// every core at once; fn must not keep b. Memory is read in place. The
+// first failure stops the reading: a failed read, or a fault on mapped
+// memory (a mapped file truncated meanwhile), which is an error here
+// rather than a crash.
 func eachChunk(ctx context.Context, src io.ReaderAt, n uint64, fn func(c uint64, b []byte)) error {
 	chunks := (n + chunkBlocks - 1) / chunkBlocks
 	workers := min(uint64(runtime.GOMAXPROCS(0)), chunks)
 	var (
 		next     = make(chan uint64)
+		failed   = make(chan struct{})
 		wg       sync.WaitGroup
 		errOnce  sync.Once
 		firstErr error
 	)
+	fail := func(err error) {
+		errOnce.Do(func() {
+			firstErr = err
+			close(failed)
+		})
+	}
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			debug.SetPanicOnFault(true)
+			defer func() {
+				if r := recover(); r != nil {
+					fail(fmt.Errorf("verity: reading the data faulted (was the file truncated while it was read?): %v", r))
+				}
+			}()
 			buf := make([]byte, chunkBlocks*BlockSize)
 			for c := range next {
 				first := c * chunkBlocks
@@ -256,9 +273,7 @@ func eachChunk(ctx context.Context, src io.ReaderAt, n uint64, fn func(c uint64,
 					continue
 				}
 				if k, err := src.ReadAt(b, int64(first*BlockSize)); k < len(b) {
-					errOnce.Do(func() {
-						firstErr = fmt.Errorf("verity: read blocks %d to %d: %w", first, first+uint64(len(b)/BlockSize)-1, cmp.Or(err, io.ErrUnexpectedEOF))
-					})
+					fail(fmt.Errorf("verity: read blocks %d to %d: %w", first, first+uint64(len(b)/BlockSize)-1, cmp.Or(err, io.ErrUnexpectedEOF)))
 					continue
 				}
 				fn(c, b)
@@ -266,11 +281,16 @@ func eachChunk(ctx context.Context, src io.ReaderAt, n uint64, fn func(c uint64,
 		}()
 	}
 	var err error
+produce:
 	for c := uint64(0); c < chunks; c++ {
 		if err = ctx.Err(); err != nil {
 			break
 		}
-		next <- c
+		select {
+		case next <- c:
+		case <-failed:
+			break produce
+		}
 	}
 	close(next)
 	wg.Wait()
@@ -301,7 +321,11 @@ func mapFile(r io.ReaderAt, size int64) (io.ReaderAt, func()) {
 	if sr, ok := r.(*io.SectionReader); ok && sr.Size() >= size {
 		file, off, _ = sr.Outer()
 	}
-	f, ok := file.(*os.File)
+	// An *os.File, or a type embedding one (atomicfile.File).
+	f, ok := file.(interface {
+		Fd() uintptr
+		Stat() (os.FileInfo, error)
+	})
 	if !ok || size <= 0 {
 		return r, func() {}
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sysext-bakery/bakery/internal/fixture"
@@ -245,5 +246,51 @@ func BenchmarkFormat(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// failingReader fails every read, counting them.
+type failingReader struct{ reads atomic.Int64 }
+
+func (r *failingReader) ReadAt([]byte, int64) (int, error) {
+	r.reads.Add(1)
+	return 0, errors.New("disk on fire")
+}
+
+// TestReadFailures checks that a failed read stops the hashing at once,
+// and that a mapped file truncated while it is hashed gives an error, not
+// a crash (SIGBUS).
+func TestReadFailures(t *testing.T) {
+	const blocks = 1000 * chunkBlocks
+	r := &failingReader{}
+	err := hashBlocks(context.Background(), r, blocks, make([]byte, blocks*DigestSize), nil)
+	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Errorf("hashBlocks of a failing reader = %v", err)
+	}
+	if n := r.reads.Load(); n > 16 {
+		t.Errorf("%d reads after the first failure, want the reading stopped (at most a read per worker or so)", n)
+	}
+
+	p := filepath.Join(t.TempDir(), "data")
+	const size = 64 * chunkBlocks * BlockSize
+	if err := os.WriteFile(p, bytes.Repeat([]byte{1}, size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data, unmap := mapFile(f, size)
+	defer unmap()
+	if _, ok := data.(memory); !ok {
+		t.Fatalf("mapFile did not map the file: %T", data)
+	}
+	if err := os.Truncate(p, 0); err != nil {
+		t.Fatal(err)
+	}
+	err = hashBlocks(context.Background(), data, size/BlockSize, make([]byte, size/BlockSize*DigestSize), nil)
+	if err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("hashBlocks of a mapped file truncated = %v, want an error", err)
 	}
 }
