@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -127,6 +128,20 @@ func TestDDITrust(t *testing.T) {
 	buildDDI(t, filepath.Join(dir, "flipped.raw"), "flipped", good)
 	buildDDI(t, filepath.Join(dir, "untrusted.raw"), "untrusted", untrusted)
 	buildDDI(t, filepath.Join(dir, "stripped.raw"), "stripped", nil)
+	// An unsigned DDI whose root holds no file system: with signatures
+	// required it is refused as unsigned, before anything reads its root
+	// (without, for what it holds).
+	garbage, err := os.Create(filepath.Join(dir, "garbage.raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := garbage.Write(bytes.Repeat([]byte("not a file system "), 4096)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ddi.Assemble(context.Background(), garbage, sysext.HostArch().Name, nil); err != nil {
+		t.Fatal(err)
+	}
+	garbage.Close()
 	f, err := os.OpenFile(filepath.Join(dir, "flipped.raw"), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -147,8 +162,9 @@ func TestDDITrust(t *testing.T) {
 			"flipped":   "hash tree mismatch",
 			"untrusted": "not signed: signature: not signed by a trusted certificate",
 			"stripped":  "not signed: the DDI has no root-" + sysext.HostArch().Name + "-verity-sig partition",
+			"garbage":   "not signed: the DDI has no root-" + sysext.HostArch().Name + "-verity-sig partition",
 		}},
-		{false, []string{"signed", "stripped", "untrusted"}, map[string]string{"flipped": "hash tree mismatch"}},
+		{false, []string{"signed", "stripped", "untrusted"}, map[string]string{"flipped": "hash tree mismatch", "garbage": "no file system bakery knows"}},
 	} {
 		res, err := Merge(Options{Root: root, RequireSignature: tt.require})
 		if err != nil {

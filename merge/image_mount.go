@@ -2,7 +2,6 @@ package merge
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -59,16 +59,9 @@ func openImage(root string, c sysext.Class, img Image, policy Policy) (Tree, str
 		return h.String(), nil
 	}
 	if ddi.Detect(f) {
-		t, err := openDDI(f, c, policy.Certificates)
+		t, sum, err := openDDI(f, c, img.Name, policy, digest)
 		if err != nil {
 			return nil, "", fmt.Errorf("image %s: %w", p, err)
-		}
-		sum := ""
-		if policy.RequireSignature && t.Verity() != string(ddi.Signed) {
-			if sum, err = digest(); err != nil {
-				t.Close()
-				return nil, "", err
-			}
 		}
 		return t, sum, nil
 	}
@@ -95,48 +88,68 @@ func openImage(root string, c sysext.Class, img Image, policy Policy) (Tree, str
 // lack dm-verity) and the signature checked against the trusted
 // certificates, then exactly the verified bytes are attached to a loop
 // device by offset and size and mounted as the file system found there.
-// The tree says how it was verified. The file is root's to write, as any
-// image's: one rewritten between the check and the mount is not caught.
-func openDDI(f *os.File, c sysext.Class, certs []*x509.Certificate) (*ddiTree, error) {
+// The tree says how it was verified. With policy.RequireSignature, a DDI
+// not signed by a trusted certificate is hashed (digest, returned) and,
+// unless sync verified that digest for the extension called name, refused
+// before the kernel reads its file system. The file is root's to write,
+// as any image's: one rewritten between the check and the mount is not
+// caught.
+func openDDI(f *os.File, c sysext.Class, name string, policy Policy, digest func() (string, error)) (*ddiTree, string, error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	im, err := ddi.Open(f, fi.Size(), sysext.HostArch().Name)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	v, err := im.Verify(context.Background(), certs)
+	v, err := im.Verify(context.Background(), policy.Certificates)
 	if err != nil {
-		return nil, err
+		return nil, "", err
+	}
+	sum := ""
+	if policy.RequireSignature && v.Protection != ddi.Signed {
+		if sum, err = digest(); err != nil {
+			return nil, "", err
+		}
+		if !slices.Contains(policy.Verified[name], sum) {
+			return nil, "", errors.New(unsignedDDI(v.Unsigned))
+		}
 	}
 	inner, err := formats.Inner(v.Data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", im.Root.Label, err)
+		return nil, "", fmt.Errorf("%s: %w", im.Root.Label, err)
 	}
 	_, off, size := v.Data.Outer()
 	fd, err := mountImage(f, inner.KernelType(), mountAttrs(c), off, size)
 	if err != nil {
-		return nil, fmt.Errorf("mount %s (%s): %w", im.Root.Label, inner.KernelType(), err)
+		return nil, "", fmt.Errorf("mount %s (%s): %w", im.Root.Label, inner.KernelType(), err)
 	}
 	t, err := newMountTree(fd)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return &ddiTree{mountTree: t, v: v}, nil
+	return &ddiTree{mountTree: t, protection: v.Protection, unsigned: v.Unsigned}, sum, nil
+}
+
+// unsignedDDI is why a DDI that is not signed by a trusted certificate,
+// for the reason unsigned, is refused with --require-signature.
+func unsignedDDI(unsigned string) string {
+	return "not signed: " + unsigned + "; with --require-signature a DDI must be signed by a certificate in /etc/verity.d (or the sync configuration's certificates), or installed by `bakery sync` from a verified signature"
 }
 
 // ddiTree is a mounted DDI, which says how it was verified.
 type ddiTree struct {
 	*mountTree
-	v *ddi.Verification
+	protection ddi.Protection
+	unsigned   string
 }
 
 // Verity implements VerifiedTree.
-func (t *ddiTree) Verity() string { return string(t.v.Protection) }
+func (t *ddiTree) Verity() string { return string(t.protection) }
 
 // Unsigned implements VerifiedTree.
-func (t *ddiTree) Unsigned() string { return t.v.Unsigned }
+func (t *ddiTree) Unsigned() string { return t.unsigned }
 
 // mountAttrs are the mount attributes of an image of class c and of its
 // merges: read-only and nodev, and nosuid and noexec when c.NoExec (as

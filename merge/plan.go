@@ -217,7 +217,7 @@ func check(ext Extension, c sysext.Class, host Host, policy Policy, want []strin
 		case slices.Contains(want, ext.Digest): // sync verified its signature
 		case ddiImage && ext.Verity == string(ddi.Signed):
 		case ddiImage:
-			return nil, "not signed: " + vt.Unsigned() + "; with --require-signature a DDI must be signed by a certificate in /etc/verity.d (or the sync configuration's certificates), or installed by `bakery sync` from a verified signature"
+			return nil, unsignedDDI(vt.Unsigned())
 		default:
 			return nil, fmt.Sprintf("digest %s differs from the verified %s recorded in state.json: the image changed after it was verified; run `bakery sync` to reinstall it", ext.Digest, strings.Join(want, " or "))
 		}
