@@ -138,7 +138,7 @@ func TestDDITrust(t *testing.T) {
 	if _, err := garbage.Write(bytes.Repeat([]byte("not a file system "), 4096)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ddi.Assemble(context.Background(), garbage, sysext.HostArch().Name, nil); err != nil {
+	if err := ddi.Assemble(context.Background(), garbage, sysext.HostArch().Name, nil); err != nil {
 		t.Fatal(err)
 	}
 	garbage.Close()

@@ -24,7 +24,7 @@ func TestDDILayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ddi.Assemble(context.Background(), f, "x86-64", nil); err != nil {
+	if err := ddi.Assemble(context.Background(), f, "x86-64", nil); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

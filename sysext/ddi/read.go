@@ -138,8 +138,6 @@ type Verification struct {
 	Protection Protection
 	// RootHash is the verified root hash, in hex.
 	RootHash string
-	// Signer is the trusted certificate that signed the root hash.
-	Signer *x509.Certificate
 	// Unsigned says why the DDI is not Signed, when it is not.
 	Unsigned string
 	// Data reads the root file system's bytes that were verified: the
@@ -178,7 +176,7 @@ func (im *Image) Verify(ctx context.Context, trusted []*x509.Certificate) (*Veri
 	case doc == nil:
 		v.Unsigned = "the DDI has no " + Label(im.Arch, RoleSignature) + " partition"
 	default:
-		if v.Signer, err = doc.Check(tree.RootHash, trusted); err != nil {
+		if _, err := doc.Check(tree.RootHash, trusted); err != nil {
 			v.Unsigned = "signature: " + err.Error()
 		} else {
 			v.Protection = Signed

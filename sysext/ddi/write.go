@@ -61,7 +61,7 @@ func (b Builder) Build(ctx context.Context, srcDir, dst string, opts sysext.Buil
 		return err
 	}
 	defer f.Close()
-	if _, err := Assemble(ctx, f, arch, opts.Signing); err != nil {
+	if err := Assemble(ctx, f, arch, opts.Signing); err != nil {
 		return fmt.Errorf("ddi %s: %w", dst, err)
 	}
 	return f.Close()
@@ -85,37 +85,36 @@ func treeArch(srcDir string) (string, error) {
 // DDI for arch in place: the image becomes the root partition (padded to
 // 4096 bytes), followed by its hash tree and, with s, the signature. The
 // image is moved by inserting the head's range in front of it where the
-// file system allows (ext4, xfs: no data is copied), else copied. It
-// returns the root hash.
-func Assemble(ctx context.Context, f *os.File, arch string, s *sysext.Signing) ([]byte, error) {
+// file system allows (ext4, xfs: no data is copied), else copied.
+func Assemble(ctx context.Context, f *os.File, arch string, s *sysext.Signing) error {
 	var types [3]uuid.UUID
 	for i, role := range roles {
 		t, err := PartitionType(arch, role)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		types[i] = t
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	fsSize := fi.Size()
 	if fsSize == 0 {
-		return nil, errors.New("the file system image is empty")
+		return errors.New("the file system image is empty")
 	}
 	rootSize := roundUp(fsSize, align)
 	if err := shiftRight(f, fsSize, headSectors*Sector); err != nil {
-		return nil, fmt.Errorf("make room for the partition table: %w", err)
+		return fmt.Errorf("make room for the partition table: %w", err)
 	}
 	rootStart := int64(headSectors * Sector)
 	verityStart := rootStart + rootSize
 	if err := f.Truncate(verityStart); err != nil { // zero padding
-		return nil, err
+		return err
 	}
 	tree, err := verity.Format(ctx, io.NewSectionReader(f, rootStart, rootSize), rootSize, io.NewOffsetWriter(f, verityStart), verity.Options{})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	end := verityStart + tree.HashSize
 	parts := []*gpt.Partition{
@@ -125,22 +124,22 @@ func Assemble(ctx context.Context, f *os.File, arch string, s *sysext.Signing) (
 	if s != nil {
 		doc, err := veritysig.NewDoc(tree.RootHash, s.Key, s.Cert)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		js, err := doc.Marshal()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		sigSize := roundUp(int64(len(js)), align)
 		if _, err := f.WriteAt(js, end); err != nil {
-			return nil, err
+			return err
 		}
 		parts = append(parts, partition(3, types[2], derivedUUID(tree.RootHash, "signature"), Label(arch, RoleSignature), end, sigSize, 0))
 		end += sigSize
 	}
 	size := roundUp(end+tailSectors*Sector, align)
 	if err := f.Truncate(size); err != nil {
-		return nil, err
+		return err
 	}
 	table := &gpt.Table{
 		LogicalSectorSize:  Sector,
@@ -150,9 +149,9 @@ func Assemble(ctx context.Context, f *os.File, arch string, s *sysext.Signing) (
 		Partitions:         parts,
 	}
 	if err := table.Write(f, size); err != nil {
-		return nil, fmt.Errorf("write partition table: %w", err)
+		return fmt.Errorf("write partition table: %w", err)
 	}
-	return tree.RootHash, nil
+	return nil
 }
 
 // partition is a GPT entry of size bytes from byte start.
