@@ -14,10 +14,12 @@
 // Owners are left as the process's and modification times are not kept:
 // the image builder sets both. A [Sink] (see [WithSink]) is told of every
 // entry once it is in place, for a caller that builds the tree as it is
-// staged. Regular files are written to a temporary name and renamed into
-// place, so no file is ever visible half-written under its final name;
-// they are not fsynced, because a staging root is scratch that is rebuilt
-// from the verified cache after any failure.
+// staged. A regular file whose name is free is written in place (a Sink
+// hears of it only once it is whole, and a failed staging's root is
+// thrown away); one that replaces an entry is written to a temporary name
+// and renamed over it, so what was there is never changed. Files are not
+// fsynced, because a staging root is scratch that is rebuilt from the
+// verified cache after any failure.
 package stage
 
 import (

@@ -440,7 +440,7 @@ func (w *writer) xattrOf(x map[string][]byte) uint32 {
 	slices.Sort(names)
 	var kv []byte
 	for _, name := range names {
-		prefix, short, _ := xattrKey(name) // checked by scanTree
+		prefix, short, _ := xattrKey(name) // checked by checkTree
 		kv = le.AppendUint16(kv, prefix)
 		kv = le.AppendUint16(kv, uint16(len(short)))
 		kv = append(kv, short...)

@@ -22,10 +22,10 @@ type op struct {
 	kind, path, arg string
 }
 
-// build replays ops into a directory as a stager writes (a file or link
-// made beside its path and renamed over it, so that other names of a
-// replaced file keep its content), telling a Builder over that
-// directory, and returns both.
+// build replays ops into a directory as a stager writes when it replaces
+// an entry (a file or link made beside its path and renamed over it, so
+// that other names of a replaced file keep its content), telling a
+// Builder over that directory, and returns both.
 func build(t *testing.T, ops []op) (*Builder, string) {
 	t.Helper()
 	dir := t.TempDir()
