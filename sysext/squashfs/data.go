@@ -2,6 +2,7 @@ package squashfs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -208,6 +209,20 @@ func isZero(p []byte) bool {
 	return true
 }
 
+// atEnd checks that r, read to its file's recorded size, holds no more:
+// a file that grew since it was walked must not go in cut short.
+func atEnd(r io.Reader) error {
+	var one [1]byte
+	switch _, err := io.ReadFull(r, one[:]); err {
+	case io.EOF:
+		return nil
+	case nil:
+		return errors.New("it grew while the image was written")
+	default:
+		return err
+	}
+}
+
 // readFiles reads every file with content in walk order, as s hands
 // them out, cuts it into blocks and packs tails into fragments, and sends
 // the blocks to jobs. A file whose content equals an earlier one's (see
@@ -284,7 +299,7 @@ func (w *writer) readFiles(ctx context.Context, s tree.Stream, slots chan struct
 				}
 			}
 			if tail == 0 {
-				return nil
+				return atEnd(r)
 			}
 			t := tailBuf[:tail]
 			if full > 0 {
@@ -309,7 +324,7 @@ func (w *writer) readFiles(ctx context.Context, s tree.Stream, slots chan struct
 			fl.frag, fl.fragOffset = uint32(nfrags), uint32(len(frag))
 			w.mu.Unlock()
 			frag = append(frag, t...)
-			return nil
+			return atEnd(r)
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.Path(f), err)

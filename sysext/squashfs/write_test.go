@@ -327,6 +327,9 @@ func mustReadAll(t *testing.T, n *tree.Node) []byte {
 func TestWriteErrors(t *testing.T) {
 	file := content([]byte("x"), 0o644)
 	short := &tree.Node{Size: 10, Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("abc")), nil }}
+	grown := func(size int64, data string) *tree.Node {
+		return &tree.Node{Size: size, Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(data)), nil }}
+	}
 	sub := dir()
 	for _, tc := range []struct {
 		name string
@@ -352,6 +355,9 @@ func TestWriteErrors(t *testing.T) {
 		{"major", dir(tree.Entry{Name: "d", Node: &tree.Node{Mode: fs.ModeDevice, Major: 5000}}), Options{}, "/d: device 5000:0"},
 		{"no open", dir(tree.Entry{Name: "f", Node: &tree.Node{Size: 3}}), Options{}, "/f: regular file of 3 bytes has no Open"},
 		{"shrunk", dir(tree.Entry{Name: "f", Node: short}), Options{}, "/f: read tail"},
+		{"grew, tail only", dir(tree.Entry{Name: "f", Node: grown(3, "abcdef")}), Options{}, "/f: it grew"},
+		{"grew, whole blocks", dir(tree.Entry{Name: "f", Node: grown(4096, strings.Repeat("x", 4097))}), Options{BlockSize: 4096}, "/f: it grew"},
+		{"grew, blocks and a tail", dir(tree.Entry{Name: "f", Node: grown(4100, strings.Repeat("x", 5000))}), Options{BlockSize: 4096}, "/f: it grew"},
 		{"mtime", dir(tree.Entry{Name: "f", Node: &tree.Node{Mtime: -5}}), Options{KeepMtimes: true}, "/f: mtime -5"},
 		{"irregular", dir(tree.Entry{Name: "f", Node: &tree.Node{Mode: fs.ModeIrregular}}), Options{}, "/f: file type"},
 	} {
