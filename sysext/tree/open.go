@@ -10,14 +10,18 @@ import (
 )
 
 // openHost opens the host file at pathz, a NUL-terminated path, for
-// reading, not following a symlink there. The file is read with plain
+// reading, not following a symlink there, and without blocking: a fifo
+// put in a file's place opens at once and reads as empty, so the writer
+// refuses it as a file that shrank instead of waiting for a writer (a
+// device reads past its size and is refused as one that grew). Regular
+// files ignore O_NONBLOCK. The file is read with plain
 // system calls: an image writer opens every file of a tree once, and an
 // os.File costs allocations, a finalizer and more system calls each time.
 func openHost(pathz []byte) (io.ReadCloser, error) {
 	cwd := unix.AT_FDCWD // a variable: the constant is negative
 	for {
 		r, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(cwd), uintptr(unsafe.Pointer(&pathz[0])),
-			uintptr(unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC), 0, 0, 0)
+			uintptr(unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC), 0, 0, 0)
 		switch errno {
 		case 0:
 			return &hostFile{fd: int(r), pathz: pathz}, nil

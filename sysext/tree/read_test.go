@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -254,5 +255,49 @@ func TestHoles(t *testing.T) {
 				t.Errorf("Read: holes %v, want %v", tr.Holes(i), tt.holes)
 			}
 		})
+	}
+}
+
+// TestOpenReplaced replaces files of a tree read from a directory after
+// the walk: a fifo in a file's place opens at once and reads as empty
+// (the writer then refuses it as shrunk) instead of waiting for a writer,
+// for Open and Holes alike; a symlink in its place is not followed.
+func TestOpenReplaced(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"fifo", "link", "target"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("content"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr, err := Read(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := paths(tr)
+	os.Remove(filepath.Join(dir, "fifo"))
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "link"))
+	if err := os.Symlink("target", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if got := content(t, tr, ino["/fifo"]); got != "" {
+			t.Errorf("a fifo in a file's place reads %q, want nothing", got)
+		}
+		if _, err := Holes(filepath.Join(dir, "fifo"), 7); err == nil {
+			t.Errorf("Holes of a fifo succeeded")
+		}
+		if _, err := tr.Open(ino["/link"]); !errors.Is(err, unix.ELOOP) {
+			t.Errorf("Open of a file replaced by a symlink = %v, want ELOOP (not followed)", err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("opening a fifo put in a file's place blocked")
 	}
 }
