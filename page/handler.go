@@ -92,9 +92,12 @@ func (t apiTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	in.RemoteAddr = "127.0.0.1:0"
 	rec := httptest.NewRecorder()
 	t.api.ServeHTTP(rec, in)
+	if err := req.Context().Err(); err != nil {
+		return nil, err // a RoundTripper returns a response or an error
+	}
 	res := rec.Result()
 	res.Request = req
-	return res, req.Context().Err()
+	return res, nil
 }
 
 // securityHeaders are sent with every page: nothing loads from
@@ -242,7 +245,9 @@ func (h *Handler) loadNamespaces(ctx context.Context) ([]string, error) {
 		return c.value, c.err
 	}
 	nss, err := registry.Namespaces(ctx, h.host, h.options...)
-	h.namespaces = cached[[]string]{nss, err, time.Now()}
+	if ctx.Err() == nil { // a visitor who left is no answer for the others
+		h.namespaces = cached[[]string]{nss, err, time.Now()}
+	}
 	return nss, err
 }
 
@@ -257,6 +262,8 @@ func (h *Handler) loadCatalog(ctx context.Context, ns string) (*Catalog, error) 
 	if err != nil {
 		err = fmt.Errorf("catalog of %s: %w", ns, err)
 	}
-	h.catalogs[ns] = cached[*Catalog]{c, err, time.Now()}
+	if ctx.Err() == nil { // a visitor who left is no answer for the others
+		h.catalogs[ns] = cached[*Catalog]{c, err, time.Now()}
+	}
 	return c, err
 }

@@ -2,6 +2,7 @@ package page
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -224,3 +225,29 @@ func BenchmarkServeListing(b *testing.B) {
 
 // farFuture keeps a cached value fresh for the benchmark.
 var farFuture = time.Now().Add(time.Hour)
+
+// TestHandlerForgetsCancelledReads serves a visitor who left before the
+// registry answered, then another: the first read's cancellation is not
+// cached for the second, who gets the page.
+func TestHandlerForgetsCancelledReads(t *testing.T) {
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/v2/_catalog" {
+			w.Write([]byte(`{"repositories":[]}`))
+		}
+	}))
+	defer reg.Close()
+	h := NewHandler(strings.TrimPrefix(reg.URL, "http://"), Config{}, registry.WithInsecure())
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil).WithContext(gone))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("the visitor who left got %d, want 503", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("the next visitor got %d (%s), want the page: the cancelled read was cached", rec.Code, rec.Body)
+	}
+}
