@@ -151,14 +151,20 @@ func newCatalog(namespace string, res registry.CatalogResult, warning string) *C
 	c := &Catalog{Namespace: namespace, Verified: res.Verified, Key: res.Key, Warning: warning, Listing: res.Source == "listing",
 		Sequence: doc.Sequence, Updated: doc.Updated, Expires: doc.Expires, Generated: time.Now().UTC().Format(time.RFC3339)}
 	arches := map[string]bool{}
-	var dropped []string
+	var dropped, badTags []string
 	for _, e := range doc.Extensions {
-		if sysext.CheckName(e.Name) != nil {
+		class := cmp.Or(e.Class, sysext.Sysext.Name)
+		if _, err := sysext.ClassByName(class); sysext.CheckName(e.Name) != nil || err != nil {
 			dropped = append(dropped, fmt.Sprintf("%q", e.Name))
 			continue
 		}
-		x := Extension{Name: e.Name, Class: cmp.Or(e.Class, sysext.Sysext.Name), Description: e.Description, License: e.License, Repository: e.Repository}
+		x := Extension{Name: e.Name, Class: class, Description: e.Description, License: e.License, Repository: e.Repository}
 		for _, cv := range e.Versions {
+			if registry.CheckTag(cv.Tag) != nil {
+				// The latest tag goes into a command to copy.
+				badTags = append(badTags, fmt.Sprintf("%q", e.Name+":"+cv.Tag))
+				continue
+			}
 			v := newVersion(cv, res.Verified)
 			for _, a := range v.ArchNames {
 				arches[a] = true
@@ -172,7 +178,10 @@ func newCatalog(namespace string, res registry.CatalogResult, warning string) *C
 		c.Extensions = append(c.Extensions, x)
 	}
 	if len(dropped) > 0 {
-		c.Warning = strings.TrimSpace(c.Warning + " The catalog names extensions that are not valid extension names, left out: " + strings.Join(dropped, ", ") + ".")
+		c.Warning = strings.TrimSpace(c.Warning + " The catalog names extensions that are not valid extension names or of no known class, left out: " + strings.Join(dropped, ", ") + ".")
+	}
+	if len(badTags) > 0 {
+		c.Warning = strings.TrimSpace(c.Warning + " The catalog lists versions under tags that are not valid OCI tags, left out: " + strings.Join(badTags, ", ") + ".")
 	}
 	slices.SortFunc(c.Extensions, func(a, b Extension) int { return strings.Compare(a.Name, b.Name) })
 	c.Arches = slices.Sorted(maps.Keys(arches))

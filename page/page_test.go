@@ -52,10 +52,17 @@ func testCatalog(n, m int) registry.CatalogResult {
 func TestHostileCatalogIsText(t *testing.T) {
 	res := testCatalog(3, 2)
 	res.Catalog.Extensions = append(res.Catalog.Extensions, registry.CatalogExtension{Name: "../../etc/passwd", Versions: []registry.CatalogVersion{{Version: "1"}}},
-		registry.CatalogExtension{Name: `x"><script>`, Versions: []registry.CatalogVersion{{Version: "1"}}})
+		registry.CatalogExtension{Name: `x"><script>`, Versions: []registry.CatalogVersion{{Version: "1"}}},
+		registry.CatalogExtension{Name: "badclass", Class: "x; rm -rf /", Versions: []registry.CatalogVersion{{Version: "1", Tag: "1"}}},
+		registry.CatalogExtension{Name: "badtag", Versions: []registry.CatalogVersion{{Version: "1.0.0", Tag: "1.0.0"}, {Version: "2.0.0", Tag: "2.0.0;curl x|sh"}}})
 	c := newCatalog("registry.example/sysext", res, "")
-	if len(c.Extensions) != 3 || !strings.Contains(c.Warning, `"../../etc/passwd"`) {
-		t.Fatalf("extensions %d, warning %q: want the two bad names left out and named", len(c.Extensions), c.Warning)
+	if len(c.Extensions) != 4 || !strings.Contains(c.Warning, `"../../etc/passwd"`) || !strings.Contains(c.Warning, `"badclass"`) || !strings.Contains(c.Warning, `"badtag:2.0.0;curl x|sh"`) {
+		t.Fatalf("extensions %d, warning %q: want the bad names and the bad class left out and named, and the bad tag", len(c.Extensions), c.Warning)
+	}
+	// A tag goes into a command to copy: only valid OCI tags do.
+	bt, _ := c.Find("badtag")
+	if pull := c.Snippets(bt)[1].Text; !strings.Contains(pull, "/badtag:1.0.0 ") || strings.Contains(pull, "curl") {
+		t.Errorf("pull snippet %q, want the latest valid tag, 1.0.0", pull)
 	}
 	e, _ := c.Find("evil")
 	for name, render := range map[string]func(*bytes.Buffer) error{
@@ -67,7 +74,9 @@ func TestHostileCatalogIsText(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := b.String()
-		for _, bad := range []string{"<script>alert", "<img src=x", `href="javascript:`, `x"><script>`} {
+		// The bad name is shown quoted (%q) in the warning: escaped, its
+		// `"><script>` cannot appear.
+		for _, bad := range []string{"<script>alert", "<img src=x", `href="javascript:`, `"><script>`} {
 			if strings.Contains(out, bad) {
 				t.Errorf("%s holds %q unescaped", name, bad)
 			}

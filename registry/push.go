@@ -101,7 +101,7 @@ func newRawManifest(m any, mt types.MediaType) (rawManifest, error) {
 var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 
 // checkTag reports whether tag can be pushed.
-func checkTag(tag string) error {
+func CheckTag(tag string) error {
 	if !tagRE.MatchString(tag) {
 		return fmt.Errorf("tag %q is not a valid OCI tag: use letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'", tag)
 	}
@@ -123,7 +123,7 @@ func parseTarget(ref string, o *options) (name.Repository, string, error) {
 		return name.Repository{}, "", fmt.Errorf("reference %q: %w (want host[:port]/ns/name[:tag])", ref, err)
 	}
 	if tag != "" {
-		if err := checkTag(tag); err != nil {
+		if err := CheckTag(tag); err != nil {
 			return name.Repository{}, "", fmt.Errorf("reference %q: %w", ref, err)
 		}
 	}
@@ -145,7 +145,7 @@ type tagPlan struct {
 // WithForce moves both.
 func planTags(ctx context.Context, repo name.Repository, ext, version, userTag string, o *options) (tagPlan, error) {
 	vt := tagSafe(version)
-	if err := checkTag(vt); err != nil {
+	if err := CheckTag(vt); err != nil {
 		return tagPlan{}, fmt.Errorf("version %q: %w", version, err)
 	}
 	if userTag != "" && isVersionTag(userTag) && userTag != vt {
