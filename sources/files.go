@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/sysext-bakery/bakery/internal/digest"
 	"github.com/sysext-bakery/bakery/internal/filetype"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/stage"
@@ -60,7 +61,7 @@ func (s *filesSource) Resolve(ctx context.Context) (v1.Hash, error) {
 		content := ""
 		switch {
 		case info.Mode().IsRegular():
-			fd, err := hashFile(s.fsys, p)
+			fd, err := s.hashFile(p)
 			if err != nil {
 				return err
 			}
@@ -79,20 +80,19 @@ func (s *filesSource) Resolve(ctx context.Context) (v1.Hash, error) {
 	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}, nil
 }
 
-// hashFile is the sha256 of the regular file p in fsys.
-func hashFile(fsys fs.FS, p string) (v1.Hash, error) {
-	f, err := fsys.Open(p)
+// hashFile is the sha256 of the regular file p of the tree. On disk it
+// is digest.File's (a fifo swapped in since the walk is refused, not
+// waited on); an fs.FS tree (embedded) holds no such thing.
+func (s *filesSource) hashFile(p string) (v1.Hash, error) {
+	if s.src.FilesFS == nil {
+		h, _, err := digest.File(filepath.Join(s.src.FilesDir, filepath.FromSlash(p)))
+		return h, err
+	}
+	f, err := s.fsys.Open(p)
 	if err != nil {
 		return v1.Hash{}, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	if !fi.Mode().IsRegular() { // swapped since the walk saw it
-		return v1.Hash{}, fmt.Errorf("%s: not a regular file (%s)", p, fi.Mode().Type())
-	}
 	h, _, err := v1.SHA256(f)
 	return h, err
 }

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sysext-bakery/bakery/internal/fixture"
 	"github.com/sysext-bakery/bakery/recipes"
@@ -188,5 +191,28 @@ func TestFilesFromFS(t *testing.T) {
 	}
 	if _, err := Open(nil, "", src); err == nil {
 		t.Error("Open of an fs.FS tree without a Fetcher succeeded")
+	}
+}
+
+// TestFilesHashRefusesAFifo hashes a tree's file that a fifo replaced
+// after the walk saw a regular file: refused at once, not waited on.
+func TestFilesHashRefusesAFifo(t *testing.T) {
+	dir := t.TempDir()
+	if err := unix.Mkfifo(filepath.Join(dir, "swapped"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := Open(nil, "", recipes.BuildSource{Kind: recipes.FilesSource, FilesDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := src.(*filesSource).hashFile("swapped"); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("hashFile of a fifo = %v, want it refused", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("hashFile of a fifo blocked")
 	}
 }
