@@ -73,6 +73,8 @@ func checkCatalogPolicy(t *testing.T, r *Recipe) {
 			return err
 		case top != "usr" && top != "opt":
 			t.Errorf("%s: only usr/ and opt/ go into an image", p)
+		case strings.HasPrefix(d.Name(), ".") || strings.HasPrefix(d.Name(), "_"):
+			t.Errorf("%s: go:embed leaves out names starting with . or _, so it would be missing from the image", p)
 		case !info.IsDir() && !info.Mode().IsRegular():
 			t.Errorf("%s is %v: a catalog tree holds directories and regular files only (embedding keeps no links)", p, info.Mode().Type())
 		case info.Mode().IsRegular() && info.Mode()&0o111 != 0:
