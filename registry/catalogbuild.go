@@ -253,23 +253,10 @@ func (b *builder) converge(ctx context.Context, repo name.Repository, e *Catalog
 	if len(moving) == 0 {
 		moving = nil
 	}
-	if !mapsEqual(moving, e.Tags) {
+	if !maps.Equal(moving, e.Tags) {
 		e.Tags, changed = moving, true
 	}
 	return changed, nil
-}
-
-// mapsEqual compares two string maps, nil and empty alike.
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // rebuild writes catalog:latest from every entry, and again while entries
@@ -305,7 +292,7 @@ func (b *builder) rebuild(ctx context.Context) (CatalogDoc, v1.Hash, error) {
 		if err != nil {
 			return CatalogDoc{}, v1.Hash{}, err
 		}
-		if mapsEqual(now, seen) {
+		if maps.Equal(now, seen) {
 			return doc, d, nil
 		}
 		prev = doc

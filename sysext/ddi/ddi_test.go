@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -238,7 +239,7 @@ func TestRepart(t *testing.T) {
 			// systemd-dissect.
 			om, rm := dissect(t, dir, ours), dissect(t, dir, ref)
 			want := map[string]any{"root": "signed", "root-verity": nil, "root-verity-sig": nil}
-			if got := mounts(om); len(got) != 3 || got["root"] != "signed" || !mapsEqual(got, want) {
+			if got := mounts(om); len(got) != 3 || got["root"] != "signed" || !maps.Equal(got, want) {
 				t.Errorf("systemd-dissect lists %v for ours, want %v", got, want)
 			}
 			if got, want := om["sysextRelease"], rm["sysextRelease"]; want == nil || !slicesEqualAny(got, want) {
@@ -280,18 +281,6 @@ func TestRepart(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mapsEqual(a, b map[string]any) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 func slicesEqualAny(a, b any) bool {
