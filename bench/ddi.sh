@@ -14,6 +14,7 @@ set -euo pipefail
 bakery=$(realpath "${1:?usage: bench/ddi.sh path/to/bakery}")
 runs=${RUNS:-5}
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/bakery-bench-ddi.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/veritytree" ./bench/veritytree
@@ -25,12 +26,12 @@ measure() {
   echo "$wall $(awk "BEGIN {print $user + $sys}")"
 }
 
-# median FILE COLUMN
-median() { cut -d' ' -f"$2" "$1" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+# column FILE N: the median of FILE's column N.
+column() { cut -d' ' -f"$2" "$1" | median; }
 
 # row LABEL TOOL A B: a table row of A's medians against B's
 row() {
-  awk -v l="$1" -v t="$2" -v wa="$(median "$3" 1)" -v ca="$(median "$3" 2)" -v wb="$(median "$4" 1)" -v cb="$(median "$4" 2)" \
+  awk -v l="$1" -v t="$2" -v wa="$(column "$3" 1)" -v ca="$(column "$3" 2)" -v wb="$(column "$4" 1)" -v cb="$(column "$4" 2)" \
     'BEGIN { printf "| %s | %s | %.2f | %.2f | %.2f× | %.2f× |\n", l, t, wa, ca, wa/wb, ca/cb }'
 }
 

@@ -29,11 +29,17 @@ serve_dir() {
   base="http://127.0.0.1:$port"
 }
 
+# median: the median of the numbers on stdin, one per line (the mean of
+# the middle two for an even count).
+median() {
+  sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'
+}
+
 # medians FILE: the median of each space-separated column of FILE.
 medians() {
   local cols col
   cols=$(head -1 "$1" | wc -w)
   for ((col = 1; col <= cols; col++)); do
-    cut -d' ' -f$col "$1" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'
+    cut -d' ' -f$col "$1" | median
   done | paste -sd' '
 }

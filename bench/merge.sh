@@ -34,13 +34,13 @@ root() {
   echo "$state}}" >"$r/var/lib/bakery/state.json"
 }
 for n in $counts; do root "$n"; done
-exec unshare -m --propagation private bash -s "$bakery" "$work" "$runs" "$counts" <<'INNER'
+exec unshare -m --propagation private bash -s "$bakery" "$work" "$runs" "$counts" "$(realpath "$(dirname "$0")")/lib.sh" <<'INNER'
 set -euo pipefail
 bakery=$1 work=$2 runs=$3 counts=$4
+. "$5"
 mount --make-rshared /
 mount -t tmpfs tmpfs /run && mount --make-shared /run
 ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for n in $counts; do
   root=$work/root$n
   # Both must really merge all of them, or the numbers mean nothing.
@@ -55,7 +55,7 @@ for n in $counts; do
     t1=$(ms "$bakery" merge --root "$root" --require-signature); t2=$(ms "$bakery" unmerge --root "$root"); b+=($((t1 + t2)))
     t1=$(ms systemd-sysext merge --root="$root"); t2=$(ms systemd-sysext unmerge --root="$root"); s+=($((t1 + t2)))
   done
-  mb=$(median "${b[@]}") msd=$(median "${s[@]}")
+  mb=$(printf '%s\n' "${b[@]}" | median) msd=$(printf '%s\n' "${s[@]}" | median)
   echo "### Merge of $n extensions (merge + unmerge, median of $runs interleaved runs)"
   echo
   echo "| command | median ms | ms per extension | vs systemd-sysext |"

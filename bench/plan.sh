@@ -72,7 +72,7 @@ for _ in $(seq "$rounds"); do
   end=$(date +%s.%N)
   times+=("$(echo "$end - $start" | bc)")
 done
-median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+median=$(printf '%s\n' "${times[@]}" | median)
 
 echo "### bakery plan (RUNS=$rounds, median)"
 echo

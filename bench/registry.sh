@@ -82,18 +82,16 @@ for i in $(seq "$rounds"); do
   rm -rf "$work/pull"
 done
 
-median() { sort -n "$1" | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-
 echo "### Registry push/pull, $((bytes / 1048576)) MiB image, loopback, embedded registry, median of $rounds interleaved rounds"
 echo
 echo "| command | median s | MiB/s | its time ÷ bakery's (< 1: faster than bakery) |"
 echo "|---|---:|---:|---:|"
 for dir in push pull; do
-  base=$(median "$work/bakery $dir")
+  base=$(median <"$work/bakery $dir")
   names=("bakery $dir" "crane $dir" "skopeo copy ($dir)")
   if [ $dir = push ]; then names+=("bakery push (no SHA256SUMS)"); else names+=("crane blob"); fi
   for name in "${names[@]}"; do
-    m=$(median "$work/$name")
+    m=$(median <"$work/$name")
     printf '| %s | %.2f | %.0f | %.2f× |\n' "$name" "$m" "$(echo "$bytes / 1048576 / $m" | bc -l)" "$(echo "$m / $base" | bc -l)"
   done
 done
