@@ -30,6 +30,7 @@ func build(t *testing.T, ops []op) (*Builder, string) {
 	t.Helper()
 	dir := t.TempDir()
 	b := NewBuilder(dir, 0, 0)
+	var locked []string // D directories: the Builder hears their mode at once, the disk gets it last, as the stager does
 	for _, o := range ops {
 		host, tmp := filepath.Join(dir, o.path), filepath.Join(dir, ".tmp")
 		var err error
@@ -38,8 +39,9 @@ func build(t *testing.T, ops []op) (*Builder, string) {
 			mode := fs.FileMode(0o755)
 			if o.kind == "D" {
 				mode = 0o555
+				locked = append(locked, host)
 			}
-			if err = os.Mkdir(host, mode); err == nil {
+			if err = os.Mkdir(host, 0o755); err == nil {
 				err = b.Dir(o.path, mode)
 			}
 		case "f":
@@ -85,6 +87,16 @@ func build(t *testing.T, ops []op) (*Builder, string) {
 			t.Fatalf("%v: %v", o, err)
 		}
 	}
+	for _, d := range locked {
+		if err := os.Chmod(d, 0o555); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { // before TempDir's removal, which a user other than root needs
+		for _, d := range locked {
+			os.Chmod(d, 0o755)
+		}
+	})
 	b.Close(nil)
 	return b, dir
 }
