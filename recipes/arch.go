@@ -9,13 +9,6 @@ import (
 // defaultArches is what a recipe without arches builds for.
 var defaultArches = []string{"x86-64", "arm64"}
 
-// unameArches are the kernel's names of the architectures (uname -m), as
-// many upstreams spell them in release file names: {{.UnameArch}}.
-var unameArches = map[string]string{
-	"x86-64": "x86_64", "arm64": "aarch64", "x86": "i686", "arm": "armv7l",
-	"ppc64-le": "ppc64le", "riscv64": "riscv64", "s390x": "s390x", "loongarch64": "loongarch64",
-}
-
 // lookupArch finds an architecture by its systemd name in sysext's table;
 // given a GOARCH instead, the error tells the systemd spelling.
 func lookupArch(name string) (sysext.Arch, error) {

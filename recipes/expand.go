@@ -144,7 +144,7 @@ func (r *Recipe) ExpandFor(t Target) (*Build, error) {
 // source, recipeDir being the recipe's folder made absolute, and returns
 // the problems found.
 func (r *Recipe) expand(recipeDir, version string, arch sysext.Arch, os OS) (*Build, []error) {
-	uname := unameArches[arch.Name]
+	uname := arch.Uname
 	x := expander{r: r, dir: recipeDir, vars: map[string]string{"Version": version, "Arch": arch.Name, "GoArch": arch.GoArch,
 		"UnameArch": uname, "OSID": os.ID, "OSVersion": os.Version}}
 	b := &Build{Recipe: r, Version: version, ImageVersion: version, Arch: arch.Name, GoArch: arch.GoArch, UnameArch: uname, OS: os, Release: x.release()}

@@ -6,8 +6,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/sysext-bakery/bakery/sysext"
 )
 
 func TestExpand(t *testing.T) {
@@ -279,18 +277,5 @@ sources:
 	}
 	if _, err := plain.ExpandFor(Target{Arch: "x86-64", OS: OS{ID: "flatcar", Version: "1"}}); err == nil || !strings.Contains(err.Error(), "for kernel-bound recipes") {
 		t.Errorf("--os on a plain recipe = %v", err)
-	}
-}
-
-// TestUnameArches: every architecture bakery builds for has its kernel
-// name for {{.UnameArch}}.
-func TestUnameArches(t *testing.T) {
-	for _, a := range sysext.Arches() {
-		if unameArches[a.Name] == "" {
-			t.Errorf("%s has no uname -m name in unameArches", a.Name)
-		}
-	}
-	if len(unameArches) != len(sysext.Arches()) {
-		t.Errorf("unameArches has %d entries for %d architectures", len(unameArches), len(sysext.Arches()))
 	}
 }

@@ -18,6 +18,9 @@ type Arch struct {
 	Name string
 	// GoArch is Go's GOARCH and the OCI platform architecture, e.g. "amd64".
 	GoArch string
+	// Uname is the kernel's name (uname -m), as many upstreams spell it
+	// in release file names, e.g. "x86_64".
+	Uname string
 	// Machine, Class and ByteOrder are what an ELF binary for this
 	// architecture has in its header.
 	Machine   elf.Machine
@@ -28,14 +31,14 @@ type Arch struct {
 // arches is the one table of supported architectures; the first two are the
 // default build set.
 var arches = []Arch{
-	{"x86-64", "amd64", elf.EM_X86_64, elf.ELFCLASS64, binary.LittleEndian},
-	{"arm64", "arm64", elf.EM_AARCH64, elf.ELFCLASS64, binary.LittleEndian},
-	{"x86", "386", elf.EM_386, elf.ELFCLASS32, binary.LittleEndian},
-	{"arm", "arm", elf.EM_ARM, elf.ELFCLASS32, binary.LittleEndian},
-	{"ppc64-le", "ppc64le", elf.EM_PPC64, elf.ELFCLASS64, binary.LittleEndian},
-	{"riscv64", "riscv64", elf.EM_RISCV, elf.ELFCLASS64, binary.LittleEndian},
-	{"s390x", "s390x", elf.EM_S390, elf.ELFCLASS64, binary.BigEndian},
-	{"loongarch64", "loong64", elf.EM_LOONGARCH, elf.ELFCLASS64, binary.LittleEndian},
+	{"x86-64", "amd64", "x86_64", elf.EM_X86_64, elf.ELFCLASS64, binary.LittleEndian},
+	{"arm64", "arm64", "aarch64", elf.EM_AARCH64, elf.ELFCLASS64, binary.LittleEndian},
+	{"x86", "386", "i686", elf.EM_386, elf.ELFCLASS32, binary.LittleEndian},
+	{"arm", "arm", "armv7l", elf.EM_ARM, elf.ELFCLASS32, binary.LittleEndian},
+	{"ppc64-le", "ppc64le", "ppc64le", elf.EM_PPC64, elf.ELFCLASS64, binary.LittleEndian},
+	{"riscv64", "riscv64", "riscv64", elf.EM_RISCV, elf.ELFCLASS64, binary.LittleEndian},
+	{"s390x", "s390x", "s390x", elf.EM_S390, elf.ELFCLASS64, binary.BigEndian},
+	{"loongarch64", "loong64", "loongarch64", elf.EM_LOONGARCH, elf.ELFCLASS64, binary.LittleEndian},
 }
 
 // systemdArchNames is every ARCHITECTURE= value systemd knows

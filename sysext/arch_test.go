@@ -14,19 +14,19 @@ import (
 
 func TestArchTable(t *testing.T) {
 	want := []struct {
-		name, goarch string
-		machine      elf.Machine
-		class        elf.Class
-		order        binary.ByteOrder
+		name, goarch, uname string
+		machine             elf.Machine
+		class               elf.Class
+		order               binary.ByteOrder
 	}{
-		{"x86-64", "amd64", elf.EM_X86_64, elf.ELFCLASS64, binary.LittleEndian},
-		{"arm64", "arm64", elf.EM_AARCH64, elf.ELFCLASS64, binary.LittleEndian},
-		{"x86", "386", elf.EM_386, elf.ELFCLASS32, binary.LittleEndian},
-		{"arm", "arm", elf.EM_ARM, elf.ELFCLASS32, binary.LittleEndian},
-		{"ppc64-le", "ppc64le", elf.EM_PPC64, elf.ELFCLASS64, binary.LittleEndian},
-		{"riscv64", "riscv64", elf.EM_RISCV, elf.ELFCLASS64, binary.LittleEndian},
-		{"s390x", "s390x", elf.EM_S390, elf.ELFCLASS64, binary.BigEndian},
-		{"loongarch64", "loong64", elf.EM_LOONGARCH, elf.ELFCLASS64, binary.LittleEndian},
+		{"x86-64", "amd64", "x86_64", elf.EM_X86_64, elf.ELFCLASS64, binary.LittleEndian},
+		{"arm64", "arm64", "aarch64", elf.EM_AARCH64, elf.ELFCLASS64, binary.LittleEndian},
+		{"x86", "386", "i686", elf.EM_386, elf.ELFCLASS32, binary.LittleEndian},
+		{"arm", "arm", "armv7l", elf.EM_ARM, elf.ELFCLASS32, binary.LittleEndian},
+		{"ppc64-le", "ppc64le", "ppc64le", elf.EM_PPC64, elf.ELFCLASS64, binary.LittleEndian},
+		{"riscv64", "riscv64", "riscv64", elf.EM_RISCV, elf.ELFCLASS64, binary.LittleEndian},
+		{"s390x", "s390x", "s390x", elf.EM_S390, elf.ELFCLASS64, binary.BigEndian},
+		{"loongarch64", "loong64", "loongarch64", elf.EM_LOONGARCH, elf.ELFCLASS64, binary.LittleEndian},
 	}
 	got := Arches()
 	if len(got) != len(want) {
@@ -34,7 +34,7 @@ func TestArchTable(t *testing.T) {
 	}
 	for i, w := range want {
 		a := got[i]
-		if a.Name != w.name || a.GoArch != w.goarch || a.Machine != w.machine || a.Class != w.class || a.ByteOrder != w.order {
+		if a.Name != w.name || a.GoArch != w.goarch || a.Uname != w.uname || a.Machine != w.machine || a.Class != w.class || a.ByteOrder != w.order {
 			t.Errorf("Arches()[%d] = %+v, want %+v", i, a, w)
 		}
 		if !slices.Contains(systemdArchNames, a.Name) {
