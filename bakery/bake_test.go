@@ -433,10 +433,12 @@ func TestStreamedBakeEqualsStagedBuild(t *testing.T) {
 	}
 }
 
-// TestBakeCancelled cancels a bake once the native squashfs builder runs
-// beside the staging: Bake fails with the cancellation, both stop (no
-// goroutine of either is left) and nothing is left in the output
-// directory.
+// TestBakeCancelled cancels a bake at the step that starts the native
+// squashfs builder beside the staging, so both start under a cancelled
+// context: Bake fails with the cancellation, both stop (no goroutine of
+// either is left) and nothing is left in the output directory. A stop in
+// the middle of the work is TestUnpackStopsWhenCancelled's (stage) and
+// TestBuilderCancel's (tree).
 func TestBakeCancelled(t *testing.T) {
 	var files []tarEntry
 	for i := range 200 {
