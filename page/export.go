@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -92,12 +93,11 @@ func writePages(dir string, c *Catalog) error {
 			return err
 		}
 	}
-	if err := writeRendered(filepath.Join(dir, "index.html"), "listing.html", &view); err != nil {
+	if err := writeRendered(filepath.Join(dir, "index.html"), view.RenderListing); err != nil {
 		return err
 	}
 	for _, e := range view.Extensions {
-		d := detail{Catalog: &view, Ext: e, Snippets: view.Snippets(e)}
-		if err := writeRendered(filepath.Join(dir, "ext", e.Name+".html"), "detail.html", d); err != nil {
+		if err := writeRendered(filepath.Join(dir, "ext", e.Name+".html"), func(w io.Writer) error { return view.RenderDetail(w, e) }); err != nil {
 			return err
 		}
 	}
@@ -117,10 +117,10 @@ func writePages(dir string, c *Catalog) error {
 	return atomicfile.SyncDir(dir)
 }
 
-// writeRendered writes template name with data to path.
-func writeRendered(path, name string, data any) error {
+// writeRendered writes the page write renders to path.
+func writeRendered(path string, write func(io.Writer) error) error {
 	var buf bytes.Buffer
-	if err := templates.ExecuteTemplate(&buf, name, data); err != nil {
+	if err := write(&buf); err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(path, buf.Bytes(), 0o644)

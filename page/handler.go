@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log"
 	"mime"
@@ -165,7 +166,7 @@ func (h *Handler) serveNamespaces(w http.ResponseWriter, r *http.Request) {
 		Generated  string
 		Sequence   int64
 	}{frame: frame{Title: "bakery catalogs · " + h.publicHost(r)}, Namespaces: nss, Generated: time.Now().UTC().Format(time.RFC3339)}
-	render(w, "namespaces.html", data)
+	render(w, func(b io.Writer) error { return templates.ExecuteTemplate(b, "namespaces.html", data) })
 }
 
 // serveCatalog serves namespace ns's listing (name "") or the page of
@@ -192,7 +193,7 @@ func (h *Handler) serveCatalog(w http.ResponseWriter, r *http.Request, ns, name 
 	view.Insecure = h.cfg.Insecure
 	view.Warning = strings.ReplaceAll(view.Warning, h.host, h.publicHost(r))
 	if name == "" {
-		render(w, "listing.html", view.Filter(r.URL.Query().Get("q"), r.URL.Query().Get("arch")))
+		render(w, view.Filter(r.URL.Query().Get("q"), r.URL.Query().Get("arch")).RenderListing)
 		return
 	}
 	e, ok := view.Find(name)
@@ -200,7 +201,7 @@ func (h *Handler) serveCatalog(w http.ResponseWriter, r *http.Request, ns, name 
 		http.NotFound(w, r)
 		return
 	}
-	render(w, "detail.html", detail{Catalog: &view, Ext: e, Snippets: view.Snippets(e)})
+	render(w, func(b io.Writer) error { return view.RenderDetail(b, e) })
 }
 
 // publicHost is the registry's host as nodes reach it.
@@ -211,11 +212,11 @@ func (h *Handler) publicHost(r *http.Request) string {
 	return r.Host
 }
 
-// render writes template name with data, or an error page when it fails:
+// render writes the page write renders, or an error page when it fails:
 // never half a page.
-func render(w http.ResponseWriter, name string, data any) {
+func render(w http.ResponseWriter, write func(io.Writer) error) {
 	var buf bytes.Buffer
-	if err := templates.ExecuteTemplate(&buf, name, data); err != nil {
+	if err := write(&buf); err != nil {
 		http.Error(w, "rendering the page failed: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
