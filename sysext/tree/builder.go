@@ -328,19 +328,29 @@ func (b *Builder) built(ctx context.Context) (*Tree, map[*Node]Ino, error) {
 
 // wait waits until cond, checked holding mu, or until ctx is done.
 func (b *Builder) wait(ctx context.Context, cond func() bool) error {
-	stop := context.AfterFunc(ctx, func() {
-		b.mu.Lock()
-		b.more.Broadcast()
-		b.mu.Unlock()
-	})
-	defer stop()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return waitFor(ctx, b.more, cond)
+}
+
+// waitFor waits until cond or until ctx is done, holding more's lock
+// (the caller holds it when it calls, and holds it again on return);
+// more is broadcast on every change cond looks at.
+func waitFor(ctx context.Context, more *sync.Cond, cond func() bool) error {
+	if cond() {
+		return nil
+	}
+	stop := context.AfterFunc(ctx, func() {
+		more.L.Lock()
+		more.Broadcast()
+		more.L.Unlock()
+	})
+	defer stop()
 	for !cond() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		b.more.Wait()
+		more.Wait()
 	}
 	return nil
 }

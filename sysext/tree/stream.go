@@ -93,19 +93,8 @@ type readStream struct {
 func (s *readStream) Next(ctx context.Context) (File, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.files) == 0 && !s.walked {
-		stop := context.AfterFunc(ctx, func() {
-			s.mu.Lock()
-			s.more.Broadcast()
-			s.mu.Unlock()
-		})
-		defer stop()
-	}
-	for len(s.files) == 0 && !s.walked {
-		if err := ctx.Err(); err != nil {
-			return File{}, err
-		}
-		s.more.Wait()
+	if err := waitFor(ctx, s.more, func() bool { return len(s.files) > 0 || s.walked }); err != nil {
+		return File{}, err
 	}
 	if len(s.files) == 0 {
 		if s.err != nil {
