@@ -13,8 +13,9 @@ import (
 // before, and an entry removed (by an image layer's whiteout, or as a
 // later layer's member could not replace it; a directory only once empty,
 // after what it held). Paths are slash-separated, relative to the root,
-// and cleaned (no leading "/"). The stager decides every path; a Sink only observes.
-// An error from the Sink stops the staging with it.
+// and cleaned (no leading "/"). The stager decides every path; a Sink
+// only observes, but an error from it stops the staging with that error
+// (bake refuses a source's file at the release file's path this way).
 type Sink interface {
 	Dir(path string, mode fs.FileMode) error
 	File(path string, mode fs.FileMode, size int64) error
