@@ -83,11 +83,6 @@ type Result struct {
 	Inputs    string `json:"inputs"`
 }
 
-// FileName is the Flatcar-style name of an image: NAME-VERSION-ARCH.raw.
-func FileName(name, version, arch string) string {
-	return fmt.Sprintf("%s-%s-%s.raw", name, version, arch)
-}
-
 // Plan expands r for every arch opts asks for (the recipe's when none) and
 // checks the image options, fetching nothing: its errors are the mistakes
 // in how a bake was asked for, which Bake reports before any download.
@@ -202,7 +197,7 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *Outp
 	if err != nil {
 		return Image{}, nil, err
 	}
-	name := FileName(b.Recipe.Name, b.ImageVersion, b.Arch)
+	name := sysext.ImageFile(b.Recipe.Name, b.ImageVersion, b.Arch)
 	dst := filepath.Join(opts.OutDir, name)
 	out, err := writeOutput(ctx, dst, opts.Build, func(tmp string) error {
 		return stageAndBuild(ctx, b, opts, stageDir, staged, release, tmp, step)
@@ -226,7 +221,7 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *Outp
 func stageAndBuild(ctx context.Context, b *recipes.Build, opts Options, stageDir string, staged *tree.Builder, release, dst string, step func(s, detail string)) error {
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	name := FileName(b.Recipe.Name, b.ImageVersion, b.Arch)
+	name := sysext.ImageFile(b.Recipe.Name, b.ImageVersion, b.Arch)
 	step("fetch", fmt.Sprintf("%d sources", len(b.Sources)))
 	streaming, _ := opts.Builder.(sysext.StreamBuilder)
 	var streamed chan error

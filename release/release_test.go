@@ -28,7 +28,7 @@ func makeImage(t *testing.T, dir, name, version, arch, payload string) string {
 	os.MkdirAll(filepath.Join(src, "usr/share", name), 0o755)
 	os.WriteFile(filepath.Join(src, "usr/share", name, "payload"), []byte(payload), 0o644)
 	os.MkdirAll(dir, 0o755)
-	dst := filepath.Join(dir, ImageFile(name, version, arch))
+	dst := filepath.Join(dir, sysext.ImageFile(name, version, arch))
 	b := formats.Default().Builders()[0]
 	if err := b.Build(context.Background(), src, dst, sysext.BuildOptions{Compression: b.Compressions()[0], AllRoot: true}); err != nil {
 		t.Fatal(err)

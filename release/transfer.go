@@ -50,11 +50,6 @@ func DefinitionFiles(name string) []string {
 // so that `systemd-sysupdate -C NAME` updates it alone.
 func ComponentDir(name string) string { return "/etc/sysupdate." + name + ".d" }
 
-// ImageFile is the file name of an image: NAME-VERSION-ARCH.raw.
-func ImageFile(name, version, arch string) string {
-	return name + "-" + version + "-" + arch + ".raw"
-}
-
 // Transfer is an extension's transfer definition: where systemd-sysupdate
 // finds its images and how it installs them.
 type Transfer struct {

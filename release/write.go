@@ -270,7 +270,7 @@ func readImage(p string) (Image, error) {
 	if err := CheckVersion(img.Version, img.Arch); err != nil {
 		return Image{}, fmt.Errorf("%s: %w", p, err)
 	}
-	if want := ImageFile(img.Name, img.Version, img.Arch); img.File != want {
+	if want := sysext.ImageFile(img.Name, img.Version, img.Arch); img.File != want {
 		return Image{}, fmt.Errorf("%s: its extension-release says %s (%s, %s=%s, ARCHITECTURE=%s): rename the file or rebake it", p, want, img.Name, c.VersionField, img.Version, img.Arch)
 	}
 	return img, nil

@@ -190,5 +190,5 @@ func modulePath(gomod []byte) string {
 // FileName is the image's file name, bakery-VERSION-ARCH.raw, which a
 // release directory and bakery butane take as it is.
 func (b *Binary) FileName() string {
-	return Name + "-" + b.Version + "-" + b.Arch.Name + ".raw"
+	return sysext.ImageFile(Name, b.Version, b.Arch.Name)
 }

@@ -59,3 +59,10 @@ func CheckImageName(name string) error {
 	}
 	return nil
 }
+
+// ImageFile is the Flatcar-style file name of an image,
+// NAME-VERSION-ARCH.raw, which bake writes, a release directory carries
+// and systemd-sysupdate matches.
+func ImageFile(name, version, arch string) string {
+	return name + "-" + version + "-" + arch + ".raw"
+}

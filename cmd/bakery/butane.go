@@ -223,7 +223,7 @@ func butaneRegistry(ctx context.Context, cmd *cli.Command, arch sysext.Arch) (pr
 	if err != nil {
 		return provision.Config{}, fmt.Errorf("--bakery-image %s: %w", u, err)
 	}
-	if want := release.ImageFile(selfimage.Name, bakery.version, arch.Name); bakery.arch != arch.Name || file != want {
+	if want := sysext.ImageFile(selfimage.Name, bakery.version, arch.Name); bakery.arch != arch.Name || file != want {
 		return provision.Config{}, fmt.Errorf("--bakery-image %s holds bakery %s for %s: want %s, the image for a %s node", u, bakery.version, bakery.arch, want, arch.Name)
 	}
 	bakery.URL = u

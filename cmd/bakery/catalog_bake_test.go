@@ -21,7 +21,6 @@ import (
 	"github.com/sysext-bakery/bakery/internal/fixture"
 	"github.com/sysext-bakery/bakery/recipes"
 	"github.com/sysext-bakery/bakery/sysext"
-	"github.com/sysext-bakery/bakery/sysext/inspect"
 	"github.com/sysext-bakery/bakery/validate"
 )
 
@@ -282,15 +281,7 @@ func fill(t testing.TB, text string, b *recipes.Build) string {
 // a unit or drop-in names a binary in the image.
 func checkCatalogImage(t *testing.T, image string, b *recipes.Build, fx *catalogFixture) {
 	t.Helper()
-	f, err := os.Open(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fsys, _, err := inspect.Open(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := imageFS(t, image)
 	exists := func(p string) bool {
 		_, err := fs.Stat(fsys, strings.TrimPrefix(p, "/"))
 		return err == nil

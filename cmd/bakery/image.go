@@ -6,14 +6,11 @@ import (
 	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/urfave/cli/v3"
 
 	"github.com/sysext-bakery/bakery/bakery"
-	"github.com/sysext-bakery/bakery/internal/atomicfile"
-	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/inspect"
 )
 
@@ -78,23 +75,6 @@ Examples:
 			return out.Commit()
 		},
 	}
-}
-
-// writeImage has builder write the image of the tree src to dst
-// atomically: whole, or not at all.
-func writeImage(ctx context.Context, builder sysext.Builder, src, dst string, opts sysext.BuildOptions) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	tmp, err := atomicfile.Create(dst)
-	if err != nil {
-		return err
-	}
-	defer tmp.Abort()
-	if err := builder.Build(ctx, src, tmp.Name(), opts); err != nil {
-		return err
-	}
-	return tmp.Commit(0o644)
 }
 
 func imageInspectCommand() *cli.Command {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
-	"github.com/sysext-bakery/bakery/internal/digest"
+	"github.com/sysext-bakery/bakery/bakery"
 	"github.com/sysext-bakery/bakery/internal/sha256sums"
 	"github.com/sysext-bakery/bakery/release"
 	"github.com/sysext-bakery/bakery/selfimage"
@@ -90,14 +90,17 @@ func runImageSelf(ctx context.Context, cmd *cli.Command) error {
 		return err
 	}
 	dst := filepath.Join(cmd.String("out"), bin.FileName())
-	if err := writeImage(ctx, builder, tree, dst, opts); err != nil {
-		return err
-	}
-	h, size, err := digest.File(dst)
+	// With --key and --cert: a signed DDI, or a plain image's signed
+	// dm-verity sidecars, as image create writes them.
+	out, err := bakery.WriteImage(ctx, builder, tree, dst, opts)
 	if err != nil {
 		return err
 	}
-	if err := sha256sums.Update(filepath.Join(cmd.String("out"), "SHA256SUMS"), map[string]string{bin.FileName(): h.Hex}); err != nil {
+	defer out.Abort()
+	if err := out.Commit(); err != nil {
+		return err
+	}
+	if err := sha256sums.Update(filepath.Join(cmd.String("out"), "SHA256SUMS"), map[string]string{bin.FileName(): out.SHA256}); err != nil {
 		return err
 	}
 	res := struct {
@@ -107,7 +110,7 @@ func runImageSelf(ctx context.Context, cmd *cli.Command) error {
 		Version      string `json:"version"`
 		Architecture string `json:"architecture"`
 		Epoch        int64  `json:"epoch"`
-	}{dst, h.Hex, size, bin.Version, arch.Name, epoch}
+	}{dst, out.SHA256, out.Size, bin.Version, arch.Name, epoch}
 	if cmd.Bool("json") {
 		return printJSON(os.Stdout, res)
 	}

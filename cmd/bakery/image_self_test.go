@@ -56,19 +56,26 @@ func selfImage(t *testing.T, args ...string) (path, sha string) {
 	return res.Path, res.SHA256
 }
 
-// imageFile reads a file out of an image with bakery's own reader.
-func imageFile(t *testing.T, image, name string) []byte {
+// imageFS opens an image's file system with bakery's own reader, for the
+// rest of the test.
+func imageFS(t *testing.T, image string) fs.FS {
 	t.Helper()
 	f, err := os.Open(image)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	fsys, _, err := inspect.Open(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := fs.ReadFile(fsys, name)
+	return fsys
+}
+
+// imageFile reads a file out of an image with bakery's own reader.
+func imageFile(t *testing.T, image, name string) []byte {
+	t.Helper()
+	data, err := fs.ReadFile(imageFS(t, image), name)
 	if err != nil {
 		t.Fatalf("%s: %v", image, err)
 	}
@@ -106,12 +113,22 @@ func TestImageSelf(t *testing.T) {
 		t.Errorf("bakery-sync.service:\n%s", unit)
 	}
 	imageFile(t, a, "usr/lib/systemd/system/bakery-sync.timer")
-	f, _ := os.Open(a)
-	fsys, _, _ := inspect.Open(f)
-	if _, err := fs.Stat(fsys, "usr/lib/systemd/system/bakery-merge.service"); err == nil {
+	if _, err := fs.Stat(imageFS(t, a), "usr/lib/systemd/system/bakery-merge.service"); err == nil {
 		t.Error("the image carries bakery-merge.service, which conflicts with the systemd-sysext that merges it")
 	}
-	f.Close()
+
+	// --key and --cert sign it as image create does: a plain image gets
+	// its signed dm-verity sidecars.
+	keys := filepath.Join(t.TempDir(), "release")
+	if _, stderr, code := run(t, "keygen", "--x509", "--out", keys); code != 0 {
+		t.Fatalf("keygen: %s", stderr)
+	}
+	signed, _ := selfImage(t, "--out", t.TempDir(), "--binary", static, "--epoch", "0", "--version", "1.2.3", "--key", keys+".key", "--cert", keys+".crt")
+	for _, suffix := range []string{".verity", ".roothash", ".roothash.p7s"} {
+		if _, err := os.Stat(strings.TrimSuffix(signed, ".raw") + suffix); err != nil {
+			t.Errorf("image self --key --cert: %v", err)
+		}
+	}
 
 	// Another arch: built from this checkout with cgo off.
 	other := "arm64"
@@ -144,7 +161,7 @@ func TestImageSelf(t *testing.T) {
 	}{
 		{"a dynamic binary", []string{"--binary", bakeryBin}, 1, "dynamically linked"},
 		{"a binary for another arch", []string{"--binary", static, "--arch", other}, 1, "not " + other},
-		{"not bakery", []string{"--binary", "/bin/sh"}, 1, "dynamically linked"},
+		{"not bakery", []string{"--binary", staticNotBakery(t)}, 1, "not bakery"},
 		{"an unknown arch", []string{"--arch", "vax"}, 2, "unknown systemd architecture"},
 		{"a version systemd-sysupdate cannot match", []string{"--binary", static, "--version", "1 2"}, 2, "--version"},
 	}
@@ -160,4 +177,22 @@ func TestImageSelf(t *testing.T) {
 			}
 		})
 	}
+}
+
+// staticNotBakery builds a static Go program that is not bakery.
+func staticNotBakery(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/other\n\ngo 1.22\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", "other", ".")
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build a program that is not bakery: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "other")
 }
