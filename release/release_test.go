@@ -1,7 +1,10 @@
 package release
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sysext-bakery/bakery/internal/sha256sums"
 	"github.com/sysext-bakery/bakery/sign/pgp"
@@ -107,6 +112,26 @@ func TestWriteRefusals(t *testing.T) {
 			sha256sums.Update(filepath.Join(in, SumsFile), map[string]string{filepath.Base(p): strings.Repeat("0", 64)})
 			return []string{in}
 		}, signed, "the image is damaged"},
+		{"a bake directory's SHA256SUMS that is a fifo", func(t *testing.T, dir string) []string {
+			in := t.TempDir()
+			makeImage(t, in, "a", "1.0", "x86-64", "")
+			if err := unix.Mkfifo(filepath.Join(in, SumsFile), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return []string{in}
+		}, signed, "not a regular file"},
+		{"a bake directory's SHA256SUMS naming a file outside it", func(t *testing.T, dir string) []string {
+			in := t.TempDir()
+			makeImage(t, in, "a", "1.0", "x86-64", "")
+			os.WriteFile(filepath.Join(in, SumsFile), []byte(strings.Repeat("0", 64)+"  ../x\n"), 0o644)
+			return []string{in}
+		}, signed, `entry "../x" is not a file of the directory`},
+		{"a bake directory's SHA256SUMS larger than a node downloads", func(t *testing.T, dir string) []string {
+			in := t.TempDir()
+			makeImage(t, in, "a", "1.0", "x86-64", "")
+			os.WriteFile(filepath.Join(in, SumsFile), bytes.Repeat([]byte("#\n"), maxIndexSize), 0o644)
+			return []string{in}
+		}, signed, "larger than"},
 		{"plain http to another host", func(t *testing.T, dir string) []string { return nil },
 			Options{BaseURL: "http://example.com/"}, "plain http"},
 	}
@@ -288,5 +313,48 @@ func TestOpenServedRelease(t *testing.T) {
 				t.Errorf("error %v, want %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestWriteDropsSelfEntries: an operator's SHA256SUMS made with sha256sum
+// of the whole folder lists SHA256SUMS.gpg (and the file itself); the next
+// release drops those lines with a warning, signs, and the one after that
+// is not refused.
+func TestWriteDropsSelfEntries(t *testing.T) {
+	key, err := pgp.Generate("release test", time.Unix(1_700_000_000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{BaseURL: "https://example.com/sysexts", Key: key}
+	dir := t.TempDir()
+	if _, err := Write(dir, []string{makeImage(t, t.TempDir(), "a", "1.0", "x86-64", "v1")}, opts); err != nil {
+		t.Fatal(err)
+	}
+	sums := map[string]string{}
+	for f, content := range snapshot(t, dir) {
+		h := sha256.Sum256([]byte(content))
+		sums[f] = hex.EncodeToString(h[:])
+	}
+	if err := os.WriteFile(filepath.Join(dir, SumsFile), sha256sums.Render(sums), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Write(dir, []string{makeImage(t, t.TempDir(), "a", "2.0", "x86-64", "v2")}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), SignatureFile) {
+		t.Errorf("warnings %q, want the dropped %s line named", res.Warnings, SignatureFile)
+	}
+	listed, err := sha256sums.Parse([]byte(snapshot(t, dir)[SumsFile]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{SumsFile, SignatureFile} {
+		if _, ok := listed[f]; ok {
+			t.Errorf("%s lists %s", SumsFile, f)
+		}
+	}
+	if _, err := Write(dir, []string{makeImage(t, t.TempDir(), "a", "3.0", "x86-64", "v3")}, opts); err != nil {
+		t.Errorf("the release after: %v", err)
 	}
 }

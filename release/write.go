@@ -20,6 +20,7 @@ import (
 	"github.com/sysext-bakery/bakery/internal/atomicfile"
 	"github.com/sysext-bakery/bakery/internal/digest"
 	"github.com/sysext-bakery/bakery/internal/sha256sums"
+	"github.com/sysext-bakery/bakery/internal/smallfile"
 	"github.com/sysext-bakery/bakery/sign/pgp"
 	"github.com/sysext-bakery/bakery/sysext"
 	"github.com/sysext-bakery/bakery/sysext/inspect"
@@ -188,6 +189,10 @@ func Write(dir string, inputs []string, opts Options) (*Result, error) {
 	}
 	for _, f := range slices.Sorted(maps.Keys(old)) {
 		if _, ok := sums[f]; ok {
+			continue
+		}
+		if f == SumsFile || f == SignatureFile { // cannot list themselves (a sha256sum of the whole folder does)
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s listed %s: its line is dropped", SumsFile, f))
 			continue
 		}
 		h, _, err := digest.File(filepath.Join(dir, f))
@@ -362,10 +367,11 @@ func sameDir(a, b string) (bool, error) {
 	return os.SameFile(fa, fb), nil
 }
 
-// readSums reads dir's SHA256SUMS, empty when there is none.
+// readSums reads dir's SHA256SUMS, empty when there is none; a fifo or a
+// file larger than a node would download (maxIndexSize) is refused.
 func readSums(dir string) (map[string]string, error) {
 	p := filepath.Join(dir, SumsFile)
-	data, err := os.ReadFile(p)
+	data, err := smallfile.Read(p, maxIndexSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]string{}, nil
 	}
@@ -387,7 +393,7 @@ func readSums(dir string) (map[string]string, error) {
 // keptSignature is dir's SHA256SUMS.gpg when it signs sums with key, so
 // that releasing what is already released changes no byte; nil otherwise.
 func keptSignature(dir string, sums []byte, key *pgp.PrivateKey) []byte {
-	sig, err := os.ReadFile(filepath.Join(dir, SignatureFile))
+	sig, err := smallfile.Read(filepath.Join(dir, SignatureFile), maxIndexSize)
 	if err != nil {
 		return nil
 	}
@@ -421,9 +427,9 @@ func copyImage(src, dst, sha string) error {
 }
 
 // writeIfChanged replaces p with data atomically unless it holds data
-// already.
+// already (what is larger, or not a regular file, does not).
 func writeIfChanged(p string, data []byte) error {
-	if have, err := os.ReadFile(p); err == nil && bytes.Equal(have, data) {
+	if have, err := smallfile.Read(p, int64(len(data))); err == nil && bytes.Equal(have, data) {
 		return nil
 	}
 	return atomicfile.WriteFile(p, data, 0o644)
