@@ -168,15 +168,22 @@ func LoadPrivateKey(path string) (crypto.Signer, error) {
 
 // LoadPublicKey reads a PEM public key file.
 func LoadPublicKey(path string) (crypto.PublicKey, error) {
+	_, k, err := ReadPublicKey(path)
+	return k, err
+}
+
+// ReadPublicKey is LoadPublicKey that also returns the file's bytes, for
+// a caller that passes the key on as it was checked.
+func ReadPublicKey(path string) ([]byte, crypto.PublicKey, error) {
 	data, err := smallfile.Read(path, maxKeyFileSize)
 	if err != nil {
-		return nil, fmt.Errorf("read public key: %w", err)
+		return nil, nil, fmt.Errorf("read public key: %w", err)
 	}
 	k, err := ParsePublicKey(data)
 	if err != nil {
-		return nil, fmt.Errorf("public key %s: %w", path, err)
+		return nil, nil, fmt.Errorf("public key %s: %w", path, err)
 	}
-	return k, nil
+	return data, k, nil
 }
 
 // WriteKeyPair writes PREFIX.key (private, mode 0600) and PREFIX.pub. Each

@@ -181,6 +181,9 @@ func butaneRegistry(ctx context.Context, cmd *cli.Command, arch sysext.Arch) (pr
 	if !strings.Contains(reg, "/") || host == "" {
 		return provision.Config{}, usagef("--registry %q: give HOST[:PORT]/NAMESPACE", reg)
 	}
+	if err := checkRegistry(reg); err != nil {
+		return provision.Config{}, err
+	}
 	if cmd.Bool("insecure") && !release.IsLoopback(hostname(host)) {
 		return provision.Config{}, usagef("--insecure: plain HTTP only to a loopback registry, not %s", host)
 	}
@@ -193,10 +196,7 @@ func butaneRegistry(ctx context.Context, cmd *cli.Command, arch sysext.Arch) (pr
 	}
 	keys := map[string][]byte{}
 	for _, p := range cmd.StringSlice("key") {
-		if _, err := sign.LoadPublicKey(p); err != nil {
-			return provision.Config{}, err
-		}
-		data, err := os.ReadFile(p)
+		data, _, err := sign.ReadPublicKey(p)
 		if err != nil {
 			return provision.Config{}, err
 		}

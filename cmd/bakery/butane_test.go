@@ -246,6 +246,7 @@ func TestButaneUsage(t *testing.T) {
 		{"plain http release", []string{"butane", "x", "--release", "http://example.com/", "--key", "k"}, "plain http"},
 		{"insecure remote registry", []string{"butane", "x", "--registry", "example.com/ns", "--insecure", "--key", "k", "--bakery-image", "https://example.com/b.raw"}, "loopback"},
 		{"no bakery image", []string{"butane", "x", "--registry", "example.com/ns", "--key", "k"}, "--bakery-image"},
+		{"an invalid namespace", []string{"butane", "x", "--registry", "example.com/Bad NS", "--key", "k", "--bakery-image", "https://example.com/b.raw"}, "--registry"},
 		{"help has examples", []string{"butane", "--help"}, "Examples:"},
 	}
 	for _, c := range cases {

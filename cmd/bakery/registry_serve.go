@@ -12,6 +12,7 @@ import (
 
 	"github.com/sysext-bakery/bakery/page"
 	"github.com/sysext-bakery/bakery/registry"
+	"github.com/sysext-bakery/bakery/release"
 )
 
 func registryCommand() *cli.Command {
@@ -76,7 +77,7 @@ Examples:
 			var opts []registry.ServeOption
 			if cert != "" {
 				opts = append(opts, registry.WithTLS(cert, key))
-			} else if host, _, err := net.SplitHostPort(addr); err == nil && !isLoopback(host) {
+			} else if host, _, err := net.SplitHostPort(addr); err == nil && !release.IsLoopback(host) {
 				stderrf("warning: serving plain http on %s, beyond loopback: give --tls-cert/--tls-key for real use\n", addr)
 			}
 			if h := cmd.String("htpasswd"); h != "" {
@@ -106,13 +107,4 @@ Examples:
 			return registry.Serve(ctx, addr, cmd.String("root"), opts...)
 		},
 	}
-}
-
-// isLoopback tells loopback host names and addresses.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
