@@ -358,3 +358,17 @@ func TestWriteDropsSelfEntries(t *testing.T) {
 		t.Errorf("the release after: %v", err)
 	}
 }
+
+// TestNewestTie: of versions that compare equal, Newest picks the same
+// file every time (the first by name), not whichever map order gives.
+func TestNewestTie(t *testing.T) {
+	if sysext.CompareVersions("1.0", "1.00") != 0 {
+		t.Skip("1.0 and 1.00 do not compare equal")
+	}
+	ix := &Index{Sums: map[string]string{"a-1.0-x86-64.raw": "x", "a-1.00-x86-64.raw": "y", "a-0.9-x86-64.raw": "z"}}
+	for range 50 {
+		if file, _, err := ix.Newest("a", "x86-64"); err != nil || file != "a-1.0-x86-64.raw" {
+			t.Fatalf("Newest = %s, %v; want a-1.0-x86-64.raw every time", file, err)
+		}
+	}
+}

@@ -7,9 +7,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/sysext-bakery/bakery/internal/download"
@@ -80,10 +82,12 @@ func (ix *Index) URL(file string) string {
 }
 
 // Newest finds the newest version of extension name for arch: the image
-// systemd-sysupdate would install (versions compared as it compares them).
+// systemd-sysupdate would install (versions compared as it compares them;
+// of versions that compare equal, such as 1.0 and 1.00, the file name
+// first in byte order, so that the answer does not depend on map order).
 func (ix *Index) Newest(name, arch string) (file, version string, err error) {
 	prefix, suffix := name+"-", "-"+arch+".raw"
-	for f := range ix.Sums {
+	for _, f := range slices.Sorted(maps.Keys(ix.Sums)) {
 		if !strings.HasPrefix(f, prefix) || !strings.HasSuffix(f, suffix) || len(f) <= len(prefix)+len(suffix) {
 			continue
 		}
