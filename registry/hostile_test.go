@@ -48,7 +48,7 @@ func TestSubstitutionRefused(t *testing.T) {
 			old := push("kubetools", "1.2.3", WithSigner(key))
 			push("kubetools", "1.3.0", WithSigner(key))
 			fixture.CopySigned(t, ns+"/evil@"+evil.IndexDigest, ns+"/kubetools:stolen")
-			retag(t, ns+"/kubetools@"+old.IndexDigest, ns+"/kubetools:1.3.1")
+			fixture.Copy(t, ns+"/kubetools@"+old.IndexDigest, ns+"/kubetools:1.3.1") // crane tag
 			// A genuine signature by the trusted key, but claiming another
 			// extension: only an unsigned copy of kubetools holds it.
 			unsigned := push("other", "2.0")
