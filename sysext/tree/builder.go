@@ -42,11 +42,13 @@ type Builder struct {
 	// ready holds the files handed out or to be, in order: the ID of a
 	// File is its index.
 	ready  []*Node
-	next   int    // the first of ready not yet handed out
 	last   string // the first name of the last file of ready
 	broken bool
 	closed bool
 	err    error // why the tree is incomplete
+	// tree and ino are the complete tree, built once after Close.
+	tree *Tree
+	ino  map[*Node]Ino
 }
 
 // NewBuilder returns a Builder of a tree read from dir, holding only its
@@ -302,14 +304,15 @@ func (b *Builder) Close(err error) {
 }
 
 // Built waits until Close and returns the complete tree, whatever order
-// its files came in.
+// its files came in: the same Tree each time, and the one its Streams
+// give.
 func (b *Builder) Built(ctx context.Context) (*Tree, error) {
 	t, _, err := b.built(ctx)
 	return t, err
 }
 
 // built waits until Close and returns the complete tree and the inode of
-// each node.
+// each node, the same each time.
 func (b *Builder) built(ctx context.Context) (*Tree, map[*Node]Ino, error) {
 	if err := b.wait(ctx, func() bool { return b.closed }); err != nil {
 		return nil, nil, err
@@ -319,11 +322,14 @@ func (b *Builder) built(ctx context.Context) (*Tree, map[*Node]Ino, error) {
 	if b.err != nil {
 		return nil, nil, b.err
 	}
-	c, err := fromNode(b.paths[""])
-	if err != nil {
-		return nil, nil, err
+	if b.tree == nil {
+		c, err := fromNode(b.paths[""])
+		if err != nil {
+			return nil, nil, err
+		}
+		b.tree, b.ino = c.a.t, c.ino
 	}
-	return c.a.t, c.ino, nil
+	return b.tree, b.ino, nil
 }
 
 // wait waits until cond, checked holding mu, or until ctx is done.
@@ -355,17 +361,23 @@ func waitFor(ctx context.Context, more *sync.Cond, cond func() bool) error {
 	return nil
 }
 
-// Stream is the Builder's Stream.
-func (b *Builder) Stream() Stream { return builderStream{b} }
+// Stream returns a Stream of the Builder's files: each Stream hands out
+// every file, whatever the others did, so that several readers (an image
+// writer, a validator) can follow the staging; a File's ID is the same in
+// all of them.
+func (b *Builder) Stream() Stream { return &builderStream{b: b} }
 
 // builderStream is a Builder's Stream.
-type builderStream struct{ b *Builder }
+type builderStream struct {
+	b    *Builder
+	next int // the first of b.ready this Stream has not handed out
+}
 
 // Next waits for the next file ready, and fails with ErrOrder as soon as
 // the files are known not to come in walk order.
-func (s builderStream) Next(ctx context.Context) (File, error) {
+func (s *builderStream) Next(ctx context.Context) (File, error) {
 	b := s.b
-	if err := b.wait(ctx, func() bool { return b.broken || b.next < len(b.ready) || b.closed }); err != nil {
+	if err := b.wait(ctx, func() bool { return b.broken || s.next < len(b.ready) || b.closed }); err != nil {
 		return File{}, err
 	}
 	b.mu.Lock()
@@ -373,9 +385,9 @@ func (s builderStream) Next(ctx context.Context) (File, error) {
 	switch {
 	case b.broken:
 		return File{}, ErrOrder
-	case b.next < len(b.ready):
-		b.next++
-		return File{ID: uint32(b.next - 1), Size: b.ready[b.next-1].Size}, nil
+	case s.next < len(b.ready):
+		s.next++
+		return File{ID: uint32(s.next - 1), Size: b.ready[s.next-1].Size}, nil
 	case b.err != nil:
 		return File{}, b.err
 	}
@@ -383,7 +395,7 @@ func (s builderStream) Next(ctx context.Context) (File, error) {
 }
 
 // Open opens f's content through its first name now.
-func (s builderStream) Open(f File) (io.ReadCloser, error) {
+func (s *builderStream) Open(f File) (io.ReadCloser, error) {
 	s.b.mu.Lock()
 	n := s.b.ready[f.ID]
 	s.b.mu.Unlock()
@@ -392,7 +404,7 @@ func (s builderStream) Open(f File) (io.ReadCloser, error) {
 
 // Path is the first name of f now, for messages; a file removed since it
 // was handed out has none.
-func (s builderStream) Path(f File) string {
+func (s *builderStream) Path(f File) string {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
 	if names := s.b.names[s.b.ready[f.ID]]; len(names) > 0 {
@@ -403,7 +415,7 @@ func (s builderStream) Path(f File) string {
 
 // Tree returns the complete tree, or ErrOrder when its files with content
 // in walk order are not those handed out, in that order.
-func (s builderStream) Tree(ctx context.Context) (*Tree, error) {
+func (s *builderStream) Tree(ctx context.Context) (*Tree, error) {
 	t, ino, err := s.b.built(ctx)
 	if err != nil {
 		return nil, err

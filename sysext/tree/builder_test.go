@@ -138,7 +138,7 @@ func describe(t *testing.T, tr *Tree) []string {
 	return out
 }
 
-// TestBuilder replays stagers' entries and checks what the Stream hands
+// TestBuilder replays stagers' entries and checks what two Streams hand
 // out and whether it holds: files in walk order, held one step so that a
 // file added early (a release file) is handed out in its place, and
 // ErrOrder when a file comes before one handed out or one handed out is
@@ -206,26 +206,45 @@ func TestBuilder(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b, dir := build(t, append(slices.Clone(dirs), tt.ops...))
-			s := b.Stream()
-			var got []string
-			var err error
-			for {
-				var f File
-				if f, err = s.Next(context.Background()); err != nil {
-					break
+			// Each Stream hands out every file, with the same IDs.
+			var trees []*Tree
+			for k := range 2 {
+				s := b.Stream()
+				var got []string
+				var err error
+				for id := uint32(0); ; id++ {
+					var f File
+					if f, err = s.Next(context.Background()); err != nil {
+						break
+					}
+					if f.ID != id {
+						t.Errorf("stream %d: file %d has ID %d", k, id, f.ID)
+					}
+					got = append(got, s.Path(f)+"="+readAll(t, func() (io.ReadCloser, error) { return s.Open(f) }))
 				}
-				got = append(got, s.Path(f)+"="+readAll(t, func() (io.ReadCloser, error) { return s.Open(f) }))
-			}
-			if !reflect.DeepEqual(got, tt.streams) {
-				t.Errorf("handed out %v, want %v", got, tt.streams)
-			}
-			_, terr := s.Tree(context.Background())
-			if want := tt.err; want == nil && err != io.EOF || want != nil && !errors.Is(err, want) || !errors.Is(terr, want) {
-				t.Errorf("Next ended with %v, Tree with %v; want %v", err, terr, want)
+				if !reflect.DeepEqual(got, tt.streams) {
+					t.Errorf("stream %d handed out %v, want %v", k, got, tt.streams)
+				}
+				st, terr := s.Tree(context.Background())
+				if want := tt.err; want == nil && err != io.EOF || want != nil && !errors.Is(err, want) || !errors.Is(terr, want) {
+					t.Errorf("stream %d: Next ended with %v, Tree with %v; want %v", k, err, terr, want)
+				}
+				if st != nil {
+					trees = append(trees, st)
+				}
 			}
 			tr, err := b.Built(context.Background())
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The tree is built once: Built and the Streams give the same.
+			if again, _ := b.Built(context.Background()); again != tr {
+				t.Error("Built gave another Tree the second time")
+			}
+			for _, st := range trees {
+				if st != tr {
+					t.Error("a Stream's Tree is not Built's")
+				}
 			}
 			if got := contentFiles(t, tr); !reflect.DeepEqual(got, tt.tree) {
 				t.Errorf("built tree has %v, want %v", got, tt.tree)

@@ -12,7 +12,7 @@ import (
 // names, types and modes from memory, the content of a regular file
 // opened by Open (and read at any offset, io.ReaderAt, when its content
 // allows). Symlinks are not followed: Open of one fails, as the tree does
-// not resolve them.
+// not resolve them. A FileInfo's Sys is the file's Ino.
 func (t *Tree) FS() fs.FS { return treeFS{t} }
 
 // treeFS is the fs.FS of a Tree.
@@ -103,7 +103,9 @@ func (fi fileInfo) Size() int64        { return fi.t.Size(fi.i) }
 func (fi fileInfo) Mode() fs.FileMode  { return fi.t.Mode(fi.i) }
 func (fi fileInfo) ModTime() time.Time { return time.Unix(fi.t.Mtime(fi.i), 0) }
 func (fi fileInfo) IsDir() bool        { return fi.t.Mode(fi.i).IsDir() }
-func (fi fileInfo) Sys() any           { return nil }
+
+// Sys is the file's Ino in the tree.
+func (fi fileInfo) Sys() any { return fi.i }
 
 // dirFile is an open directory of a Tree.
 type dirFile struct {

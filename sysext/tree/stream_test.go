@@ -3,6 +3,7 @@ package tree
 import (
 	"context"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -101,7 +102,18 @@ func TestFS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fstest.TestFS(tr.FS(), "usr/b", "usr/a/z", "usr/a.x", "usr/empty", "opt/o/p/q"); err != nil {
+	names := []string{"usr/b", "usr/a/z", "usr/a.x", "usr/empty", "opt/o/p/q"}
+	if err := fstest.TestFS(tr.FS(), names...); err != nil {
 		t.Fatal(err)
+	}
+	// Sys is the Ino, what validation matches files read ahead with.
+	for _, name := range append(names, "usr", "usr/a") {
+		fi, err := fs.Stat(tr.FS(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i, ok := fi.Sys().(Ino); !ok || tr.Path(i) != "/"+name {
+			t.Errorf("%s: Sys is %v (%T)", name, fi.Sys(), fi.Sys())
+		}
 	}
 }
