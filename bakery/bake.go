@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/sysext-bakery/bakery/internal/sha256sums"
 	"github.com/sysext-bakery/bakery/recipes"
@@ -171,7 +172,8 @@ func Bake(ctx context.Context, r *recipes.Recipe, opts Options) (*Result, error)
 // sysext.StreamBuilder (the native squashfs one) the image is written
 // while the sources are staged, with a sysext.TreeBuilder (native erofs)
 // from the tree in memory, with any other builder from the staging
-// directory. The tree is validated from memory once staged.
+// directory. The tree is validated as it is staged (validate.Ahead), and
+// removed while the image is read back for its digest.
 func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *Output, error) {
 	step := func(s, detail string) {
 		if opts.Progress != nil {
@@ -199,9 +201,13 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *Outp
 	}
 	name := sysext.ImageFile(b.Recipe.Name, b.ImageVersion, b.Arch)
 	dst := filepath.Join(opts.OutDir, name)
+	var removal sync.WaitGroup
 	out, err := writeOutput(ctx, dst, opts.Build, func(tmp string) error {
-		return stageAndBuild(ctx, b, opts, stageDir, staged, release, tmp, step)
+		err := stageAndBuild(ctx, b, opts, stageDir, staged, release, tmp, step)
+		removal.Go(func() { os.RemoveAll(stageDir) })
+		return err
 	})
+	removal.Wait()
 	if err != nil {
 		return Image{}, nil, err
 	}
@@ -216,12 +222,18 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *Outp
 // holds the release file at release already, validates the tree and has
 // the builder write the image to dst. A streaming builder runs beside the
 // staging; when the files did not come in walk order (tree.ErrOrder) it
-// writes the image again from the staged tree. On failure or
-// cancellation, the builder is stopped and waited for.
+// writes the image again from the staged tree. Validation reads the files
+// as they are staged (validate.Ahead). On failure or cancellation, the
+// builder and the reading are stopped and waited for.
 func stageAndBuild(ctx context.Context, b *recipes.Build, opts Options, stageDir string, staged *tree.Builder, release, dst string, step func(s, detail string)) error {
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	name := sysext.ImageFile(b.Recipe.Name, b.ImageVersion, b.Arch)
+	ahead, err := validate.ReadAhead(bctx, staged.Stream(), b.Arch)
+	if err != nil {
+		return err
+	}
+	defer ahead.Wait()
 	step("fetch", fmt.Sprintf("%d sources", len(b.Sources)))
 	streaming, _ := opts.Builder.(sysext.StreamBuilder)
 	var streamed chan error
@@ -236,7 +248,7 @@ func stageAndBuild(ctx context.Context, b *recipes.Build, opts Options, stageDir
 			streamed <- err
 		}()
 	}
-	err := Stage(stage.WithSink(bctx, releaseGuard{staged, release}), b, stageDir, opts)
+	err = Stage(stage.WithSink(bctx, releaseGuard{staged, release}), b, stageDir, opts)
 	staged.Close(err)
 	var t *tree.Tree
 	if err == nil {
@@ -244,7 +256,7 @@ func stageAndBuild(ctx context.Context, b *recipes.Build, opts Options, stageDir
 	}
 	if err == nil {
 		step("validate", stageDir)
-		err = validateTree(t, b, step)
+		err = validateTree(ctx, ahead, t, b, step)
 	}
 	if err != nil {
 		cancel()
@@ -271,10 +283,10 @@ func stageAndBuild(ctx context.Context, b *recipes.Build, opts Options, stageDir
 	return err
 }
 
-// validateTree checks the staged tree t, showing the foreign ELF files
-// the recipe allows.
-func validateTree(t *tree.Tree, b *recipes.Build, step func(s, detail string)) error {
-	allowed, err := validate.Tree(t.FS(), b.Arch, b.Recipe)
+// validateTree checks the staged tree t with what ahead read of it,
+// showing the foreign ELF files the recipe allows.
+func validateTree(ctx context.Context, ahead *validate.Ahead, t *tree.Tree, b *recipes.Build, step func(s, detail string)) error {
+	allowed, err := ahead.Tree(ctx, t, b.Recipe)
 	if err != nil {
 		return err
 	}

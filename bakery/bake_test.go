@@ -508,3 +508,41 @@ func stageLikeBake(t *testing.T, r *recipes.Recipe, arch string, opts Options) s
 	}
 	return staged
 }
+
+// TestBakeRemovesStaging bakes into a private $TMPDIR, where bake stages,
+// with each kind of builder, and checks that nothing is left there once
+// Bake returns, whether it succeeded or failed (a foreign executable
+// refused by validation, a source shipping the release file).
+func TestBakeRemovesStaging(t *testing.T) {
+	arm := string(fixture.ELF(elf.ELFCLASS64, elf.ELFDATA2LSB, elf.ET_EXEC, elf.EM_AARCH64))
+	cases := []struct {
+		name  string
+		files map[string]string
+		error string
+	}{
+		{"baked", map[string]string{"files/usr/bin/tool": "#!/bin/sh\n"}, ""},
+		{"refused by validation", map[string]string{"files/usr/bin/tool": arm}, "/usr/bin/tool: ELF binary"},
+		{"refused while staged", map[string]string{"files/usr/lib/extension-release.d/extension-release.left": "ID=_any\n"}, "a source already ships this file"},
+	}
+	for _, name := range []string{"squashfs", "erofs", "ddi"} {
+		format, _ := formats.ByName(name)
+		builder := format.Builders()[0]
+		for _, c := range cases {
+			t.Run(name+"/"+c.name, func(t *testing.T) {
+				tmp := t.TempDir()
+				t.Setenv("TMPDIR", tmp)
+				r := writeRecipe(t, "name: left\nversion: \"1\"\narches: [x86-64]\nsources:\n  - files: files/\n", c.files)
+				_, err := Bake(bakeCtx, r, bakeOptions(t, t.TempDir(), builder, format))
+				switch {
+				case c.error == "" && err != nil:
+					t.Fatal(err)
+				case c.error != "" && (err == nil || !strings.Contains(err.Error(), c.error)):
+					t.Fatalf("err = %v, want one saying %q", err, c.error)
+				}
+				if left, _ := os.ReadDir(tmp); len(left) > 0 {
+					t.Errorf("left in $TMPDIR: %v", left)
+				}
+			})
+		}
+	}
+}

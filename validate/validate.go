@@ -60,6 +60,12 @@ func Tree(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) {
 	if err != nil {
 		return nil, err
 	}
+	return check(tree, want, r, nil)
+}
+
+// check is Tree, for the arch want, taking what ahead read (if not nil)
+// instead of reading it again.
+func check(tree fs.FS, want sysext.Arch, r *recipes.Recipe, ahead *Ahead) ([]AllowedELF, error) {
 	top, err := fs.ReadDir(tree, ".")
 	if err != nil {
 		return nil, err
@@ -77,13 +83,13 @@ func Tree(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) {
 	rules := r.Validate.ForeignELF
 	used := make([]bool, len(rules))
 	var allowed []AllowedELF
-	var batch []string
+	var batch []walked
 	flush := func() error {
-		checks := checkFiles(tree, batch, want)
+		checks := checkFiles(tree, batch, want, ahead)
 		files := batch
 		batch = batch[:0]
 		for i, c := range checks {
-			p := files[i]
+			p := files[i].path
 			if c.err != nil {
 				return c.err
 			}
@@ -123,7 +129,7 @@ func Tree(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) {
 		case d.Type()&(fs.ModeDevice|fs.ModeNamedPipe|fs.ModeSocket|fs.ModeIrregular) != 0:
 			return fmt.Errorf("%w: /%s: special file (%v) not allowed", ErrInvalidTree, p, d.Type())
 		case d.Type().IsRegular():
-			if batch = append(batch, p); len(batch) == checkBatch {
+			if batch = append(batch, walked{p, d}); len(batch) == checkBatch {
 				return flush()
 			}
 		}
@@ -158,26 +164,34 @@ type fileCheck struct {
 }
 
 // elfCheck is a loadable ELF file: its type, what it was built for, and
-// whether that is the image's architecture.
+// whether that is the image's architecture; or, with bad set, a file that
+// starts like one and does not parse (bad is the parser's error).
 type elfCheck struct {
 	typ    elf.Type
 	arch   string
 	native bool
+	bad    error
 }
 
-// checkFiles reads the regular files at paths, on every core: units must
-// parse, and loadable ELF files are described against want. The results
-// are in the order of paths.
-func checkFiles(tree fs.FS, paths []string, want sysext.Arch) []fileCheck {
-	checks := make([]fileCheck, len(paths))
+// walked is a regular file the walk met.
+type walked struct {
+	path string
+	d    fs.DirEntry
+}
+
+// checkFiles reads the regular files of batch, on every core: units must
+// parse, and loadable ELF files are described against want. What ahead
+// read is not read again. The results are in the order of batch.
+func checkFiles(tree fs.FS, batch []walked, want sysext.Arch, ahead *Ahead) []fileCheck {
+	checks := make([]fileCheck, len(batch))
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(paths)) {
+	for range min(runtime.GOMAXPROCS(0), len(batch)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < len(paths); i = int(next.Add(1) - 1) {
-				checks[i] = checkFile(tree, paths[i], want)
+			for i := int(next.Add(1) - 1); i < len(batch); i = int(next.Add(1) - 1) {
+				checks[i] = checkFile(tree, batch[i], want, ahead)
 			}
 		}()
 	}
@@ -185,30 +199,44 @@ func checkFiles(tree fs.FS, paths []string, want sysext.Arch) []fileCheck {
 	return checks
 }
 
-// checkFile reads the regular file p of the tree.
-func checkFile(tree fs.FS, p string, want sysext.Arch) fileCheck {
+// checkFile checks the regular file w of the tree: a unit file by its
+// name, then its content, as ahead read it or read now.
+func checkFile(tree fs.FS, w walked, want sysext.Arch, ahead *Ahead) fileCheck {
+	p := w.path
 	if isUnitFile(p) {
 		if err := checkUnit(tree, p); err != nil {
 			return fileCheck{err: err}
 		}
 	}
-	ef, err := loadableELF(tree, p)
-	if ef == nil || err != nil {
-		return fileCheck{err: err}
+	c, known := ahead.elf(w.d)
+	if !known {
+		var err error
+		if c, err = readELF(tree, p, want); err != nil {
+			return fileCheck{err: err}
+		}
 	}
-	return fileCheck{elf: &elfCheck{typ: ef.Type, arch: elfArch(ef), native: want.MatchesELF(ef)}}
+	if c != nil && c.bad != nil {
+		return fileCheck{err: fmt.Errorf("%w: /%s: starts like an ELF %s but does not parse: %v", ErrInvalidTree, p, c.typ, c.bad)}
+	}
+	return fileCheck{elf: c}
 }
 
-// loadableELF returns the parsed ELF file at p when it is one a node would
-// execute or load: an executable or a shared library (ET_EXEC, ET_DYN).
-// Other files, ELF relocatable objects (.o, .syso, kernel modules) and core
-// dumps among them, give nil without being parsed.
-func loadableELF(tree fs.FS, p string) (*elf.File, error) {
+// readELF opens the file p of the tree and reads it with elfOf.
+func readELF(tree fs.FS, p string, want sysext.Arch) (*elfCheck, error) {
 	f, err := tree.Open(p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	return elfOf(f, want)
+}
+
+// elfOf reads the file f and describes it against want when it is an ELF
+// file a node would execute or load: an executable or a shared library
+// (ET_EXEC, ET_DYN). Other files, ELF relocatable objects (.o, .syso,
+// kernel modules) and core dumps among them, give nil without being
+// parsed.
+func elfOf(f io.Reader, want sysext.Arch) (*elfCheck, error) {
 	// e_ident (16 bytes), then e_type and e_machine, in the file's byte
 	// order: the same place in 32- and 64-bit files.
 	var head [18]byte
@@ -227,17 +255,17 @@ func loadableELF(tree fs.FS, p string) (*elf.File, error) {
 	}
 	ra, ok := f.(io.ReaderAt)
 	if !ok {
-		data, err := fs.ReadFile(tree, p)
+		rest, err := io.ReadAll(f)
 		if err != nil {
 			return nil, err
 		}
-		ra = bytes.NewReader(data)
+		ra = bytes.NewReader(append(head[:], rest...))
 	}
 	ef, err := elf.NewFile(ra)
 	if err != nil {
-		return nil, fmt.Errorf("%w: /%s: starts like an ELF %s but does not parse: %v", ErrInvalidTree, p, typ, err)
+		return &elfCheck{typ: typ, bad: err}, nil
 	}
-	return ef, nil
+	return &elfCheck{typ: typ, arch: elfArch(ef), native: want.MatchesELF(ef)}, nil
 }
 
 // elfArch names the architecture an ELF file was built for: its systemd

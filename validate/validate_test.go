@@ -83,32 +83,34 @@ func TestValidate(t *testing.T) {
 		{name: "foreign file after a batch of native ones", add: with(manyFiles(checkBatch+1, x86), "usr/bin/z", arm64Exec), arch: "x86-64", error: "/usr/bin/z: ELF binary"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			tree := maps.Clone(base)
-			maps.Copy(tree, c.add)
-			r := &recipes.Recipe{Path: "recipe.yaml", Validate: recipes.Validation{ForeignELF: c.rules}}
-			allowed, err := Tree(tree, c.arch, r)
-			switch {
-			case c.error == "" && err != nil:
-				t.Fatalf("valid tree refused: %v", err)
-			case c.error != "" && err == nil:
-				t.Fatalf("invalid tree accepted, want %q", c.error)
-			case c.error != "" && !strings.Contains(err.Error(), c.error):
-				t.Fatalf("error %q does not say %q", err, c.error)
-			case c.error != "" && c.name != "unknown arch" && !errors.Is(err, ErrInvalidTree):
-				t.Fatalf("error %v is not ErrInvalidTree", err)
-			}
-			var paths []string
-			for _, a := range allowed {
-				paths = append(paths, a.Path)
-				if a.Rule != firmware || a.For == "" || a.For == "x86-64" {
-					t.Errorf("allowed %+v", a)
+		for _, v := range validators {
+			t.Run(c.name+"/"+v.name, func(t *testing.T) {
+				tree := maps.Clone(base)
+				maps.Copy(tree, c.add)
+				r := &recipes.Recipe{Path: "recipe.yaml", Validate: recipes.Validation{ForeignELF: c.rules}}
+				allowed, err := v.validate(t, tree, c.arch, r)
+				switch {
+				case c.error == "" && err != nil:
+					t.Fatalf("valid tree refused: %v", err)
+				case c.error != "" && err == nil:
+					t.Fatalf("invalid tree accepted, want %q", c.error)
+				case c.error != "" && !strings.Contains(err.Error(), c.error):
+					t.Fatalf("error %q does not say %q", err, c.error)
+				case c.error != "" && c.name != "unknown arch" && !errors.Is(err, ErrInvalidTree):
+					t.Fatalf("error %v is not ErrInvalidTree", err)
 				}
-			}
-			if !slices.Equal(paths, c.allowed) {
-				t.Errorf("allowed %q, want %q", paths, c.allowed)
-			}
-		})
+				var paths []string
+				for _, a := range allowed {
+					paths = append(paths, a.Path)
+					if a.Rule != firmware || a.For == "" || a.For == "x86-64" {
+						t.Errorf("allowed %+v", a)
+					}
+				}
+				if !slices.Equal(paths, c.allowed) {
+					t.Errorf("allowed %q, want %q", paths, c.allowed)
+				}
+			})
+		}
 	}
 }
 
