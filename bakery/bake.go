@@ -207,6 +207,11 @@ func bakeArch(ctx context.Context, b *recipes.Build, opts Options) (Image, *Outp
 		removal.Go(func() { os.RemoveAll(stageDir) })
 		return err
 	})
+	if err == nil {
+		if err = out.Digest(); err != nil {
+			out.Abort()
+		}
+	}
 	removal.Wait()
 	if err != nil {
 		return Image{}, nil, err

@@ -424,6 +424,9 @@ func TestStreamedBakeEqualsStagedBuild(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if err := out.Digest(); err != nil {
+					t.Fatal(err)
+				}
 				if out.SHA256 != res.Images[0].SHA256 {
 					t.Errorf("order %d: baked %s, image create of the staged tree %s", i, res.Images[0].SHA256, out.SHA256)
 				}

@@ -168,6 +168,9 @@ sources:
 			if err != nil {
 				t.Fatal(err)
 			}
+			if err := out.Digest(); err != nil {
+				t.Fatal(err)
+			}
 			defer out.Abort()
 			if out.SHA256 != res.Images[0].SHA256 {
 				t.Errorf("baked %s, image create of the staged tree %s", res.Images[0].SHA256, out.SHA256)

@@ -15,9 +15,10 @@ import (
 // with its dm-verity sidecars when it is signed and plain: none is
 // visible until Commit.
 type Output struct {
-	// SHA256 and Size describe the image.
+	// SHA256 is the image's digest, once Digest read it.
 	SHA256 string
-	Size   int64
+	// Size is the image's size.
+	Size int64
 	// Sidecars are the destinations of the sidecar files, if any.
 	Sidecars []string
 	files    []*atomicfile.File
@@ -26,15 +27,14 @@ type Output struct {
 // WriteImage has b write the image of the tree at srcDir for dst. With
 // opts.Signing, a DDI carries the signature itself; a plain image gets
 // the sidecars NAME.verity, NAME.roothash and NAME.roothash.p7s (package
-// sysext/sidecar) beside it.
+// sysext/sidecar) beside it. The image is not read back for its digest
+// unless the caller asks (Digest): image create prints none.
 func WriteImage(ctx context.Context, b sysext.Builder, srcDir, dst string, opts sysext.BuildOptions) (*Output, error) {
 	return writeOutput(ctx, dst, opts, func(tmp string) error { return b.Build(ctx, srcDir, tmp, opts) })
 }
 
 // writeOutput has build write an image into tmp, a temporary file beside
-// dst, then reads it back for its digest and, as WriteImage says, its
-// sidecars: the native writers seek back to write their headers, so the
-// digest cannot be taken as they write.
+// dst, then, as WriteImage says, makes its sidecars.
 func writeOutput(ctx context.Context, dst string, opts sysext.BuildOptions, build func(tmp string) error) (*Output, error) {
 	tmp, err := atomicfile.Create(dst)
 	if err != nil {
@@ -45,14 +45,14 @@ func writeOutput(ctx context.Context, dst string, opts sysext.BuildOptions, buil
 		o.Abort()
 		return nil, err
 	}
-	sum, size, err := digest.File(tmp.Name())
+	fi, err := tmp.Stat()
 	if err != nil {
 		o.Abort()
 		return nil, err
 	}
-	o.SHA256, o.Size = sum.Hex, size
+	o.Size = fi.Size()
 	if opts.Signing != nil && !ddi.Detect(tmp) {
-		files, _, err := sidecar.Create(ctx, tmp, size, dst, opts.Signing)
+		files, _, err := sidecar.Create(ctx, tmp, o.Size, dst, opts.Signing)
 		if err != nil {
 			o.Abort()
 			return nil, err
@@ -63,6 +63,21 @@ func writeOutput(ctx context.Context, dst string, opts sysext.BuildOptions, buil
 		}
 	}
 	return o, nil
+}
+
+// Digest reads the image back for its sha256 into SHA256: the native
+// writers seek back to write their headers at offset 0 last, so the
+// digest cannot be taken as they write.
+func (o *Output) Digest() error {
+	sum, size, err := digest.File(o.files[0].Name())
+	if err != nil {
+		return err
+	}
+	if size != o.Size {
+		return fmt.Errorf("%s: %d bytes, %d when written", o.files[0].Name(), size, o.Size)
+	}
+	o.SHA256 = sum.Hex
+	return nil
 }
 
 // Commit makes the image and its sidecars visible, the sidecars first.

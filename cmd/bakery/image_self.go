@@ -97,6 +97,9 @@ func runImageSelf(ctx context.Context, cmd *cli.Command) error {
 		return err
 	}
 	defer out.Abort()
+	if err := out.Digest(); err != nil {
+		return err
+	}
 	if err := out.Commit(); err != nil {
 		return err
 	}
