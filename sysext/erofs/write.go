@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/sysext-bakery/bakery/sysext/tree"
@@ -23,8 +24,9 @@ type Options struct {
 
 // Write writes the uncompressed erofs image of the tree t to
 // img, an empty file: the data blocks in inode order, streamed from the
-// files' contents, then the metadata blocks, built in memory, at the
-// start.
+// files' contents, and each inode's metadata record where the layout
+// placed it, as it goes; the superblock last. Memory does not grow with
+// the metadata's size.
 func Write(ctx context.Context, img *os.File, t *tree.Tree, opts Options) error {
 	if err := checkEpoch(opts.Epoch); err != nil {
 		return err
@@ -44,44 +46,87 @@ func checkEpoch(epoch int64) error {
 	return nil
 }
 
-// write writes the image of inodes (the root first) to img.
+// write writes the image of inodes (the root first) to img, an empty
+// file: what the metadata blocks hold between records is never written,
+// and reads as zeros.
 func write(ctx context.Context, img *os.File, inodes []*inode, epoch int64) error {
 	l, err := plan(inodes)
 	if err != nil {
 		return err
 	}
-	meta := make([]byte, l.metaBlocks*blockSize)
 	if _, err := img.Seek(l.metaBlocks*blockSize, io.SeekStart); err != nil {
 		return err
 	}
 	d := &dataWriter{ctx: ctx, img: img, block: l.metaBlocks}
+	m := &metaWriter{img: img}
 	for i, n := range inodes {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		header := meta[n.nid*slotSize:]
-		if err := d.inode(n, header[n.headerSize():]); err != nil {
+		record, err := m.record(int64(n.nid*slotSize), n.recordSize())
+		if err != nil {
+			return err
+		}
+		if err := d.inode(n, record[n.headerSize():]); err != nil {
 			return fmt.Errorf("%s: %w", n.rel(), err)
 		}
-		n.encode(header, uint32(i), uint64(epoch), l.shared)
+		n.encode(record, uint32(i), uint64(epoch), l.shared)
+		if i > 0 {
+			continue
+		}
+		for _, s := range l.shared { // placed right after the root
+			entry, err := m.record(s.off, xattrEntrySize(s.xattr))
+			if err != nil {
+				return err
+			}
+			encodeXattrEntry(entry, s.xattr)
+		}
 	}
-	for _, s := range l.shared {
-		encodeXattrEntry(meta[s.off:], s.xattr)
-	}
+	sb := make([]byte, superblockSize)
 	superblock{
 		rootNid:  uint16(inodes[0].nid),
 		inodes:   uint64(len(inodes)),
 		epoch:    uint64(epoch),
 		blocks:   uint32(l.blocks),
 		incompat: l.incompat,
-	}.encode(meta[superblockOffset:])
-	if _, err := img.WriteAt(meta, 0); err != nil {
+	}.encode(sb)
+	if _, err := m.record(superblockOffset, 0); err != nil { // the last records
 		return err
 	}
-	if d.block < l.blocks {
-		return img.Truncate(l.blocks * blockSize)
+	if _, err := img.WriteAt(sb, superblockOffset); err != nil {
+		return err
 	}
-	return nil
+	// The image ends where the layout says, after a last unwritten stretch
+	// of metadata or data blocks as much as after a record.
+	return img.Truncate(l.blocks * blockSize)
+}
+
+// metaWriter writes metadata records at their offsets in the image,
+// joining records that follow one another (most do: plan fills blocks
+// front to back) into one write of at most metaWriteSize bytes.
+type metaWriter struct {
+	img *os.File
+	off int64  // where buf goes
+	buf []byte // the records not yet written, from off
+}
+
+// metaWriteSize is the most metaWriter holds before writing.
+const metaWriteSize = 1 << 20
+
+// record returns a zeroed buffer of size bytes for the record at off, which
+// the caller fills before asking for the next record; it writes those
+// asked for before when off does not follow them or the buffer is full.
+func (m *metaWriter) record(off int64, size int) ([]byte, error) {
+	if off != m.off+int64(len(m.buf)) || len(m.buf)+size > metaWriteSize {
+		if _, err := m.img.WriteAt(m.buf, m.off); err != nil {
+			return nil, err
+		}
+		m.off, m.buf = off, m.buf[:0]
+	}
+	n := len(m.buf)
+	m.buf = slices.Grow(m.buf, size)[:n+size]
+	clear(m.buf[n:])
+	return m.buf[n:], nil
 }
 
 // encode writes n's inode core and xattr body into b.
