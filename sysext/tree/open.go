@@ -4,6 +4,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -98,6 +99,9 @@ func (f *hostFile) Seek(offset int64, whence int) (int64, error) {
 	return off, nil
 }
 
+// copyBuffers hold the buffers of CopyTo's copies between file systems.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
+
 // CopyTo copies the next n bytes of f to dst at its offset, inside the
 // kernel where the file systems allow it (copy_file_range), and returns
 // how many it copied: fewer than n only with an error, io.EOF when f
@@ -110,7 +114,14 @@ func (f *hostFile) CopyTo(dst *os.File, n int64) (int64, error) {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EXDEV || err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP:
-			m, err := io.CopyN(dst, f, n-done)
+			// Through a buffer of our own: dst's ReadFrom would try the
+			// kernel again, then allocate one for every call.
+			buf := copyBuffers.Get().(*[]byte)
+			defer copyBuffers.Put(buf)
+			m, err := io.CopyBuffer(struct{ io.Writer }{dst}, io.LimitReader(f, n-done), *buf)
+			if err == nil && m < n-done {
+				err = io.EOF
+			}
 			return done + m, err
 		case err != nil:
 			return done, &fs.PathError{Op: "copy_file_range", Path: f.path(), Err: err}

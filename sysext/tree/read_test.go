@@ -1,8 +1,10 @@
 package tree
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -299,5 +301,63 @@ func TestOpenReplaced(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("opening a fifo put in a file's place blocked")
+	}
+}
+
+// TestCopyTo copies a host file's content into a file, where the kernel
+// copies it (copy_file_range), and into a pipe, where it refuses (EINVAL)
+// and CopyTo copies through its own buffer; asking for more than the file
+// holds gives what it holds and io.EOF.
+func TestCopyTo(t *testing.T) {
+	content := bytes.Repeat([]byte("0123456789abcdef"), 20000) // 320,000 bytes: several buffers
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.WriteFile(src, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, into := range []string{"file", "pipe"} {
+		for _, n := range []int64{int64(len(content)), int64(len(content)) + 1} {
+			t.Run(fmt.Sprintf("%s/%d", into, n), func(t *testing.T) {
+				rc, err := openHost([]byte(src + "\x00"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rc.Close()
+				var dst *os.File
+				got := make(chan []byte, 1)
+				if into == "file" {
+					if dst, err = os.Create(filepath.Join(t.TempDir(), "dst")); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					r, w, err := os.Pipe()
+					if err != nil {
+						t.Fatal(err)
+					}
+					dst = w
+					go func() { b, _ := io.ReadAll(r); r.Close(); got <- b }()
+				}
+				copied, err := rc.(*hostFile).CopyTo(dst, n)
+				if want := error(nil); n > int64(len(content)) {
+					if err != io.EOF {
+						t.Errorf("copying %d of %d bytes: err %v, want io.EOF", n, len(content), err)
+					}
+				} else if err != want {
+					t.Fatal(err)
+				}
+				if copied != int64(len(content)) {
+					t.Errorf("copied %d bytes, want %d", copied, len(content))
+				}
+				dst.Close()
+				var b []byte
+				if into == "file" {
+					b, _ = os.ReadFile(dst.Name())
+				} else {
+					b = <-got
+				}
+				if !bytes.Equal(b, content) {
+					t.Errorf("%s holds %d bytes, not the file's %d", into, len(b), len(content))
+				}
+			})
+		}
 	}
 }
