@@ -17,7 +17,7 @@ func (s *stager) symlink(full string, m *member) error {
 	if err := checkName(target); err != nil {
 		return refused(ErrBadName, "symbolic link target %q: %v", target, err)
 	}
-	if err := s.replace(full, func(d *os.Root, name string) error { return d.Symlink(target, name) }); err != nil {
+	if err := s.replace(full, func(d *os.Root, name string) error { return d.Symlink(target, name) }, nil); err != nil {
 		return err
 	}
 	return s.sink.Symlink(full, target)
@@ -55,7 +55,7 @@ func (s *stager) hardlink(full string, existing fs.FileInfo, m *member) error {
 	}
 	err = s.replace(full, func(_ *os.Root, name string) error {
 		return s.root.Link(target, path.Join(path.Dir(full), name))
-	})
+	}, nil)
 	if err != nil {
 		return err
 	}

@@ -166,21 +166,14 @@ func (s *stager) add(m *member) error {
 	if err != nil {
 		return s.refuse(m, err)
 	}
-	existing, err := d.Lstat(base)
-	if err == nil {
-		existing, err = s.uncover(full, existing, m.kind)
-	}
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		existing = nil
-	case err != nil:
-		return s.refuse(m, err)
-	case existing.Mode()&fs.ModeSymlink != 0 && m.kind != kindSymlink:
-		return s.refuse(m, refused(ErrThroughSymlink, "/%s is a symbolic link", full))
-	case existing.IsDir() && m.kind != kindDir:
-		return s.refuse(m, refused(ErrConflict, "would replace directory /%s", full))
-	case !existing.IsDir() && m.kind == kindDir:
-		return s.refuse(m, refused(ErrConflict, "a directory would replace the file /%s", full))
+	// A regular file is made exclusively where its name is free, the
+	// usual case: what is there is looked at only when the name is taken
+	// (writeFile). Layers look first, to uncover lower entries.
+	var existing fs.FileInfo
+	if m.kind != kindFile || s.layers != nil {
+		if existing, err = s.existing(d, full, base, m.kind); err != nil {
+			return s.refuse(m, err)
+		}
 	}
 	switch m.kind {
 	case kindDir:
@@ -197,6 +190,31 @@ func (s *stager) add(m *member) error {
 	}
 	s.layers.record(full, m.kind == kindDir && existing != nil)
 	return nil
+}
+
+// existing returns what is at full, the entry base of d, that a member
+// of kind k would replace (nil when nothing is), uncovering a lower
+// layer's entry, and refuses what it must not replace: a symbolic link by
+// anything but a symbolic link, a directory by a non-directory and the
+// reverse.
+func (s *stager) existing(d *os.Root, full, base string, k kind) (fs.FileInfo, error) {
+	existing, err := d.Lstat(base)
+	if err == nil {
+		existing, err = s.uncover(full, existing, k)
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case existing.Mode()&fs.ModeSymlink != 0 && k != kindSymlink:
+		return nil, refused(ErrThroughSymlink, "/%s is a symbolic link", full)
+	case existing.IsDir() && k != kindDir:
+		return nil, refused(ErrConflict, "would replace directory /%s", full)
+	case !existing.IsDir() && k == kindDir:
+		return nil, refused(ErrConflict, "a directory would replace the file /%s", full)
+	}
+	return existing, nil
 }
 
 // tooManyEntries is the refusal of a source with more than MaxEntries
@@ -295,13 +313,14 @@ func (s *stager) at(full string) (*os.Root, string, error) {
 
 // replace makes a new entry at full with mk, which creates exclusively
 // (fs.ErrExist when the name is taken, and then nothing made). Where
-// nothing is yet, the usual case, it is made in place; else under a free
-// temporary name beside full, renamed over it, so that what was there is
-// replaced whole and never changed (hard links to an earlier file keep
-// its content). On failure the new entry is removed. A Sink hears of an
-// entry only once it is made, and a failed staging's root is thrown away
-// whole, so an entry made in place is never seen half-made.
-func (s *stager) replace(full string, mk func(d *os.Root, name string) error) error {
+// nothing is yet, the usual case, it is made in place; else, once taken
+// (if not nil) accepts what is there, under a free temporary name beside
+// full, renamed over it, so that what was there is replaced whole and
+// never changed (hard links to an earlier file keep its content). On
+// failure the new entry is removed. A Sink hears of an entry only once it
+// is made, and a failed staging's root is thrown away whole, so an entry
+// made in place is never seen half-made.
+func (s *stager) replace(full string, mk func(d *os.Root, name string) error, taken func(d *os.Root, base string) error) error {
 	d, base, err := s.at(full)
 	if err != nil {
 		return err
@@ -311,6 +330,11 @@ func (s *stager) replace(full string, mk func(d *os.Root, name string) error) er
 			d.Remove(base)
 		}
 		return err
+	}
+	if taken != nil {
+		if err := taken(d, base); err != nil {
+			return err
+		}
 	}
 	for range 10 {
 		tmp := fmt.Sprintf(".unpack-%016x", rand.Uint64())

@@ -35,8 +35,9 @@ func (s *stager) file(full string, m *member) error {
 }
 
 // writeFile writes exactly size bytes of r (all of r when size is -1,
-// within the limit) to full with mode, as replace makes entries, and
-// records it as a hard link target. Runs of zeros become holes.
+// within the limit) to full with mode, as replace makes entries (what is
+// at a taken name passes existing's checks first), and records it as a
+// hard link target. Runs of zeros become holes.
 func (s *stager) writeFile(full string, r io.Reader, size int64, mode fs.FileMode) (int64, error) {
 	var n int64
 	err := s.replace(full, func(d *os.Root, name string) error {
@@ -57,6 +58,9 @@ func (s *stager) writeFile(full string, r io.Reader, size int64, mode fs.FileMod
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
+		return err
+	}, func(d *os.Root, base string) error {
+		_, err := s.existing(d, full, base, kindFile)
 		return err
 	})
 	return n, err
