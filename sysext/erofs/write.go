@@ -90,7 +90,7 @@ func write(ctx context.Context, img *os.File, inodes []*inode, epoch int64) erro
 		blocks:   uint32(l.blocks),
 		incompat: l.incompat,
 	}.encode(sb)
-	if _, err := m.record(superblockOffset, 0); err != nil { // the last records
+	if err := m.flush(); err != nil {
 		return err
 	}
 	if _, err := img.WriteAt(sb, superblockOffset); err != nil {
@@ -118,15 +118,25 @@ const metaWriteSize = 1 << 20
 // asked for before when off does not follow them or the buffer is full.
 func (m *metaWriter) record(off int64, size int) ([]byte, error) {
 	if off != m.off+int64(len(m.buf)) || len(m.buf)+size > metaWriteSize {
-		if _, err := m.img.WriteAt(m.buf, m.off); err != nil {
+		if err := m.flush(); err != nil {
 			return nil, err
 		}
-		m.off, m.buf = off, m.buf[:0]
+		m.off = off
 	}
 	n := len(m.buf)
 	m.buf = slices.Grow(m.buf, size)[:n+size]
 	clear(m.buf[n:])
 	return m.buf[n:], nil
+}
+
+// flush writes the records held.
+func (m *metaWriter) flush() error {
+	if len(m.buf) == 0 {
+		return nil
+	}
+	_, err := m.img.WriteAt(m.buf, m.off)
+	m.buf = m.buf[:0]
+	return err
 }
 
 // encode writes n's inode core and xattr body into b.
