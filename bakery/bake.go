@@ -238,7 +238,10 @@ func stageAndBuild(ctx context.Context, b *recipes.Build, opts Options, stageDir
 	if err != nil {
 		return err
 	}
-	defer ahead.Wait()
+	defer func() {
+		cancel() // the reading stops even on a way out that did not cancel
+		ahead.Wait()
+	}()
 	step("fetch", fmt.Sprintf("%d sources", len(b.Sources)))
 	streaming, _ := opts.Builder.(sysext.StreamBuilder)
 	var streamed chan error

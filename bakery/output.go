@@ -65,9 +65,10 @@ func writeOutput(ctx context.Context, dst string, opts sysext.BuildOptions, buil
 	return o, nil
 }
 
-// Digest reads the image back for its sha256 into SHA256: the native
-// writers seek back to write their headers at offset 0 last, so the
-// digest cannot be taken as they write.
+// Digest reads the image back for its sha256 into SHA256, before Commit
+// (it reads the temporary file): the native writers seek back to write
+// their headers at offset 0 last, so the digest cannot be taken as they
+// write.
 func (o *Output) Digest() error {
 	sum, size, err := digest.File(o.files[0].Name())
 	if err != nil {

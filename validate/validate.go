@@ -39,6 +39,11 @@ type AllowedELF struct {
 	Rule recipes.ForeignELF
 }
 
+// osReleaseFiles are the os-release files no image may ship: systemd
+// refuses usr/lib/os-release in any extension, and a confext's
+// etc/os-release would replace the host's in the merged /etc.
+var osReleaseFiles = []string{sysext.ForbiddenOSRelease, "usr/etc/os-release", "etc/os-release"}
+
 // Tree checks a staged tree before it becomes an image of r's class:
 // only the class's hierarchies at the top (usr/ and opt/, or etc/), no
 // os-release (osReleaseFiles), valid UTF-8 names, no special
@@ -50,11 +55,6 @@ type AllowedELF struct {
 // fails naming r's file and the entry's line: a pattern that allows
 // nothing is a typo or outlived its purpose, and would silently let a
 // later wrong binary through.
-// osReleaseFiles are the os-release files no image may ship: systemd
-// refuses usr/lib/os-release in any extension, and a confext's
-// etc/os-release would replace the host's in the merged /etc.
-var osReleaseFiles = []string{sysext.ForbiddenOSRelease, "usr/etc/os-release", "etc/os-release"}
-
 func Tree(tree fs.FS, arch string, r *recipes.Recipe) ([]AllowedELF, error) {
 	want, err := sysext.ArchByName(arch)
 	if err != nil {

@@ -102,8 +102,11 @@ func write(ctx context.Context, img *os.File, inodes []*inode, epoch int64) erro
 }
 
 // metaWriter writes metadata records at their offsets in the image,
-// joining records that follow one another (most do: plan fills blocks
-// front to back) into one write of at most metaWriteSize bytes.
+// joining a record to the one before when it starts at the next slot
+// boundary (the bytes between are the padding of the record before, which
+// no other record holds) into one write of at most metaWriteSize bytes.
+// plan places records best fit, so a record may also go back into room
+// left in an earlier block: that one is written on its own.
 type metaWriter struct {
 	img *os.File
 	off int64  // where buf goes
@@ -115,18 +118,19 @@ const metaWriteSize = 1 << 20
 
 // record returns a zeroed buffer of size bytes for the record at off, which
 // the caller fills before asking for the next record; it writes those
-// asked for before when off does not follow them or the buffer is full.
+// asked for before when off does not join them or the buffer is full.
 func (m *metaWriter) record(off int64, size int) ([]byte, error) {
-	if off != m.off+int64(len(m.buf)) || len(m.buf)+size > metaWriteSize {
+	gap := off - (m.off + int64(len(m.buf)))
+	if gap < 0 || gap >= slotSize || len(m.buf)+int(gap)+size > metaWriteSize {
 		if err := m.flush(); err != nil {
 			return nil, err
 		}
-		m.off = off
+		m.off, gap = off, 0
 	}
 	n := len(m.buf)
-	m.buf = slices.Grow(m.buf, size)[:n+size]
+	m.buf = slices.Grow(m.buf, int(gap)+size)[:n+int(gap)+size]
 	clear(m.buf[n:])
-	return m.buf[n:], nil
+	return m.buf[n+int(gap):], nil
 }
 
 // flush writes the records held.

@@ -114,8 +114,8 @@ func (f *hostFile) CopyTo(dst *os.File, n int64) (int64, error) {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EXDEV || err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP:
-			// Through a buffer of our own: dst's ReadFrom would try the
-			// kernel again, then allocate one for every call.
+			// Through a buffer of our own: dst's ReadFrom, given a reader
+			// that is not an *os.File, allocates one for every call.
 			buf := copyBuffers.Get().(*[]byte)
 			defer copyBuffers.Put(buf)
 			m, err := io.CopyBuffer(struct{ io.Writer }{dst}, io.LimitReader(f, n-done), *buf)
