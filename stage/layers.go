@@ -273,9 +273,11 @@ func (s *stager) forget(p string) {
 	if s.checked == p || strings.HasPrefix(s.checked, p+"/") {
 		s.checked = ""
 	}
-	if s.cwdRoot != nil && (s.cwd == p || strings.HasPrefix(s.cwd, p+"/")) {
-		s.cwdRoot.Close()
-		s.cwdRoot, s.cwd = nil, ""
+	for k, d := range s.dirs {
+		if d.path == p || strings.HasPrefix(d.path, p+"/") {
+			s.closeDirs(k)
+			break
+		}
 	}
 }
 

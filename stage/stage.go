@@ -30,9 +30,10 @@ type stager struct {
 	// What follows is all the stager keeps between members. Its size does
 	// not grow with their number, except written (a few bytes per regular
 	// file) and lockedDirs (rare).
-	cwd     string   // the directory cwdRoot is open on
-	cwdRoot *os.Root // the directory of the last member: one lookup per member
-	buf     []byte   // copy buffer
+	// dirs are open on the directory of the last member and each of its
+	// ancestors below the root, outermost first (see at).
+	dirs []openDir
+	buf  []byte // copy buffer
 	// checked is the last directory parents made sure of: it and its
 	// ancestors are real directories, and stay so, as no member may
 	// replace a directory.
@@ -100,11 +101,7 @@ func newStager(ctx context.Context, root *os.Root, origin string, opts Options) 
 // run writes every member of src, checks that each include pattern was
 // used, then applies the remaining directory modes.
 func (s *stager) run(src memberSource) error {
-	defer func() {
-		if s.cwdRoot != nil {
-			s.cwdRoot.Close()
-		}
-	}()
+	defer s.closeDirs(0)
 	for n := 0; ; n++ {
 		m, err := src.next()
 		if err == io.EOF {
@@ -248,13 +245,17 @@ func (s *stager) parents(dir string) error {
 	if err := s.parents(path.Dir(dir)); err != nil {
 		return err
 	}
-	info, err := s.root.Lstat(dir)
+	d, base, err := s.at(dir)
+	if err != nil {
+		return err
+	}
+	info, err := d.Lstat(base)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := s.root.Mkdir(dir, 0o755); err != nil {
+		if err := d.Mkdir(base, 0o755); err != nil {
 			return err
 		}
-		if err := s.root.Chmod(dir, 0o755); err != nil { // not narrowed by the umask
+		if err := d.Chmod(base, 0o755); err != nil { // not narrowed by the umask
 			return err
 		}
 		s.layers.record(dir, false)
@@ -295,20 +296,51 @@ func (s *stager) dir(d *os.Root, full string, existing fs.FileInfo, mode fs.File
 
 // at returns a Root open on the directory of full, and full's last
 // component: operations on the base name then cost one lookup, not one
-// per path component. The directory must already be checked by parents.
+// per path component. The directory and its ancestors must already be
+// checked by parents (none is a symbolic link). The Roots of the
+// directories on the way are kept (dirs), so that going down opens one
+// directory and going back up none: an archive in walk order costs one
+// open per directory.
 func (s *stager) at(full string) (*os.Root, string, error) {
 	dir := path.Dir(full)
-	if s.cwdRoot == nil || s.cwd != dir {
-		d, err := s.root.OpenRoot(dir)
+	k := 0 // dirs[:k] are dir and its ancestors
+	for k < len(s.dirs) && (s.dirs[k].path == dir || strings.HasPrefix(dir, s.dirs[k].path+"/")) {
+		k++
+	}
+	s.closeDirs(k)
+	d, at := s.root, "."
+	if k > 0 {
+		d, at = s.dirs[k-1].root, s.dirs[k-1].path
+	}
+	for at != dir {
+		rest := strings.TrimPrefix(dir, at+"/")
+		if at == "." {
+			rest = dir
+		}
+		name, _, _ := strings.Cut(rest, "/")
+		child, err := d.OpenRoot(name)
 		if err != nil {
 			return nil, "", err
 		}
-		if s.cwdRoot != nil {
-			s.cwdRoot.Close()
-		}
-		s.cwd, s.cwdRoot = dir, d
+		at = path.Join(at, name)
+		s.dirs = append(s.dirs, openDir{at, child})
+		d = child
 	}
-	return s.cwdRoot, path.Base(full), nil
+	return d, path.Base(full), nil
+}
+
+// openDir is a directory of the staging root, open.
+type openDir struct {
+	path string
+	root *os.Root
+}
+
+// closeDirs closes dirs from the k-th on.
+func (s *stager) closeDirs(k int) {
+	for _, d := range s.dirs[k:] {
+		d.root.Close()
+	}
+	s.dirs = s.dirs[:k]
 }
 
 // replace makes a new entry at full with mk, which creates exclusively
