@@ -30,8 +30,9 @@ type stager struct {
 	// What follows is all the stager keeps between members. Its size does
 	// not grow with their number, except written (a few bytes per regular
 	// file) and lockedDirs (rare).
-	// dirs are open on the directory of the last member and each of its
-	// ancestors below the root, outermost first (see at).
+	// dirs are open on the directory of the last member and on its
+	// ancestors below the root, outermost first, each an ancestor of the
+	// next (see at).
 	dirs []openDir
 	buf  []byte // copy buffer
 	// checked is the last directory parents made sure of: it and its
@@ -318,6 +319,9 @@ func (s *stager) at(full string) (*os.Root, string, error) {
 			rest = dir
 		}
 		name, _, _ := strings.Cut(rest, "/")
+		if len(s.dirs) >= maxOpenDirs {
+			name = rest // the rest in one walk: a deep tree holds no more descriptors
+		}
 		child, err := d.OpenRoot(name)
 		if err != nil {
 			return nil, "", err
@@ -328,6 +332,11 @@ func (s *stager) at(full string) (*os.Root, string, error) {
 	}
 	return d, path.Base(full), nil
 }
+
+// maxOpenDirs is how many directories at keeps open, at the most, before
+// the last: a tree deeper than that (a hostile one can be 2,000 deep)
+// has its deeper directories opened by one walk each time.
+const maxOpenDirs = 32
 
 // openDir is a directory of the staging root, open.
 type openDir struct {

@@ -372,3 +372,46 @@ func TestEntryLimit(t *testing.T) {
 		}
 	})
 }
+
+// TestAtKeepsDirectoriesOpen walks the stager's open directories down a
+// tree deeper than maxOpenDirs and back up: each Root at returns is the
+// member's directory (a file made through it lands there), the open
+// directories stay an ancestor chain of at most maxOpenDirs+1, and going
+// back up closes the deeper ones.
+func TestAtKeepsDirectoriesOpen(t *testing.T) {
+	dir := t.TempDir()
+	deep := strings.Repeat("d/", 3*maxOpenDirs) + "f"
+	if err := os.MkdirAll(filepath.Join(dir, path.Dir(deep)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	s := &stager{root: root}
+	defer s.closeDirs(0)
+	for _, full := range []string{"top", "d/d/a", deep, "d/d/d/b", "d/c", deep} {
+		d, base, err := s.at(full)
+		if err != nil {
+			t.Fatalf("%s: %v", full, err)
+		}
+		if err := d.WriteFile(base, []byte(full), 0o644); err != nil {
+			t.Fatalf("%s: %v", full, err)
+		}
+		if got, err := os.ReadFile(filepath.Join(dir, full)); err != nil || string(got) != full {
+			t.Errorf("%s: the file made through at's Root is not there: %q, %v", full, got, err)
+		}
+		if len(s.dirs) > maxOpenDirs+1 {
+			t.Errorf("%s: %d directories open", full, len(s.dirs))
+		}
+		for k, o := range s.dirs {
+			if want := path.Dir(full); o.path != want && !strings.HasPrefix(want, o.path+"/") || k > 0 && !strings.HasPrefix(o.path, s.dirs[k-1].path+"/") {
+				t.Errorf("%s: open directory %d is %s", full, k, o.path)
+			}
+		}
+		if want := strings.Count(path.Dir(full), "/") + 1; path.Dir(full) != "." && len(s.dirs) != min(want, maxOpenDirs+1) {
+			t.Errorf("%s: %d directories open, want %d", full, len(s.dirs), min(want, maxOpenDirs+1))
+		}
+	}
+}
