@@ -327,7 +327,12 @@ func (s *stager) at(full string) (*os.Root, string, error) {
 			return nil, "", err
 		}
 		at = path.Join(at, name)
-		s.dirs = append(s.dirs, openDir{at, child})
+		if len(s.dirs) > maxOpenDirs { // the last is a deeper rest, d: a deeper one replaces it
+			d.Close()
+			s.dirs[len(s.dirs)-1] = openDir{at, child}
+		} else {
+			s.dirs = append(s.dirs, openDir{at, child})
+		}
 		d = child
 	}
 	return d, path.Base(full), nil

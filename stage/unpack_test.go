@@ -374,7 +374,7 @@ func TestEntryLimit(t *testing.T) {
 }
 
 // TestAtKeepsDirectoriesOpen walks the stager's open directories down a
-// tree deeper than maxOpenDirs and back up: each Root at returns is the
+// tree deeper than maxOpenDirs, a level at a time, and back up and down: each Root at returns is the
 // member's directory (a file made through it lands there), the open
 // directories stay an ancestor chain of at most maxOpenDirs+1, and going
 // back up closes the deeper ones.
@@ -391,7 +391,13 @@ func TestAtKeepsDirectoriesOpen(t *testing.T) {
 	defer root.Close()
 	s := &stager{root: root}
 	defer s.closeDirs(0)
-	for _, full := range []string{"top", "d/d/a", deep, "d/d/d/b", "d/c", deep} {
+	// Down one level at a time (as an archive in walk order and parents
+	// go), then jumps up and down.
+	var walk []string
+	for p := path.Dir(deep); p != "."; p = path.Dir(p) {
+		walk = append([]string{p + "/f"}, walk...)
+	}
+	for _, full := range append(walk, "top", "d/d/a", deep, "d/d/d/b", "d/c", deep) {
 		d, base, err := s.at(full)
 		if err != nil {
 			t.Fatalf("%s: %v", full, err)
