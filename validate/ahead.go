@@ -90,10 +90,7 @@ func (a *Ahead) Tree(ctx context.Context, t *tree.Tree, r *recipes.Recipe) ([]Al
 			a.match(t)
 		}
 	}
-	if !a.covered {
-		return check(t.FS(), a.want, r, nil)
-	}
-	return check(t.FS(), a.want, r, a)
+	return check(t.FS(), a.want, r, a) // a.elf knows nothing unless covered
 }
 
 // match maps the files read to t's inodes: the k-th file the stream
