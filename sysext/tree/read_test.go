@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -359,5 +360,47 @@ func TestCopyTo(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCopyToReusesItsBuffer copies into a pipe, which the kernel refuses
+// (EINVAL), 50 times and checks that the copies through CopyTo's own
+// buffer allocate no buffer each: dst's ReadFrom allocated one a call.
+func TestCopyToReusesItsBuffer(t *testing.T) {
+	content := bytes.Repeat([]byte("x"), 64<<10)
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.WriteFile(src, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	go func() { // drains the pipe into one buffer, allocating nothing
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := r.Read(buf); err != nil {
+				r.Close()
+				return
+			}
+		}
+	}()
+	const copies = 50
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range copies {
+		rc, err := openHost([]byte(src + "\x00"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rc.(*hostFile).CopyTo(w, int64(len(content))); err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+	}
+	runtime.ReadMemStats(&after)
+	if perCopy := (after.TotalAlloc - before.TotalAlloc) / copies; perCopy > 4<<10 {
+		t.Errorf("%d bytes allocated a copy of %d bytes", perCopy, len(content))
 	}
 }
