@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // outsideDir is a directory outside the jail that attacks aim at; it must
@@ -466,4 +469,48 @@ func TestTruncatedFileLeavesNothing(t *testing.T) {
 		t.Errorf("after the failure the root holds %q, want only the whole file before the cut", got)
 	}
 	sb.checkJail(t)
+}
+
+// TestCutCompressedStreamIsRefused cuts a compressed archive off where its
+// tar stream is between two members: everything before the cut decompresses,
+// then the stream ends without its end marker. That is a damaged archive,
+// not a shorter one, and staging it must fail.
+func TestCutCompressedStreamIsRefused(t *testing.T) {
+	tarball := tarBytes(t, []tm{reg("./first", 0o644, "whole"), reg("./second", 0o644, "never seen")})
+	const boundary = 1024 // the first member's header and its one block
+	for _, c := range []struct {
+		format Format
+		cut    func() []byte // tarball[:boundary], compressed and flushed but never closed
+	}{
+		{TarGzip, func() []byte {
+			var buf bytes.Buffer
+			w := gzip.NewWriter(&buf)
+			w.Write(tarball[:boundary])
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			return buf.Bytes()
+		}},
+		{TarZstd, func() []byte {
+			var buf bytes.Buffer
+			w, err := zstd.NewWriter(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(tarball[:boundary])
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			return buf.Bytes()
+		}},
+	} {
+		t.Run(c.format.String(), func(t *testing.T) {
+			sb := newSandbox(t)
+			_, err := Archive(testCtx, sb.root, writeSource(t, "cut", c.cut()), Options{})
+			if err == nil {
+				t.Fatalf("a %s stream cut off between two members was staged", c.format)
+			}
+			sb.checkJail(t)
+		})
+	}
 }

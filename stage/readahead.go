@@ -38,10 +38,7 @@ func readAhead(r io.Reader) (rd io.Reader, stop func()) {
 			case <-a.done:
 				return
 			}
-			n, err := io.ReadFull(r, buf)
-			if err == io.ErrUnexpectedEOF {
-				err = io.EOF
-			}
+			n, err := fill(r, buf)
 			select {
 			case a.full <- chunk{buf[:n], err}:
 			case <-a.done:
@@ -57,6 +54,19 @@ func readAhead(r io.Reader) (rd io.Reader, stop func()) {
 		once.Do(func() { close(a.done) })
 		wg.Wait()
 	}
+}
+
+// fill reads r into buf until buf is full or r fails, and returns r's own
+// error: unlike io.ReadFull, which reports a short read ending in io.EOF as
+// io.ErrUnexpectedEOF, it keeps a decompressor's io.ErrUnexpectedEOF (a
+// stream cut off) apart from the clean end of one (io.EOF).
+func fill(r io.Reader, buf []byte) (n int, err error) {
+	for n < len(buf) && err == nil {
+		var m int
+		m, err = r.Read(buf[n:])
+		n += m
+	}
+	return n, err
 }
 
 // chunk is one buffer read ahead, and the error that ended it.

@@ -25,6 +25,7 @@ func TestReadAhead(t *testing.T) {
 		{"many buffers and a bit", 7*readAheadBuffer + 3, nil},
 		{"error after data", 2*readAheadBuffer + 5, boom},
 		{"error at once", 0, boom},
+		{"cut off after data", readAheadBuffer + 7, io.ErrUnexpectedEOF},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			data := make([]byte, c.size)
