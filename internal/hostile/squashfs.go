@@ -96,12 +96,12 @@ func (m *memImage) WriteAt(p []byte, off int64) (int, error) {
 
 // squashfsRelease is an image whose extension-release.x is the node rel,
 // written with 1 MiB blocks, so that a sparse file of 3 GiB has a block
-// list of 12 KiB that compresses to a few bytes, and with gzip, which is
-// the same Go code in builds with and without cgo, so that the image is
-// the same too.
+// list of 12 KiB that compresses to a few bytes, and with lz4, which is
+// the same Go code in builds with and without cgo (zstd, xz and gzip are
+// C libraries with cgo), so that the image is the same too.
 func squashfsRelease(rel *tree.Node) ([]byte, error) {
 	img := &memImage{}
-	err := writeSquashfs(img, sqRoot(rel), squashfs.Options{Compression: sysext.Gzip, BlockSize: 1 << 20})
+	err := writeSquashfs(img, sqRoot(rel), squashfs.Options{Compression: sysext.Lz4, BlockSize: 1 << 20})
 	return img.b, err
 }
 

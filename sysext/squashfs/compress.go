@@ -168,11 +168,7 @@ func (k *codec) newCompressor() (compressor, error) {
 	case sysext.Zstd:
 		return newZstdCompressor(k.level, k.blockSize)
 	case sysext.Gzip:
-		zw, err := zlib.NewWriterLevel(io.Discard, k.level)
-		if err != nil {
-			return nil, fmt.Errorf("zlib encoder: %w", err)
-		}
-		return &gzipCompressor{w: zw}, nil
+		return newGzipCompressor(k.level)
 	case sysext.Xz:
 		return newXzCompressor(k.dictSize), nil
 	case sysext.Lz4:
@@ -182,24 +178,6 @@ func (k *codec) newCompressor() (compressor, error) {
 		return &lz4Compressor{fast: &lz4.Compressor{}}, nil
 	}
 	return noneCompressor{}, nil
-}
-
-type gzipCompressor struct {
-	w   *zlib.Writer
-	buf bytes.Buffer
-}
-
-func (g *gzipCompressor) compress(dst, src []byte) ([]byte, bool, error) {
-	g.buf = *bytes.NewBuffer(dst[:0])
-	g.w.Reset(&g.buf)
-	if _, err := g.w.Write(src); err != nil {
-		return nil, false, fmt.Errorf("zlib: %w", err)
-	}
-	if err := g.w.Close(); err != nil {
-		return nil, false, fmt.Errorf("zlib: %w", err)
-	}
-	out := g.buf.Bytes()
-	return out, len(out) < len(src), nil
 }
 
 type lz4Compressor struct {

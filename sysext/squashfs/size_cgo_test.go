@@ -3,11 +3,14 @@
 package squashfs
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -64,5 +67,51 @@ func TestSizeMatchesMksquashfs(t *testing.T) {
 				t.Errorf("native image is %.3f× mksquashfs's, want at most 1.02×", ratio)
 			}
 		})
+	}
+}
+
+// TestGzipBlocksMatchMksquashfs compresses one 128 KiB block of text at
+// gzip levels 1, 6 and 9 and looks for the result in mksquashfs's image of
+// a file holding that block: the cgo build deflates with zlib as
+// mksquashfs does, so its blocks are mksquashfs's, byte for byte.
+func TestGzipBlocksMatchMksquashfs(t *testing.T) {
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		t.Skip("needs mksquashfs (squashfs-tools)")
+	}
+	var block []byte
+	for i := 0; len(block) < 128<<10; i++ {
+		block = append(block, fmt.Sprintf("%d usr/lib/extension-release.d/extension-release.%x\n", i, i*i)...)
+	}
+	block = block[:128<<10]
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "block"), block, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, level := range []int{1, 6, 9} {
+		ref := filepath.Join(t.TempDir(), "ref.raw")
+		cmd := exec.Command("mksquashfs", src, ref, "-noappend", "-all-root", "-quiet", "-no-progress",
+			"-comp", "gzip", "-Xcompression-level", strconv.Itoa(level))
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("mksquashfs: %v\n%s", err, b)
+		}
+		image, err := os.ReadFile(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := newCodec(sysext.Gzip, level, 128<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := k.newDataCompressor()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, ok, err := c.compress(make([]byte, 0, len(block)), block)
+		if err != nil || !ok {
+			t.Fatalf("level %d: compress = %v, %v", level, ok, err)
+		}
+		if !bytes.Contains(image, out) {
+			t.Errorf("level %d: the %d-byte block bakery compressed is not in mksquashfs's image", level, len(out))
+		}
 	}
 }
