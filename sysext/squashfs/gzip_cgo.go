@@ -11,7 +11,8 @@ package squashfs
 // zlib_block compresses one block as one zlib stream at level, as
 // mksquashfs does (deflateInit2 with a 32 KiB window, memLevel 8, the
 // default strategy, then deflate with Z_FINISH). Z_BUF_ERROR means the
-// result would not fit in out_cap bytes.
+// result would not fit in out_cap bytes. zlib counts in 32 bits: blocks
+// are at most 1 MiB.
 static int zlib_block(const uint8_t *in, size_t in_size, uint8_t *out,
 		size_t out_cap, size_t *out_size, int level) {
 	z_stream s;
