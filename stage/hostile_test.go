@@ -510,6 +510,9 @@ func TestCutCompressedStreamIsRefused(t *testing.T) {
 			if err == nil {
 				t.Fatalf("a %s stream cut off between two members was staged", c.format)
 			}
+			if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "unexpected EOF") {
+				t.Errorf("error %v: want ErrFormat, saying the stream ended unexpectedly", err)
+			}
 			sb.checkJail(t)
 		})
 	}

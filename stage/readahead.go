@@ -3,6 +3,8 @@ package stage
 import (
 	"io"
 	"sync"
+
+	"github.com/sysext-bakery/bakery/internal/readfill"
 )
 
 // readAheadBuffer is the size of each buffer readAhead fills, and
@@ -38,7 +40,7 @@ func readAhead(r io.Reader) (rd io.Reader, stop func()) {
 			case <-a.done:
 				return
 			}
-			n, err := fill(r, buf)
+			n, err := readfill.Fill(r, buf)
 			select {
 			case a.full <- chunk{buf[:n], err}:
 			case <-a.done:
@@ -54,19 +56,6 @@ func readAhead(r io.Reader) (rd io.Reader, stop func()) {
 		once.Do(func() { close(a.done) })
 		wg.Wait()
 	}
-}
-
-// fill reads r into buf until buf is full or r fails, and returns r's own
-// error: unlike io.ReadFull, which reports a short read ending in io.EOF as
-// io.ErrUnexpectedEOF, it keeps a decompressor's io.ErrUnexpectedEOF (a
-// stream cut off) apart from the clean end of one (io.EOF).
-func fill(r io.Reader, buf []byte) (n int, err error) {
-	for n < len(buf) && err == nil {
-		var m int
-		m, err = r.Read(buf[n:])
-		n += m
-	}
-	return n, err
 }
 
 // chunk is one buffer read ahead, and the error that ended it.

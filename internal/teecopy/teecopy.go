@@ -9,6 +9,8 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"github.com/sysext-bakery/bakery/internal/readfill"
 )
 
 const (
@@ -70,7 +72,7 @@ func Copy(src io.Reader, dsts ...io.Writer) (int64, error) {
 	var srcErr error
 	for srcErr == nil && !failed() {
 		c := <-free
-		c.n, srcErr = fill(src, c.buf)
+		c.n, srcErr = readfill.Fill(src, c.buf)
 		if c.n == 0 {
 			free <- c
 			continue
@@ -97,18 +99,4 @@ func Copy(src io.Reader, dsts ...io.Writer) (int64, error) {
 		srcErr = nil
 	}
 	return total, srcErr
-}
-
-// fill reads into b until it is full or src returns an error (io.EOF at
-// the end).
-func fill(src io.Reader, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := src.Read(b[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
