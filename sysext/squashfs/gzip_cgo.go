@@ -36,10 +36,7 @@ static int zlib_block(const uint8_t *in, size_t in_size, uint8_t *out,
 */
 import "C"
 
-import (
-	"fmt"
-	"unsafe"
-)
+import "fmt"
 
 // gzipCompressor compresses with zlib, linked statically, as mksquashfs
 // does, so a gzip image has mksquashfs's bytes: each block one zlib
@@ -52,21 +49,14 @@ type gzipCompressor struct{ level int }
 func newGzipCompressor(level int) (compressor, error) { return gzipCompressor{level}, nil }
 
 func (g gzipCompressor) compress(dst, src []byte) ([]byte, bool, error) {
-	if len(src) == 0 {
-		return dst[:0], false, nil
-	}
-	if cap(dst) < len(src) {
-		dst = make([]byte, 0, len(src))
-	}
-	var n C.size_t
-	// The output may not reach len(src): smaller or stored as is.
-	ret := C.zlib_block((*C.uint8_t)(unsafe.Pointer(&src[0])), C.size_t(len(src)),
-		(*C.uint8_t)(unsafe.Pointer(&dst[:1][0])), C.size_t(len(src)-1), &n, C.int(g.level))
-	switch ret {
-	case C.Z_OK:
-		return dst[:n], true, nil
-	case C.Z_BUF_ERROR:
-		return dst[:0], false, nil
-	}
-	return dst[:0], false, fmt.Errorf("gzip: zlib error %d", int(ret))
+	return compressInC(dst, src, func(in *C.uint8_t, inLen C.size_t, out *C.uint8_t, outCap C.size_t, n *C.size_t) (bool, error) {
+		switch ret := C.zlib_block(in, inLen, out, outCap, n, C.int(g.level)); ret {
+		case C.Z_OK:
+			return true, nil
+		case C.Z_BUF_ERROR:
+			return false, nil
+		default:
+			return false, fmt.Errorf("gzip: zlib error %d", int(ret))
+		}
+	})
 }

@@ -26,10 +26,7 @@ static lzma_ret xz_block(const uint8_t *in, size_t in_size, uint8_t *out,
 */
 import "C"
 
-import (
-	"fmt"
-	"unsafe"
-)
+import "fmt"
 
 // xzCompressor compresses with liblzma, linked statically, as mksquashfs
 // does: each block one xz stream, LZMA2 at the default preset (6) with
@@ -43,21 +40,14 @@ type xzCompressor struct{ dictSize int }
 func newXzCompressor(dictSize int) compressor { return xzCompressor{dictSize} }
 
 func (x xzCompressor) compress(dst, src []byte) ([]byte, bool, error) {
-	if len(src) == 0 {
-		return dst[:0], false, nil
-	}
-	if cap(dst) < len(src) {
-		dst = make([]byte, 0, len(src))
-	}
-	var n C.size_t
-	// The output may not reach len(src): smaller or stored as is.
-	ret := C.xz_block((*C.uint8_t)(unsafe.Pointer(&src[0])), C.size_t(len(src)),
-		(*C.uint8_t)(unsafe.Pointer(&dst[:1][0])), C.size_t(len(src)-1), &n, C.uint32_t(x.dictSize))
-	switch ret {
-	case C.LZMA_OK:
-		return dst[:n], true, nil
-	case C.LZMA_BUF_ERROR:
-		return dst[:0], false, nil
-	}
-	return dst[:0], false, fmt.Errorf("xz: liblzma error %d", int(ret))
+	return compressInC(dst, src, func(in *C.uint8_t, inLen C.size_t, out *C.uint8_t, outCap C.size_t, n *C.size_t) (bool, error) {
+		switch ret := C.xz_block(in, inLen, out, outCap, n, C.uint32_t(x.dictSize)); ret {
+		case C.LZMA_OK:
+			return true, nil
+		case C.LZMA_BUF_ERROR:
+			return false, nil
+		default:
+			return false, fmt.Errorf("xz: liblzma error %d", int(ret))
+		}
+	})
 }
